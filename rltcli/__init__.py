@@ -1,0 +1,1 @@
+"""The `rlt` command line: thin typer wrappers around `stages/`."""

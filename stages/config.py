@@ -1,0 +1,262 @@
+"""Strict, typed configuration for every stage.
+
+Each command has one dataclass whose fields carry a help text (`opt(...)`).
+A config is resolved from, in increasing precedence:
+dataclass defaults < `--preset` < `--config FILE.yaml` < dotted `key=value`
+overrides < explicit CLI options. Unknown keys (nested too) and values of the
+wrong type raise one `UserError` that lists every problem and the valid names.
+
+    cfg = resolve(GenerateConfig, file="gen.yaml", overrides=["seed=3"])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stages.errors import UserError
+
+TEACHER_SYSTEM = (
+    "You are a teacher. You are given a question and its correct solution. "
+    "Write a clear step-by-step explanation that leads a student from the "
+    "question to the solution, so that the solution follows naturally."
+)
+STUDENT_SYSTEM = (
+    "You are a careful problem solver. Think step by step inside the thought "
+    "block, then give the final solution with the answer in \\boxed{}."
+)
+
+
+def opt(default: Any = dataclasses.MISSING, help: str = "", hash: bool = True, **kw) -> Any:
+    """A config field with its help text; `hash=False` keeps it out of the config hash."""
+    meta = {"help": help, "hash": hash}
+    if callable(default) and not isinstance(default, (str, int, float, bool)):
+        return field(default_factory=default, metadata=meta, **kw)
+    return field(default=default, metadata=meta, **kw)
+
+
+@dataclass
+class PromptsConfig:
+    """System prompts of the two views (METHOD.md "Formats")."""
+
+    teacher_system: str = opt(TEACHER_SYSTEM, "System prompt of the teacher view.")
+    student_system: str = opt(STUDENT_SYSTEM, "System prompt of the student view; use the one your student was trained with.")
+
+
+@dataclass
+class RewardConfig:
+    """The RLT reward (METHOD.md "The reward")."""
+
+    kl_coef: float = opt(3.0, "lambda: weight of the KL term.")
+    alpha: float = opt(0.01, "Weight of the min (solution) / max (KL) reductions.")
+    teacher_temperature: float = opt(0.7, "Temperature of teacher log-probs (its sampling temperature).")
+    student_temperature: float = opt(0.7, "Temperature of student log-probs.")
+    format_penalty: float = opt(-1.0, "Added when the end tag is missing; value of empty/misaligned rows.")
+    full_kl: bool = opt(False, "Use the full-distribution KL instead of the sampled-token estimate.")
+    kl_include_prefill: bool = opt(False, "Also average KL over the prefilled newlines (the reference code's numbers).")
+    chunk_tokens: int = opt(1024, "Positions projected to the vocabulary at once (bounds memory).", hash=False)
+
+
+# ----------------------------------------------------------------------------- typing
+
+
+def _fields(cls) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(cls)}
+
+
+def _hints(cls) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _is_dataclass_type(tp) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, from_text: bool) -> Any:
+    """Convert `value` to type `tp`; raise ValueError with a short reason."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None or (from_text and str(value).lower() in ("null", "none", "~")):
+            if type(None) in args:
+                return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, from_text)
+            except ValueError:
+                pass
+        raise ValueError(f"expects {_type_name(tp)}, got {value!r}")
+    if tp is str:
+        if from_text:
+            return str(value)
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ValueError(f"expects a string, got {value!r}")
+    if from_text and isinstance(value, str):
+        try:
+            value = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError:
+            raise ValueError(f"expects {_type_name(tp)}, got {value!r}") from None
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ValueError(f"expects true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ValueError(f"expects an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ValueError(f"expects a number, got {value!r}")
+    if origin is list:
+        (item,) = typing.get_args(tp) or (Any,)
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v]
+        if not isinstance(value, list):
+            raise ValueError(f"expects a list, got {value!r}")
+        return [v if item is Any else _coerce(v, item, from_text=False) for v in value]
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"expects a mapping, got {value!r}")
+        return dict(value)
+    if tp is Any:
+        return value
+    raise ValueError(f"unsupported type {tp!r}")
+
+
+# ----------------------------------------------------------------------------- resolving
+
+
+def _apply(obj: Any, key: str, value: Any, from_text: bool, problems: list[str]) -> None:
+    """Set dotted `key` on a dataclass instance, collecting problems."""
+    head, _, rest = key.partition(".")
+    fields = _fields(type(obj))
+    if head not in fields:
+        problems.append(f"unknown key '{key}' (valid: {', '.join(sorted(fields))})")
+        return
+    tp = _hints(type(obj))[head]
+    current = getattr(obj, head)
+    if rest:
+        if _is_dataclass_type(tp):
+            _apply(current, rest, value, from_text, problems)
+        elif typing.get_origin(tp) is dict or tp is dict:
+            sub = dict(current or {})
+            sub[rest] = yaml.safe_load(value) if from_text and isinstance(value, str) else value
+            setattr(obj, head, sub)
+        else:
+            problems.append(f"'{head}' has no sub-keys (got '{key}')")
+        return
+    if _is_dataclass_type(tp):
+        if not isinstance(value, dict):
+            problems.append(f"'{key}' expects a mapping, got {value!r}")
+            return
+        for k, v in value.items():
+            _apply(current, str(k), v, from_text, problems)
+        return
+    try:
+        setattr(obj, head, _coerce(value, tp, from_text))
+    except ValueError as e:
+        problems.append(f"'{key}' {e}")
+
+
+def _flatten(mapping: dict, prefix: str = "") -> list[tuple[str, Any]]:
+    out = []
+    for k, v in mapping.items():
+        out.append((f"{prefix}{k}", v))
+    return out
+
+
+def load_yaml(path: str | Path) -> dict:
+    """Read a YAML mapping with `yaml.safe_load`; UserError if absent or not a mapping."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"config file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        raise UserError(f"config file {p} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"config file {p} must be a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def parse_override(text: str) -> tuple[str, str]:
+    """Split `a.b=value`; UserError naming the override when malformed."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip() or any(c.isspace() for c in key.strip()):
+        raise UserError(f"malformed override '{text}': expected dotted key=value, e.g. reward.kl_coef=3")
+    return key.strip(), value
+
+
+def resolve(cls, file: str | Path | None = None, overrides: list[str] | None = None,
+            preset: dict | None = None, options: dict | None = None):
+    """Build a `cls` instance from presets, a YAML file, overrides and CLI options."""
+    cfg = cls()
+    problems: list[str] = []
+    layers: list[tuple[list[tuple[str, Any]], bool]] = []
+    if preset:
+        layers.append((_flatten(preset), False))
+    if file:
+        layers.append((_flatten(load_yaml(file)), False))
+    if overrides:
+        layers.append(([parse_override(o) for o in overrides], True))
+    if options:
+        layers.append(([(k, v) for k, v in options.items() if v is not None], False))
+    for items, from_text in layers:
+        for key, value in items:
+            _apply(cfg, key, value, from_text, problems)
+    if problems:
+        raise UserError("config: " + "; ".join(problems))
+    return cfg
+
+
+def to_dict(cfg) -> dict:
+    """Plain-dict view of a config (for manifests and `--print-config`)."""
+    return dataclasses.asdict(cfg)
+
+
+def _hashable(obj) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _hashable(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                if f.metadata.get("hash", True)}
+    return obj
+
+
+def config_hash(cfg) -> str:
+    """sha256 of the fields that change a stage's output (paths of outputs excluded)."""
+    text = json.dumps(_hashable(cfg), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def describe(cls, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(key, default, help) for every key of a config class, nested keys dotted."""
+    rows = []
+    inst = cls()
+    for f in dataclasses.fields(cls):
+        tp = _hints(cls)[f.name]
+        if _is_dataclass_type(tp):
+            rows += describe(tp, f"{prefix}{f.name}.")
+        else:
+            rows.append((f"{prefix}{f.name}", repr(getattr(inst, f.name)), f.metadata.get("help", "")))
+    return rows

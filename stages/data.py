@@ -1,0 +1,267 @@
+"""`rlt data synth|import|merge`: build, import and merge dataset/traces artifacts.
+
+    rlt data synth --out data/train --n 2000 --split train
+    rlt data import bespoke.parquet --out data/stratos --format stratos
+    rlt data import gpqa_diamond.csv --out data/gpqa --format gpqa
+    rlt data merge shards/0 shards/1 --out traces/all
+
+Input: a local Parquet/JSONL/JSON/CSV file, a `datasets.save_to_disk` folder, a
+folder of Parquet files, or a hub id (where a network exists). Output: a dataset
+artifact (`id, question, solution, reasoning_trace, answer, task, source`).
+Rows that do not parse are counted and reported, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+
+from stages import tasks
+from stages.artifacts import ArtifactWriter, read_manifest, read_table, row_id, validate
+from stages.config import opt
+from stages.errors import UserError
+from stages.formats import parse_stratos
+
+log = logging.getLogger(__name__)
+FORMATS = ("columns", "stratos", "math500", "aime", "gpqa")
+LETTERS = "ABCD"
+
+
+@dataclass
+class SynthConfig:
+    """Options of `rlt data synth`."""
+
+    out: str = opt("", "Output dataset artifact.", hash=False)
+    n: int = opt(1000, "Number of problems.")
+    seed: int = opt(0, "Sampling seed.")
+    split: str = opt("train", "train or test (disjoint question sets).")
+    min_digits: int = opt(2, "Fewest digits of an operand.")
+    max_digits: int = opt(3, "Most digits of an operand.")
+    force: bool = opt(False, "Overwrite an existing output.", hash=False)
+
+
+@dataclass
+class ImportConfig:
+    """Options of `rlt data import`."""
+
+    src: str = opt("", "Local file/folder (or hub id) to import.")
+    out: str = opt("", "Output dataset artifact.", hash=False)
+    format: str = opt("columns", f"Source layout: {', '.join(FORMATS)}.")
+    map: dict = opt(dict, "Column renames dst=src for the columns format, e.g. question=prompt.")
+    split: str = opt("train", "Split of a DatasetDict folder or hub dataset.")
+    seed: int = opt(0, "Seed of the GPQA option shuffle.")
+    limit: int | None = opt(None, "Import only the first N rows.")
+    force: bool = opt(False, "Overwrite an existing output.", hash=False)
+
+
+@dataclass
+class MergeConfig:
+    """Options of `rlt data merge`."""
+
+    inputs: list[str] = opt(list, "Artifacts to merge (shards, resumed runs).")
+    out: str = opt("", "Output artifact.", hash=False)
+    force: bool = opt(False, "Overwrite an existing output.", hash=False)
+
+
+# ----------------------------------------------------------------------------- synth
+
+
+def synth(cfg: SynthConfig) -> Path:
+    """Write `n` synthetic addition problems of one split."""
+    if cfg.split not in ("train", "test"):
+        raise UserError(f"--split must be train or test, got {cfg.split!r}")
+    if not 1 <= cfg.min_digits <= cfg.max_digits <= 5:
+        raise UserError("need 1 <= min_digits <= max_digits <= 5")
+    if cfg.n < 1:
+        raise UserError(f"--n must be positive, got {cfg.n}")
+    try:
+        rows = tasks.synth_rows(cfg.n, cfg.seed, cfg.split, cfg.min_digits, cfg.max_digits)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    return _write_dataset(cfg, rows, {})
+
+
+def _write_dataset(cfg, rows: list[dict], inputs: dict, extra: dict | None = None) -> Path:
+    with ArtifactWriter(cfg.out, "dataset", cfg, inputs=inputs, force=cfg.force, key=("id",)) as w:
+        if w.complete:
+            log.info("%s is already complete", w.out)
+            return w.out
+        w.write(_dedupe(rows))
+        w.finish(extra)
+        log.info("wrote %d rows to %s", len(w.done), w.out)
+    return w.out
+
+
+def _dedupe(rows: list[dict]) -> list[dict]:
+    seen, out = set(), []
+    for r in rows:
+        if r["id"] not in seen:
+            seen.add(r["id"])
+            out.append(r)
+    return out
+
+
+# ----------------------------------------------------------------------------- import
+
+
+def load_source(src: str, split: str) -> list[dict]:
+    """Rows of a local file, save_to_disk folder, Parquet folder, or hub dataset."""
+    p = Path(src)
+    if p.is_file() or (p.is_dir() and read_manifest(p) is not None):
+        return read_table(p).to_pylist()
+    if p.is_dir():
+        if (p / "dataset_dict.json").is_file() or (p / "state.json").is_file():
+            return _load_from_disk(p, split)
+        files = sorted(p.rglob("*.parquet")) or sorted(p.rglob("*.jsonl"))
+        if not files:
+            raise UserError(f"{p} holds no dataset (no save_to_disk files, no .parquet or .jsonl)")
+        return [r for f in files for r in read_table(f).to_pylist()]
+    if "/" in src and not src.startswith((".", "/")) and not p.exists():
+        return _load_hub(src, split)
+    raise UserError(f"input not found: {src}")
+
+
+def _load_from_disk(p: Path, split: str) -> list[dict]:
+    import datasets
+
+    ds = datasets.load_from_disk(str(p))
+    if isinstance(ds, datasets.DatasetDict):
+        if split not in ds:
+            raise UserError(f"{p} has no split {split!r} (has: {', '.join(ds)})")
+        ds = ds[split]
+    return ds.to_list()
+
+
+def _load_hub(src: str, split: str) -> list[dict]:
+    import datasets
+
+    try:
+        return datasets.load_dataset(src, split=split).to_list()
+    except Exception as e:  # offline or unknown id: one line, not a traceback
+        raise UserError(f"cannot load {src!r} from the hub: {str(e).splitlines()[0][:200]}") from None
+
+
+def _get(row: dict, *names: str):
+    """First present column among `names`, matched case-insensitively."""
+    lower = {k.lower(): v for k, v in row.items()}
+    for n in names:
+        if n.lower() in lower and lower[n.lower()] is not None:
+            return lower[n.lower()]
+    return None
+
+
+def _boxed(ans: str) -> str:
+    return f"The answer is \\boxed{{{ans}}}."
+
+
+def convert_row(row: dict, fmt: str, mapping: dict, seed: int, index: int) -> dict | None:
+    """One source row -> dataset row, or None when it does not parse."""
+    if fmt == "stratos":
+        conv = row.get("conversations") or []
+        user = next((c.get("value") for c in conv if c.get("from") in ("user", "human")), None)
+        asst = next((c.get("value") for c in conv if c.get("from") in ("assistant", "gpt")), None)
+        parsed = parse_stratos(asst) if isinstance(asst, str) else None
+        if not user or not parsed:
+            return None
+        trace, solution = parsed
+        return {"question": user, "solution": solution, "reasoning_trace": trace, "task": "math"}
+    if fmt == "math500":
+        q, s, a = _get(row, "problem"), _get(row, "solution"), _get(row, "answer")
+        return None if not q or a is None else {
+            "question": q, "solution": s or _boxed(a), "answer": str(a), "task": "math"}
+    if fmt == "aime":
+        q, a = _get(row, "problem", "question"), _get(row, "answer")
+        try:
+            a = str(int(str(a).strip()))
+        except ValueError:
+            return None
+        return None if not q else {"question": q, "solution": _get(row, "solution") or _boxed(a),
+                                   "answer": a, "task": "integer"}
+    if fmt == "gpqa":
+        return _gpqa_row(row, seed, index)
+    src = {dst: row.get(col) for dst, col in mapping.items()}
+    merged = {**row, **src}
+    if not merged.get("question") or merged.get("solution") is None:
+        return None
+    keep = ("id", "question", "solution", "reasoning_trace", "answer", "task", "source")
+    return {k: (str(merged[k]) if merged.get(k) is not None else None) for k in keep}
+
+
+def _gpqa_row(row: dict, seed: int, index: int) -> dict | None:
+    """Options shuffled by (seed, question) so a row always gets the same letters."""
+    q, right = _get(row, "Question"), _get(row, "Correct Answer")
+    wrong = [_get(row, f"Incorrect Answer {i}") for i in (1, 2, 3)]
+    if not q or right is None or any(w is None for w in wrong):
+        return None
+    options = [str(right).strip()] + [str(w).strip() for w in wrong]
+    order = list(range(4))
+    random.Random(f"{seed}:{q}").shuffle(order)
+    letter = LETTERS[order.index(0)]
+    body = "\n".join(f"{LETTERS[i]}) {options[j]}" for i, j in enumerate(order))
+    question = f"{str(q).strip()}\n\n{body}\n\nAnswer with the letter of the correct option in \\boxed{{}}."
+    expl = _get(row, "Explanation")
+    solution = (f"{str(expl).strip()}\n\n" if expl else "") + _boxed(letter)
+    return {"question": question, "solution": solution, "answer": letter, "task": "choice"}
+
+
+def import_(cfg: ImportConfig) -> Path:
+    """Convert a local dataset in a known layout to a dataset artifact."""
+    if cfg.format not in FORMATS:
+        raise UserError(f"unknown --format {cfg.format!r} (valid: {', '.join(FORMATS)})")
+    if cfg.map and cfg.format != "columns":
+        raise UserError("--map applies to --format columns only")
+    rows = load_source(cfg.src, cfg.split)[: cfg.limit]
+    out, bad = [], []
+    for i, r in enumerate(rows):
+        c = convert_row(r, cfg.format, cfg.map, cfg.seed, i)
+        if c is None:
+            bad.append(i)
+            continue
+        c.setdefault("source", Path(cfg.src).name)
+        c["id"] = c.get("id") or row_id(c["question"], c["solution"])
+        out.append(c)
+    if bad:
+        log.warning("%d of %d rows did not parse as %s (first: row %d)", len(bad), len(rows), cfg.format, bad[0])
+    if not out:
+        raise UserError(f"{cfg.src}: no row parsed as format {cfg.format} ({len(rows)} rows read)")
+    table = pa.Table.from_pylist(out)
+    validate(table, "dataset", cfg.src)
+    inputs = {"src": cfg.src} if Path(cfg.src).exists() else {}
+    return _write_dataset(cfg, out, inputs, {"skipped_rows": len(bad), "skipped_examples": bad[:20]})
+
+
+# ----------------------------------------------------------------------------- merge
+
+
+def merge(cfg: MergeConfig) -> Path:
+    """Join artifacts of one kind; identical duplicates collapse, conflicting ones are refused."""
+    if not cfg.inputs:
+        raise UserError("give the artifacts to merge")
+    kinds = {}
+    for p in cfg.inputs:
+        m = read_manifest(p)
+        if m is None:
+            read_table(p)  # raises the right message for missing/incomplete inputs
+        kinds[p] = (m or {}).get("kind", "dataset")
+    if len(set(kinds.values())) > 1:
+        raise UserError(f"cannot merge artifacts of different kinds: {kinds}")
+    kind = next(iter(kinds.values()))
+    key = ("id",) if kind == "dataset" else ("id", "sample")
+    merged: dict[tuple, dict] = {}
+    for p in cfg.inputs:
+        for r in read_table(p).to_pylist():
+            k = tuple(r.get(c) for c in key)
+            if k in merged and merged[k] != r:
+                raise UserError(f"conflicting rows for {dict(zip(key, k))} in {p}")
+            merged[k] = r
+    inputs = {f"input{i}": p for i, p in enumerate(cfg.inputs)}
+    with ArtifactWriter(cfg.out, kind, cfg, inputs=inputs, force=cfg.force, key=key) as w:
+        if not w.complete:
+            w.write(list(merged.values()))
+            w.finish()
+        log.info("merged %d rows from %d artifacts into %s", len(merged), len(cfg.inputs), w.out)
+    return w.out

@@ -1,0 +1,95 @@
+"""The teacher and student views (METHOD.md "Formats"): exact strings and rendering.
+
+Tags are found in text, never by a single token id, so this works both with the
+tiny tokenizer (each tag one added, non-special token) and with real tokenizers
+(each tag several plain-text tokens).
+"""
+
+from __future__ import annotations
+
+from stages.errors import UserError
+
+BEGIN_THOUGHT, END_THOUGHT = "<|begin_of_thought|>", "<|end_of_thought|>"
+BEGIN_SOLUTION, END_SOLUTION = "<|begin_of_solution|>", "<|end_of_solution|>"
+BEGIN_EXPLANATION, END_EXPLANATION = "<|begin_of_explanation|>", "<|end_of_explanation|>"
+TAGS = (BEGIN_THOUGHT, END_THOUGHT, BEGIN_SOLUTION, END_SOLUTION, BEGIN_EXPLANATION, END_EXPLANATION)
+
+
+def teacher_prefill(solution: str) -> str:
+    """Assistant prefix of the teacher view; the teacher continues after it."""
+    return f"{BEGIN_SOLUTION}{solution}{END_SOLUTION}\n\n{BEGIN_EXPLANATION}\n\n"
+
+
+def student_assistant(explanation: str, solution: str) -> str:
+    """Assistant turn of the student view (the Bespoke-Stratos layout)."""
+    return f"{BEGIN_THOUGHT}\n\n{explanation}{END_THOUGHT}\n\n{BEGIN_SOLUTION}{solution}{END_SOLUTION}"
+
+
+def split_completion(completion: str) -> tuple[str, bool]:
+    """Teacher completion -> (explanation, has end tag). Text after the end tag is dropped."""
+    head, sep, _ = completion.partition(END_EXPLANATION)
+    return head, bool(sep)
+
+
+def _template(tok, messages: list[dict], **kw) -> str:
+    if not getattr(tok, "chat_template", None):
+        raise UserError(f"tokenizer {getattr(tok, 'name_or_path', '')!r} has no chat template")
+    return tok.apply_chat_template(messages, tokenize=False, **kw)
+
+
+def _chat(system: str, question: str, assistant: str | None = None) -> list[dict]:
+    msgs = [{"role": "system", "content": system}, {"role": "user", "content": question}]
+    if assistant is not None:
+        msgs.append({"role": "assistant", "content": assistant})
+    return msgs
+
+
+def teacher_view(tok, system: str, question: str, solution: str, explanation: str = "") -> str:
+    """Rendered teacher view: chat up to the prefill, followed by `explanation`."""
+    msgs = _chat(system, question, teacher_prefill(solution) + explanation)
+    return _template(tok, msgs, continue_final_message=True)
+
+
+def student_view(tok, system: str, question: str, solution: str, explanation: str) -> str:
+    """Rendered student view: the whole chat with the student assistant turn."""
+    return _template(tok, _chat(system, question, student_assistant(explanation, solution)))
+
+
+def student_prompt(tok, system: str, question: str) -> str:
+    """What a student sees before answering (eval and distill prompts)."""
+    return _template(tok, _chat(system, question), add_generation_prompt=True)
+
+
+def split_prompt_completion(full: str, prompt: str) -> tuple[str, str]:
+    """(prompt, completion) where completion is what `full` adds after `prompt`."""
+    if not full.startswith(prompt):
+        raise UserError("the chat template renders the prompt differently inside the full "
+                        "conversation; cannot separate prompt and completion")
+    return prompt, full[len(prompt):]
+
+
+def student_example(tok, system: str, question: str, solution: str, explanation: str | None) -> tuple[str, str]:
+    """Student SFT example as (prompt, completion) text; `explanation=None` = solution only."""
+    if explanation is None:
+        full = _template(tok, _chat(system, question, f"{BEGIN_SOLUTION}{solution}{END_SOLUTION}"))
+    else:
+        full = student_view(tok, system, question, solution, explanation)
+    return split_prompt_completion(full, student_prompt(tok, system, question))
+
+
+def teacher_example(tok, system: str, question: str, solution: str, explanation: str) -> tuple[str, str]:
+    """Teacher warm-up example: prompt ends with the prefill; completion = explanation + end tag."""
+    full = _template(tok, _chat(system, question, teacher_prefill(solution) + explanation + END_EXPLANATION))
+    return split_prompt_completion(full, teacher_view(tok, system, question, solution))
+
+
+def parse_stratos(value: str) -> tuple[str, str] | None:
+    """Assistant value of the Bespoke-Stratos layout -> (reasoning_trace, solution), or None."""
+    try:
+        t0 = value.index(BEGIN_THOUGHT) + len(BEGIN_THOUGHT)
+        t1 = value.index(END_THOUGHT, t0)
+        s0 = value.index(BEGIN_SOLUTION, t1) + len(BEGIN_SOLUTION)
+        s1 = value.index(END_SOLUTION, s0)
+    except ValueError:
+        return None
+    return value[t0:t1].strip("\n"), value[s0:s1].strip()
