@@ -146,36 +146,37 @@ def _coerce(value: Any, tp: Any, from_text: bool) -> Any:
 # ----------------------------------------------------------------------------- resolving
 
 
-def _apply(obj: Any, key: str, value: Any, from_text: bool, problems: list[str]) -> None:
-    """Set dotted `key` on a dataclass instance, collecting problems."""
+def _apply(obj: Any, key: str, value: Any, from_text: bool, problems: list[str], prefix: str = "") -> None:
+    """Set dotted `key` on a dataclass instance, collecting problems (named by full key)."""
     head, _, rest = key.partition(".")
     fields = _fields(type(obj))
+    full = f"{prefix}{key}"
     if head not in fields:
-        problems.append(f"unknown key '{key}' (valid: {', '.join(sorted(fields))})")
+        problems.append(f"unknown key '{full}' (valid: {', '.join(sorted(fields))})")
         return
     tp = _hints(type(obj))[head]
     current = getattr(obj, head)
     if rest:
         if _is_dataclass_type(tp):
-            _apply(current, rest, value, from_text, problems)
+            _apply(current, rest, value, from_text, problems, f"{prefix}{head}.")
         elif typing.get_origin(tp) is dict or tp is dict:
             sub = dict(current or {})
             sub[rest] = yaml.safe_load(value) if from_text and isinstance(value, str) else value
             setattr(obj, head, sub)
         else:
-            problems.append(f"'{head}' has no sub-keys (got '{key}')")
+            problems.append(f"'{prefix}{head}' has no sub-keys (got '{full}')")
         return
     if _is_dataclass_type(tp):
         if not isinstance(value, dict):
-            problems.append(f"'{key}' expects a mapping, got {value!r}")
+            problems.append(f"'{full}' expects a mapping, got {value!r}")
             return
         for k, v in value.items():
-            _apply(current, str(k), v, from_text, problems)
+            _apply(current, str(k), v, from_text, problems, f"{full}.")
         return
     try:
         setattr(obj, head, _coerce(value, tp, from_text))
     except ValueError as e:
-        problems.append(f"'{key}' {e}")
+        problems.append(f"'{full}' {e}")
 
 
 def _flatten(mapping: dict, prefix: str = "") -> list[tuple[str, Any]]:
