@@ -29,6 +29,7 @@ from stages.formats import parse_stratos
 log = logging.getLogger(__name__)
 FORMATS = ("columns", "stratos", "math500", "aime", "gpqa")
 LETTERS = "ABCD"
+BENCHMARKS = ("math500", "aime", "gpqa")  # their rows get source = the format name
 
 
 @dataclass
@@ -221,7 +222,7 @@ def import_(cfg: ImportConfig) -> Path:
         if c is None:
             bad.append(i)
             continue
-        c.setdefault("source", Path(cfg.src).name)
+        c.setdefault("source", cfg.format if cfg.format in BENCHMARKS else Path(cfg.src).name)
         c["id"] = c.get("id") or row_id(c["question"], c["solution"])
         out.append(c)
     if bad:
