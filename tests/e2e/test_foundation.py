@@ -1,0 +1,143 @@
+"""End-to-end: `rlt model tiny`, `rlt data synth|import|merge`, `rlt inspect` and their bad inputs."""
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from stages.formats import TAGS, student_view, teacher_view
+from tests.conftest import rlt
+
+CHECKPOINT_FILES = {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
+                    "tokenizer_config.json", "chat_template.jinja", "manifest.json"}
+
+
+def test_tiny_model_files_and_reload(tiny_teacher):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    assert {p.name for p in tiny_teacher.iterdir()} == CHECKPOINT_FILES
+    tok = AutoTokenizer.from_pretrained(tiny_teacher)
+    model = AutoModelForCausalLM.from_pretrained(tiny_teacher)
+    assert type(tok).__name__ == "Qwen2Tokenizer"
+    assert tok.pad_token_id != tok.eos_token_id and tok.eos_token == "<|im_end|>"
+    assert model.generation_config.eos_token_id == tok.eos_token_id
+    assert 300_000 < sum(p.numel() for p in model.parameters()) < 1_000_000
+    for tag in TAGS:  # one non-special token each, kept by skip_special_tokens decoding
+        ids = tok(tag, add_special_tokens=False).input_ids
+        assert len(ids) == 1 and tok.decode(ids, skip_special_tokens=True) == tag
+    assert json.loads((tiny_teacher / "manifest.json").read_text())["kind"] == "checkpoint"
+
+
+def test_teacher_view_prefill_and_offsets(tiny_teacher):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_teacher)
+    text = teacher_view(tok, "sys", "What is 1 + 2?", "1 + 2 = 3.", "")
+    assert text.endswith("<|begin_of_solution|>1 + 2 = 3.<|end_of_solution|>\n\n<|begin_of_explanation|>\n\n")
+    enc = tok(text, return_offsets_mapping=True, add_special_tokens=False)
+    assert tok.decode(enc.input_ids) == text
+    pieces = [text[a:b] for a, b in enc.offset_mapping]
+    assert "".join(pieces) == text  # offsets tile the text exactly
+    full = student_view(tok, "sys", "What is 1 + 2?", "1 + 2 = 3.", "é ✓")
+    assert "<|begin_of_thought|>\n\né ✓<|end_of_thought|>\n\n<|begin_of_solution|>" in full
+    assert tok.decode(tok(full, add_special_tokens=False).input_ids) == full
+
+
+def test_plain_tags_are_multi_token(tiny_plain):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_plain)
+    assert all(len(tok(t, add_special_tokens=False).input_ids) > 1 for t in TAGS)
+
+
+def test_student_shares_teacher_tokenizer(tiny_teacher, tiny_student):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    assert AutoTokenizer.from_pretrained(tiny_teacher).get_vocab() == AutoTokenizer.from_pretrained(tiny_student).get_vocab()
+    a = AutoModelForCausalLM.from_pretrained(tiny_teacher).model.embed_tokens.weight
+    b = AutoModelForCausalLM.from_pretrained(tiny_student).model.embed_tokens.weight
+    assert not a.equal(b)
+
+
+def test_synth_splits_disjoint(tmp_path):
+    rlt("data", "synth", "--out", tmp_path / "tr", "--n", 300, check=True)
+    rlt("data", "synth", "--out", tmp_path / "te", "--n", 100, "--split", "test", check=True)
+    tr = pq.read_table(next((tmp_path / "tr").glob("part-*"))).to_pylist()
+    te = pq.read_table(next((tmp_path / "te").glob("part-*"))).to_pylist()
+    assert len(tr) == 300 and len(te) == 100
+    assert not {r["question"] for r in tr} & {r["question"] for r in te}
+    r = tr[0]
+    a, b = map(int, r["question"].removeprefix("What is ").removesuffix("?").split(" + "))
+    assert r["answer"] == str(a + b) and f"\\boxed{{{a + b}}}" in r["solution"]
+    assert r["reasoning_trace"].startswith("ones: ") and r["reasoning_trace"].rstrip().endswith(f"= {a + b}.")
+
+
+STRATOS = [
+    {"system": "Your role as an assistant ...", "conversations": [
+        {"from": "user", "value": "Return your final response within \\boxed{}. What is 2+2?"},
+        {"from": "assistant", "value": "<|begin_of_thought|>\n\nTwo and two make four.\n\n<|end_of_thought|>\n\n"
+                                       "<|begin_of_solution|>\n\n\\boxed{4}\n\n<|end_of_solution|>"}]},
+    {"system": "s", "conversations": [
+        {"from": "user", "value": "Broken row"}, {"from": "assistant", "value": "no tags at all"}]},
+    {"system": "s", "conversations": [
+        {"from": "user", "value": "Ünïcode?"},
+        {"from": "assistant", "value": "<|begin_of_thought|>\n\nθ\n\n<|end_of_thought|>\n\n<|begin_of_solution|>\n\nπ\n\n<|end_of_solution|>"}]},
+]
+
+
+def test_import_stratos_counts_bad_rows(tmp_path):
+    src = tmp_path / "stratos.jsonl"
+    src.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in STRATOS) + "\n")
+    proc = rlt("data", "import", src, "--out", tmp_path / "d", "--format", "stratos", check=True)
+    assert "1 of 3 rows did not parse" in proc.stderr.replace("\n", " ")
+    rows = pq.read_table(next((tmp_path / "d").glob("part-*"))).to_pylist()
+    assert [r["question"] for r in rows] == ["Return your final response within \\boxed{}. What is 2+2?", "Ünïcode?"]
+    assert rows[0]["solution"] == "\\boxed{4}" and rows[0]["reasoning_trace"] == "Two and two make four."
+    manifest = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    assert manifest["rows"] == 2 and manifest["skipped_rows"] == 1
+
+
+def test_import_columns_with_map_and_inspect(tmp_path):
+    src = tmp_path / "x.csv"
+    src.write_text("prompt,target\nQ1,S1\nQ2,S2\n")
+    rlt("data", "import", src, "--out", tmp_path / "d", "--map", "question=prompt,solution=target", check=True)
+    proc = rlt("inspect", tmp_path / "d", check=True)
+    text = " ".join(proc.stdout.split())
+    assert "dataset artifact, 2 rows" in text and "Q1" in text
+
+
+def test_merge_refuses_conflicts(tmp_path):
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_text('{"id": "1", "question": "q", "solution": "s"}\n')
+    b.write_text('{"id": "1", "question": "q", "solution": "other"}\n')
+    rlt("data", "import", a, "--out", tmp_path / "A", check=True)
+    rlt("data", "import", b, "--out", tmp_path / "B", check=True)
+    proc = rlt("data", "merge", tmp_path / "A", tmp_path / "B", "--out", tmp_path / "M")
+    assert proc.returncode == 2 and "conflicting rows" in proc.stderr and not (tmp_path / "M").exists()
+    rlt("data", "merge", tmp_path / "A", tmp_path / "A", "--out", tmp_path / "M", check=True)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["data", "synth", "--out", "{tmp}/o", "bogus=1"], "unknown key 'bogus'"),
+    (["data", "synth", "--out", "{tmp}/o", "n=abc"], "'n' expects an integer"),
+    (["data", "synth", "--out", "{tmp}/o", "seed"], "malformed override"),
+    (["data", "synth", "--out", "{tmp}/o", "--config", "{tmp}/list.yaml"], "must be a mapping"),
+    (["data", "synth", "--out", "{tmp}/o", "--bogus"], "No such option"),
+    (["data", "synth", "--out", "{tmp}/file.txt"], "is a file"),
+    (["data", "import", "{tmp}/missing.parquet", "--out", "{tmp}/o"], "input not found"),
+    (["data", "import", "{tmp}/corrupt.parquet", "--out", "{tmp}/o"], "cannot read"),
+    (["data", "import", "{tmp}/file.txt", "--out", "{tmp}/o", "--format", "nope"], "unknown --format"),
+    (["inspect", "{tmp}/partial"], "incomplete"),
+    (["model", "tiny", "--out", "{tmp}/o", "--tokenizer", "{tmp}"], "no tokenizer_config.json"),
+])
+def test_bad_inputs_exit_2_with_one_line(tmp_path, args, fragment):
+    (tmp_path / "list.yaml").write_text("- 1\n")
+    (tmp_path / "file.txt").write_text("x")
+    (tmp_path / "corrupt.parquet").write_bytes(b"PAR1 garbage")
+    (tmp_path / "partial").mkdir()
+    (tmp_path / "partial" / "part-00000.parquet").write_bytes(b"x")
+    proc = rlt(*[a.format(tmp=tmp_path) for a in args])
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0] and "Traceback" not in proc.stderr
+    assert not (tmp_path / "o").exists()
