@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("rltcli.data", "app"),
     "model": ("rltcli.model", "app"),
     "inspect": ("rltcli.inspect", "inspect"),
+    "eval": ("rltcli.eval", "eval_"),
 }
 
 app = typer.Typer(
