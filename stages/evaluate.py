@@ -1,0 +1,293 @@
+"""`rlt eval`: accuracy of one or more models on benchmarks and the synthetic task.
+
+    rlt eval --model runs/student --data data/test --out runs/eval
+    rlt eval --model base --model runs/student --data data/math500 --out runs/cmp \
+        --samples 4 --temperature 0.7
+
+Input: a dataset artifact (or Parquet/JSONL file) with `id, question, solution`
+and optionally `answer` (else the gold is the solution's last `\\boxed{}`),
+`task` (math | choice | integer | addition; default math) and `source` (the
+benchmark name, e.g. from `rlt data import --format math500|aime|gpqa`).
+
+Output: ONE eval artifact for all models (`artifacts.SCHEMAS["eval"]`: id, sample,
+question, answer, task, model, response, extracted, correct, response_tokens,
+truncated, plus source), keyed by (model, id, sample), so a comparison is one
+table and a killed run resumes without regenerating finished rows. Next to the
+parts, `summary.json` holds per model, overall and per benchmark: n, accuracy
+(= the mean of `correct`) with a 95 % Wilson interval, pass@1 (mean over
+samples), pass@k (unbiased estimator) when samples > 1, mean response tokens
+and the truncation rate.
+
+Each question is prompted in the student format (`formats.student_prompt` with
+`prompts.student_system`), generation stops at `<|end_of_solution|>` or eos, and
+the answer is checked by the task's checker (stages/verify.py) in the main
+thread (math-verify uses signal.alarm).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from stages import verify
+from stages.artifacts import ArtifactWriter, read_rows, select_shard
+from stages.config import PromptsConfig, opt
+from stages.engines import EngineConfig
+from stages.errors import UserError
+from stages.formats import END_SOLUTION, student_prompt
+
+log = logging.getLogger(__name__)
+SUMMARY = "summary.json"
+Z95 = 1.959963984540054
+KEY = ("model", "id", "sample")
+
+
+@dataclass
+class EvalConfig:
+    """Options of `rlt eval`."""
+
+    models: list[str] = opt(list, "Models to evaluate (HF directories or hub ids); several give one comparison.")
+    data: str = opt("", "Dataset artifact (or Parquet/JSONL file): question, solution, answer, task, source.")
+    out: str = opt("", "Output eval artifact directory.", hash=False)
+    max_new_tokens: int = opt(1024, "Most tokens generated per response (longer ones count as truncated).")
+    temperature: float = opt(0.0, "Sampling temperature; 0 = greedy (the paper's setting).")
+    top_p: float = opt(1.0, "Nucleus sampling threshold.")
+    samples: int = opt(1, "Responses per question; >1 reports pass@k and needs temperature > 0.")
+    seed: int = opt(0, "Sampling seed.")
+    shard: str | None = opt(None, "i/n: evaluate only this deterministic slice of the rows.")
+    limit: int | None = opt(None, "Evaluate only the first N rows (after sharding).")
+    check_timeout: int = opt(5, "Seconds math-verify may spend on one parse or comparison.")
+    force: bool = opt(False, "Overwrite an existing output of another config.", hash=False)
+    prompts: PromptsConfig = opt(PromptsConfig, "System prompts; set prompts.student_system to your model's.")
+    engine: EngineConfig = opt(EngineConfig, "Generation engine (hf, vllm, openai) and its settings.")
+
+
+# ----------------------------------------------------------------------------- statistics (pure)
+
+
+def wilson(p: float, n: int, z: float = Z95) -> tuple[float, float]:
+    """95 % Wilson score interval of a proportion `p` observed over `n` trials."""
+    if n <= 0:
+        return 0.0, 1.0
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k = 1 - C(n-c, k) / C(n, k) for n samples of which c are correct."""
+    if k > n:
+        raise ValueError(f"pass@{k} needs at least {k} samples, got {n}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.prod((n - c - i) / (n - i) for i in range(k))
+
+
+def k_values(samples: int) -> list[int]:
+    """k reported for pass@k: powers of two below `samples`, and `samples` itself."""
+    ks, k = [], 1
+    while k < samples:
+        ks.append(k)
+        k *= 2
+    return ks + [samples]
+
+
+def group_stats(rows: list[dict]) -> dict:
+    """Stats of one (model, benchmark) group of eval rows."""
+    by_q: dict[str, list[bool]] = defaultdict(list)
+    for r in rows:
+        by_q[r["id"]].append(bool(r["correct"]))
+    n_q = len(by_q)
+    accuracy = sum(bool(r["correct"]) for r in rows) / len(rows)
+    samples = min(len(v) for v in by_q.values())
+    lo, hi = wilson(accuracy, n_q)
+    stats = {"n": n_q, "rows": len(rows), "samples": samples, "correct": sum(bool(r["correct"]) for r in rows),
+             "accuracy": accuracy, "ci95": [lo, hi], "pass@1": accuracy,
+             "mean_response_tokens": sum(int(r["response_tokens"] or 0) for r in rows) / len(rows),
+             "truncation_rate": sum(bool(r["truncated"]) for r in rows) / len(rows)}
+    if samples > 1:
+        for k in k_values(samples)[1:]:
+            stats[f"pass@{k}"] = sum(pass_at_k(len(v), sum(v), k) for v in by_q.values()) / n_q
+    return stats
+
+
+def benchmark_of(row: dict) -> str:
+    return row.get("source") or row.get("task") or "all"
+
+
+def summarize(rows: list[dict]) -> dict:
+    """{"models": {model: {"overall": stats, "benchmarks": {name: stats}}}} of eval rows."""
+    by_model: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        by_model[r["model"]].append(r)
+    out = {}
+    for model, mrows in by_model.items():
+        groups: dict[str, list[dict]] = defaultdict(list)
+        for r in mrows:
+            groups[benchmark_of(r)].append(r)
+        out[model] = {"overall": group_stats(mrows),
+                      "benchmarks": {b: group_stats(g) for b, g in sorted(groups.items())}}
+    return {"models": out}
+
+
+def summary_table(summary: dict):
+    """A rich Table comparing models per benchmark."""
+    from rich.table import Table
+
+    models = summary["models"]
+    ks = sorted({k for m in models.values() for k in m["overall"] if k.startswith("pass@") and k != "pass@1"},
+                key=lambda k: int(k[5:]))
+    table = Table(title="rlt eval")
+    for col in ["model", "benchmark", "n", "accuracy", "95% CI", *ks, "mean tokens", "truncated"]:
+        table.add_column(col, justify="left" if col in ("model", "benchmark") else "right")
+    for model, m in models.items():
+        entries = list(m["benchmarks"].items())
+        if len(entries) > 1:
+            entries.append(("overall", m["overall"]))
+        for name, s in entries:
+            table.add_row(model, name, str(s["n"]), f"{100 * s['accuracy']:.1f}",
+                          f"{100 * s['ci95'][0]:.1f}-{100 * s['ci95'][1]:.1f}",
+                          *[f"{100 * s[k]:.1f}" if k in s else "" for k in ks],
+                          f"{s['mean_response_tokens']:.0f}", f"{100 * s['truncation_rate']:.1f}%")
+    return table
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def validate_config(cfg: EvalConfig) -> None:
+    if not cfg.models:
+        raise UserError("give at least one --model")
+    if len(set(cfg.models)) != len(cfg.models):
+        raise UserError(f"--model given twice: {', '.join(cfg.models)}")
+    if not cfg.data:
+        raise UserError("give the dataset to evaluate with --data")
+    if not cfg.out:
+        raise UserError("give the output directory with --out")
+    if cfg.samples < 1:
+        raise UserError(f"--samples must be at least 1, got {cfg.samples}")
+    if cfg.samples > 1 and cfg.temperature <= 0:
+        raise UserError(f"--samples {cfg.samples} with greedy decoding gives identical samples; "
+                        "set --temperature > 0")
+    if cfg.max_new_tokens < 1:
+        raise UserError(f"--max-new-tokens must be positive, got {cfg.max_new_tokens}")
+    if not 0 < cfg.top_p <= 1:
+        raise UserError(f"top_p must be in (0, 1], got {cfg.top_p}")
+
+
+def load_items(cfg: EvalConfig) -> list[dict]:
+    """Dataset rows -> items with id, question, gold answer, task and source; bad rows are UserErrors."""
+    rows = select_shard(read_rows(cfg.data, "dataset"), cfg.shard)[: cfg.limit]
+    if not rows:
+        raise UserError(f"{cfg.data}: shard {cfg.shard} holds no rows")
+    items = []
+    for i, r in enumerate(rows):
+        task = r.get("task") or "math"
+        verify.get_checker(task)
+        gold = verify.gold_from_row(r)
+        if gold is None:
+            raise UserError(f"{cfg.data}: row {i} (id {r['id']}) has no answer column value and no "
+                            "\\boxed{} in its solution")
+        try:
+            verify.check_gold(task, gold)
+        except ValueError as e:
+            raise UserError(f"{cfg.data}: row {i} (id {r['id']}): {e} (task {task})") from None
+        items.append({"id": r["id"], "question": r["question"], "answer": gold, "task": task,
+                      "source": r.get("source") or task})
+    return items
+
+
+def score(item: dict, model: str, sample: int, completion, timeout: int) -> dict:
+    """One eval row from a completion (checked here, in the calling thread)."""
+    checker = verify.get_checker(item["task"])
+    kw = {"timeout": timeout} if checker is verify.check_math else {}
+    result = checker(completion.text, item["answer"], **kw)
+    return {"id": item["id"], "sample": sample, "question": item["question"], "answer": item["answer"],
+            "task": item["task"], "model": model, "response": completion.text,
+            "extracted": result.extracted, "correct": result.correct,
+            "response_tokens": int(completion.tokens), "truncated": not completion.finished,
+            "source": item["source"]}
+
+
+# ----------------------------------------------------------------------------- compute
+
+
+def _pending(items: list[dict], model: str, samples: int, done: set) -> list[dict]:
+    return [it for it in items if any((model, it["id"], s) not in done for s in range(samples))]
+
+
+def eval_model(cfg: EvalConfig, model: str, items: list[dict], writer: ArtifactWriter, bar) -> None:
+    """Generate and check every pending (id, sample) of one model, one part per batch."""
+    from stages.engines import make_engine
+
+    todo = _pending(items, model, cfg.samples, writer.done)
+    if not todo:
+        return
+    engine = make_engine(cfg.engine, model)
+    try:
+        system = cfg.prompts.student_system
+        size = max(1, cfg.engine.batch_size)
+        for start in range(0, len(todo), size):
+            batch = todo[start:start + size]
+            prompts = [student_prompt(engine.tokenizer, system, it["question"]) for it in batch]
+            outs = engine.generate(prompts, n=cfg.samples, max_new_tokens=cfg.max_new_tokens,
+                                   temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed,
+                                   stop=[END_SOLUTION])
+            rows = [score(it, model, s, c, cfg.check_timeout)
+                    for it, comps in zip(batch, outs) for s, c in enumerate(comps[:cfg.samples])]
+            writer.write(rows)
+            bar.advance(rows=len(batch), tokens=sum(r["response_tokens"] for r in rows))
+    finally:
+        engine.close()
+
+
+def _check_models(cfg: EvalConfig) -> None:
+    if cfg.engine.name != "hf":
+        return  # vllm and openai resolve their own model names
+    from stages.models import check_model_path
+
+    for m in cfg.models:
+        check_model_path(m, allow_pickle=cfg.engine.allow_pickle)
+
+
+def write_summary(out: Path, rows: list[dict]) -> dict:
+    summary = summarize(rows)
+    (out / SUMMARY).write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def read_summary(out: str | Path) -> dict:
+    """summary.json of a finished eval artifact."""
+    p = Path(out) / SUMMARY
+    if not p.is_file():
+        raise UserError(f"{out} has no {SUMMARY}: is it an eval artifact?")
+    return json.loads(p.read_text())
+
+
+def run(cfg: EvalConfig) -> Path:
+    """validate -> load rows -> generate and check per model -> summary.json -> manifest."""
+    from stages.progress import progress
+
+    validate_config(cfg)
+    items = load_items(cfg)
+    _check_models(cfg)
+    with ArtifactWriter(cfg.out, "eval", cfg, inputs={"data": cfg.data}, force=cfg.force, key=KEY) as w:
+        if w.complete:
+            log.info("%s is already complete", w.out)
+            return w.out
+        total = sum(len(_pending(items, m, cfg.samples, w.done)) for m in cfg.models)
+        with progress(total=total, desc="eval", unit="questions") as bar:
+            for model in cfg.models:
+                eval_model(cfg, model, items, w, bar)
+        rows = [r for r in w.all_rows() if r["model"] in cfg.models]
+        summary = write_summary(w.out, rows)
+        w.finish({"summary": {m: s["overall"] for m, s in summary["models"].items()}})
+        for m, s in summary["models"].items():
+            o = s["overall"]
+            log.info("%s: accuracy %.1f%% over %d questions", m, 100 * o["accuracy"], o["n"])
+    return w.out
