@@ -17,7 +17,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("rltcli.data", "app"),
     "model": ("rltcli.model", "app"),
     "inspect": ("rltcli.inspect", "inspect"),
+    "run": ("rltcli.run", "run"),
     "eval": ("rltcli.eval", "eval_"),
+    "teach": ("rltcli.teach", "teach"),
 }
 
 app = typer.Typer(

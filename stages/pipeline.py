@@ -1,0 +1,196 @@
+"""`rlt run`: named pipelines of stages from `pipelines.yaml`, resumable step by step.
+
+    rlt run demo                      # everything, skipping steps already done
+    rlt run demo --plan               # what would run, and why
+    rlt run demo --from teach --force # re-run teach and everything after it
+
+A pipeline is a mapping of steps; each step names a command and its options
+(the command's config keys). `${step}` in an option refers to that earlier
+step's output directory, `runs/<pipeline>/<step>`. A step is skipped when its
+output holds a complete manifest whose config hash and input hashes match;
+a changed config or input re-runs it, and every step downstream of a re-run
+step re-runs too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stages.artifacts import PROGRESS, input_hash, read_manifest
+from stages.config import config_hash, load_yaml, opt, resolve
+from stages.errors import UserError
+
+log = logging.getLogger(__name__)
+REF = re.compile(r"\$\{([A-Za-z0-9_.-]+)\}")
+
+# command -> (stage module, config class, function)
+STAGES: dict[str, tuple[str, str, str]] = {
+    "model tiny": ("tinymodel", "TinyModelConfig", "run"),
+    "data synth": ("data", "SynthConfig", "synth"),
+    "data import": ("data", "ImportConfig", "import_"),
+    "data merge": ("data", "MergeConfig", "merge"),
+    "distill": ("distill", "DistillConfig", "run"),
+    "teach": ("teach", "TeachConfig", "run"),
+    "generate": ("generate", "GenerateConfig", "run"),
+    "score": ("score", "ScoreConfig", "run"),
+    "eval": ("evaluate", "EvalConfig", "run"),
+}
+
+
+@dataclass
+class RunConfig:
+    """Options of `rlt run`."""
+
+    name: str = opt("demo", "Pipeline to run (a key of the pipelines file).")
+    file: str = opt("pipelines.yaml", "Pipelines file.")
+    runs: str = opt("runs", "Directory holding runs/<name>/<step> outputs.")
+    start: str | None = opt(None, "Re-run from this step (it and every later step).")
+    until: str | None = opt(None, "Stop after this step.")
+    force: bool = opt(False, "With --from: re-run those steps even if complete; alone: re-run all.")
+    plan: bool = opt(False, "Print what would run and why, run nothing.")
+
+
+@dataclass
+class Step:
+    name: str
+    command: str
+    options: dict
+    out: Path
+    needs: list[str] = field(default_factory=list)
+
+
+def load_pipelines(path: str | Path) -> dict[str, dict]:
+    """The file's pipelines (name -> spec), each validated."""
+    data = load_yaml(path)
+    if not data:
+        raise UserError(f"{path} defines no pipeline")
+    for name, spec in data.items():
+        parse(name, spec, Path("runs"), str(path))
+    return data
+
+
+def parse(name: str, spec: Any, runs: Path, source: str = "pipelines") -> list[Step]:
+    """Validate one pipeline spec and return its steps in order, references resolved."""
+    where = f"{source}: pipeline '{name}'"
+    if not isinstance(spec, dict) or not isinstance(spec.get("steps"), dict) or not spec["steps"]:
+        raise UserError(f"{where} needs a non-empty 'steps' mapping")
+    unknown = set(spec) - {"description", "steps"}
+    if unknown:
+        raise UserError(f"{where}: unknown keys {sorted(unknown)} (valid: description, steps)")
+    steps: list[Step] = []
+    for sname, s in spec["steps"].items():
+        if not isinstance(s, dict) or s.get("command") not in STAGES:
+            raise UserError(f"{where}, step '{sname}': 'command' must be one of {', '.join(STAGES)}")
+        if set(s) - {"command", "options"}:
+            raise UserError(f"{where}, step '{sname}': unknown keys {sorted(set(s) - {'command', 'options'})}")
+        options = s.get("options") or {}
+        if not isinstance(options, dict):
+            raise UserError(f"{where}, step '{sname}': 'options' must be a mapping")
+        step = Step(sname, s["command"], {}, runs / name / sname)
+        step.options = _resolve_refs(options, {p.name: p for p in steps}, step, where)
+        steps.append(step)
+    for step in steps:
+        build_config(step)  # unknown keys and bad types surface before anything runs
+    return steps
+
+
+def _resolve_refs(value: Any, earlier: dict[str, Step], step: Step, where: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _resolve_refs(v, earlier, step, where) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_refs(v, earlier, step, where) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def sub(m: re.Match) -> str:
+        ref = m.group(1)
+        if ref not in earlier:
+            raise UserError(f"{where}, step '{step.name}': ${{{ref}}} is not an earlier step")
+        step.needs.append(ref)
+        return str(earlier[ref].out)
+
+    return REF.sub(sub, value)
+
+
+def build_config(step: Step):
+    """The stage config of a step (preset applied, `out` set to the step's directory)."""
+    module, cls_name, _ = STAGES[step.command]
+    mod = importlib.import_module(f"stages.{module}")
+    options = dict(step.options)
+    preset_name = options.pop("preset", None)
+    presets = getattr(mod, "PRESETS", {})
+    if preset_name is not None and preset_name not in presets:
+        raise UserError(f"step '{step.name}': unknown preset {preset_name!r} (valid: {', '.join(presets)})")
+    options["out"] = str(step.out)
+    cfg_cls = getattr(mod, cls_name)
+    if "preset" in {f.name for f in dataclasses.fields(cfg_cls)}:
+        options["preset"] = preset_name
+    try:
+        return resolve(cfg_cls, preset=presets.get(preset_name), options=options)
+    except UserError as e:
+        raise UserError(f"step '{step.name}': {e}") from None
+
+
+def why_run(step: Step, cfg, rerun: set[str]) -> tuple[str | None, bool]:
+    """(reason to run or None when up to date, whether the old output must be replaced)."""
+    if step.name in rerun:
+        return "forced", True
+    upstream = [n for n in step.needs if n in rerun]
+    if upstream:
+        return f"upstream step {upstream[0]} re-runs", True
+    manifest = read_manifest(step.out) if step.out.is_dir() else None
+    if manifest is None:
+        progress = step.out / PROGRESS
+        if progress.is_file():  # an interrupted run resumes unless its config changed
+            same = json.loads(progress.read_text()).get("config_hash") == config_hash(cfg)
+            return ("resume interrupted run", False) if same else ("config changed", True)
+        return "no complete output yet", False
+    if manifest.get("config_hash") != config_hash(cfg):
+        return "config changed", True
+    for key, inp in (manifest.get("inputs") or {}).items():
+        if input_hash(inp["path"]) != inp["hash"]:
+            return f"input {key} ({inp['path']}) changed", True
+    return None, False
+
+
+def run(cfg: RunConfig) -> list[dict]:
+    """Run (or plan) a pipeline; returns one record per step with its action and seconds."""
+    pipelines = load_pipelines(cfg.file)
+    if cfg.name not in pipelines:
+        raise UserError(f"no pipeline {cfg.name!r} in {cfg.file} (has: {', '.join(pipelines)})")
+    steps = parse(cfg.name, pipelines[cfg.name], Path(cfg.runs), cfg.file)
+    names = [s.name for s in steps]
+    for opt_name, value in (("--from", cfg.start), ("--until", cfg.until)):
+        if value is not None and value not in names:
+            raise UserError(f"{opt_name} {value!r} is not a step of {cfg.name} (steps: {', '.join(names)})")
+    if cfg.until:
+        steps = steps[: names.index(cfg.until) + 1]
+    forced = set(names[names.index(cfg.start):]) if cfg.start else (set(names) if cfg.force else set())
+    records, rerun = [], set(forced)
+    for step in steps:
+        stage_cfg = build_config(step)
+        reason, replace = why_run(step, stage_cfg, rerun)
+        records.append({"step": step.name, "command": step.command, "out": str(step.out),
+                        "action": "run" if reason else "skip", "reason": reason or "up to date"})
+        if reason is None:
+            log.info("[%s] skip: up to date (%s)", step.name, step.out)
+            continue
+        rerun.add(step.name)
+        if cfg.plan:
+            continue
+        log.info("[%s] run %s: %s", step.name, step.command, reason)
+        if replace and hasattr(stage_cfg, "force"):
+            stage_cfg.force = True  # the pipeline owns its outputs: a stale one is replaced
+        t0 = time.time()
+        module, _, func = STAGES[step.command]
+        getattr(importlib.import_module(f"stages.{module}"), func)(stage_cfg)
+        records[-1]["seconds"] = round(time.time() - t0, 1)
+    return records
