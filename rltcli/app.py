@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("rltcli.data", "app"),
     "model": ("rltcli.model", "app"),
     "inspect": ("rltcli.inspect", "inspect"),
+    "distill": ("rltcli.distill", "distill"),
     "run": ("rltcli.run", "run"),
     "eval": ("rltcli.eval", "eval_"),
     "teach": ("rltcli.teach", "teach"),
