@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "inspect": ("rltcli.inspect", "inspect"),
     "distill": ("rltcli.distill", "distill"),
     "run": ("rltcli.run", "run"),
+    "report": ("rltcli.report", "report"),
     "eval": ("rltcli.eval", "eval_"),
     "teach": ("rltcli.teach", "teach"),
 }
