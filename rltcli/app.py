@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("rltcli.report", "report"),
     "eval": ("rltcli.eval", "eval_"),
     "teach": ("rltcli.teach", "teach"),
+    "generate": ("rltcli.generate", "generate"),
 }
 
 app = typer.Typer(
