@@ -181,13 +181,15 @@ def load(cfg: TeachConfig):
     if launch.in_launched_process() and device == "cuda":  # one GPU per process
         device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
     tok = load_tokenizer(cfg.teacher, cfg.trust_remote_code)
-    check_same_vocab(tok, load_tokenizer(cfg.student, cfg.trust_remote_code))
+    student_tok = load_tokenizer(cfg.student, cfg.trust_remote_code)
+    check_same_vocab(tok, student_tok)
     teacher = load_model(cfg.teacher, device=device, dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code)
     student = load_model(cfg.student, device="cpu" if cfg.offload_student else device, dtype=cfg.dtype,
                          trust_remote_code=cfg.trust_remote_code)
     student.requires_grad_(False)
     student.eval()
-    scorer = RLTReward(student, tok, cfg.reward, cfg.prompts, teacher=None, batch_size=cfg.reward_batch_size)
+    scorer = RLTReward(student, student_tok, cfg.reward, cfg.prompts, teacher=None, batch_size=cfg.reward_batch_size,
+                       teacher_tokenizer=tok if tok.chat_template != student_tok.chat_template else None)
     return tok, teacher, scorer
 
 
@@ -251,14 +253,15 @@ class RLTRewardFunc:
         if log_metric is not None:
             for name, value in reward_summary(scored).items():
                 log_metric(f"rlt/{name}", value)
-        self._keep(scored)
+        self._keep(rows, scored)
         return [float(r["reward"]) for r in scored]
 
-    def _keep(self, scored: list[dict]) -> None:
-        keep = ("question", "solution", "explanation", "reward", "sol_logp_mean", "kl_mean", "format_ok",
+    def _keep(self, rows: list[dict], scored: list[dict]) -> None:
+        keep = ("explanation", "reward", "sol_logp_mean", "sol_logp_min", "kl_mean", "kl_max", "format_ok",
                 "aligned", "explanation_tokens")
-        room = self.samples_per_log - len(self.samples)
-        self.samples += [{k: r.get(k) for k in keep} for r in scored[:max(room, 0)]]
+        room = max(self.samples_per_log - len(self.samples), 0)
+        self.samples += [{"question": row["question"], "solution": row["solution"], **{k: r.get(k) for k in keep}}
+                         for row, r in zip(rows[:room], scored)]
 
     def take_samples(self) -> list[dict]:
         out, self.samples = self.samples, []
