@@ -1,0 +1,45 @@
+"""Every shipped launch preset parses (as YAML and as an accelerate config) and is counted."""
+
+import sys
+
+import pytest
+import yaml
+
+from stages import launch
+from stages.errors import UserError
+
+EXPECTED = {"ddp", "zero2", "zero3", "zero3-offload"}
+
+
+def test_every_shipped_preset_parses():
+    from accelerate.commands.config.config_args import ClusterConfig
+
+    files = sorted(launch.PRESET_DIR.glob("*.yaml"))
+    assert len(files) == 4 and {f.stem for f in files} == EXPECTED
+    for f in files:
+        data = yaml.safe_load(f.read_text())
+        conf = ClusterConfig.from_yaml_file(str(f))  # unknown keys would raise here
+        assert data["mixed_precision"] == "bf16" and conf.num_machines == 1
+        if f.stem == "ddp":
+            assert data["distributed_type"] == "MULTI_GPU" and "deepspeed_config" not in data
+        else:
+            ds = data["deepspeed_config"]
+            assert data["distributed_type"] == "DEEPSPEED"
+            assert ds["zero_stage"] == (2 if f.stem == "zero2" else 3)
+            assert (ds["offload_param_device"] == "cpu") == f.stem.endswith("offload")
+
+
+def test_accelerate_argv_is_a_list_without_shell():
+    argv = launch.accelerate_argv(launch.preset_path("zero3"), 8, ["rltcli", "distill", "--config", "c.yaml"],
+                                  ["--num_machines", "2"])
+    assert argv[:3] == [sys.executable, "-m", "accelerate.commands.launch"]
+    assert argv[argv.index("--config_file") + 1].endswith("presets/zero3.yaml")
+    assert argv[argv.index("--num_processes") + 1] == "8" and "--num_machines" in argv
+    assert argv[-5:] == ["-m", "rltcli", "distill", "--config", "c.yaml"]
+
+
+def test_unknown_preset_and_bad_gpu_count_are_user_errors():
+    with pytest.raises(UserError, match="valid: ddp, zero2, zero3, zero3-offload"):
+        launch.preset_path("zero4")
+    with pytest.raises(UserError, match="--gpus"):
+        launch.check_launch("ddp", 0)
