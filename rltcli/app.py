@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("rltcli.data", "app"),
     "model": ("rltcli.model", "app"),
     "inspect": ("rltcli.inspect", "inspect"),
+    "score": ("rltcli.score", "score"),
     "distill": ("rltcli.distill", "distill"),
     "run": ("rltcli.run", "run"),
     "report": ("rltcli.report", "report"),

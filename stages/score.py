@@ -1,0 +1,134 @@
+"""`rlt score`: the RLT reward of given explanations, written as a traces artifact.
+
+Input: a traces artifact, or any dataset artifact / Parquet, JSONL, JSON or CSV
+file with `question`, `solution` and `explanation` (or raw teacher `completion`)
+columns; `id` (default: hash of question + solution) and `sample` (default: the
+row's rank among rows of the same id) are kept. Output: a traces artifact (`id,
+sample, question, solution, explanation, text` = student view, the reward
+columns, `teacher`, `student`, token counts), flushed one part per batch, so an
+interrupted run resumes where it stopped.
+
+    rlt score --teacher models/teacher --student models/student --data traces/gen --out traces/scored
+    rlt score ... --batch-size 16 --shard 0/4 reward.kl_coef=2
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stages.artifacts import ArtifactWriter, read_table, row_id, select_shard, validate
+from stages.config import PromptsConfig, RewardConfig, opt
+from stages.errors import UserError
+
+log = logging.getLogger(__name__)
+PASS_THROUGH = ("answer", "task")
+
+
+@dataclass
+class ScoreConfig:
+    """Options of `rlt score`."""
+
+    teacher: str = opt("", "Teacher model (directory or hub id) giving the teacher log-probs.")
+    student: str = opt("", "Student model (directory or hub id) giving the student log-probs.")
+    data: str = opt("", "Rows to score: traces/dataset artifact or file with question, solution, explanation.")
+    out: str = opt("", "Output traces artifact.", hash=False)
+    batch_size: int = opt(8, "Rows per padded forward pass.", hash=False)
+    shard: str | None = opt(None, "Score only shard i/n of the rows (by a hash of their id).")
+    device: str = opt("auto", "auto, cpu, cuda or cuda:N.", hash=False)
+    seed: int = opt(0, "Random seed (the reward itself is deterministic).")
+    force: bool = opt(False, "Overwrite an existing output of another config.", hash=False)
+    trust_remote_code: bool = opt(False, "Allow model code from the model directory.")
+    prompts: PromptsConfig = opt(PromptsConfig, "System prompts of the two views.")
+    reward: RewardConfig = opt(RewardConfig, "Reward coefficients and options.")
+
+
+def _check(cfg: ScoreConfig) -> None:
+    missing = [f"--{k}" for k in ("teacher", "student", "data", "out") if not getattr(cfg, k)]
+    if missing:
+        raise UserError(f"missing required option(s): {', '.join(missing)}")
+    if cfg.batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1, got {cfg.batch_size}")
+
+
+def load_rows(path: str) -> list[dict]:
+    """Rows with question, solution and explanation (or completion); ids and samples filled in."""
+    table = read_table(path)
+    text = "completion" if "explanation" not in table.column_names and "completion" in table.column_names \
+        else "explanation"
+    validate(table, "traces", str(path), required=("question", "solution", text))
+    rows = table.to_pylist()
+    seen: dict[str, int] = {}
+    for r in rows:
+        if r.get("id") is None:
+            r["id"] = row_id(str(r["question"]), str(r["solution"]))
+        r["id"] = str(r["id"])
+        if r.get("sample") is None:
+            r["sample"] = seen.get(r["id"], 0)
+        seen[r["id"]] = max(seen.get(r["id"], 0), int(r["sample"])) + 1
+    keys = [(r["id"], r["sample"]) for r in rows]
+    if len(set(keys)) != len(keys):
+        dup = next(k for k in keys if keys.count(k) > 1)
+        raise UserError(f"{path}: several rows have id {dup[0]} and sample {dup[1]}; give distinct 'sample' values")
+    return rows
+
+
+def to_trace(row: dict, scored: dict, cfg: ScoreConfig) -> dict:
+    """One output row of the traces schema."""
+    out = {k: row[k] for k in ("id", "sample", "question", "solution")}
+    out.update({k: row.get(k) for k in PASS_THROUGH})
+    out.update({k: scored[k] for k in ("explanation", "text", "reward", "sol_logp_mean", "sol_logp_min",
+                                       "kl_mean", "kl_max", "format_ok", "aligned", "explanation_tokens",
+                                       "solution_tokens", "student_tokens")})
+    truncated = row.get("truncated")
+    out.update(teacher=cfg.teacher, student=cfg.student,
+               truncated=bool(truncated) if truncated is not None else not scored["format_ok"])
+    return out
+
+
+def _score_all(scorer, w: ArtifactWriter, todo: list[dict], cfg: ScoreConfig) -> None:
+    from stages.progress import progress
+
+    with progress(total=len(todo), desc="score") as bar:
+        for i in range(0, len(todo), cfg.batch_size):
+            batch = todo[i:i + cfg.batch_size]
+            scored = scorer.score(batch)
+            w.write([to_trace(r, s, cfg) for r, s in zip(batch, scored)])
+            bar.advance(rows=len(batch), tokens=sum(s["student_tokens"] for s in scored))
+
+
+def _summary(rows: list[dict]) -> dict:
+    rewards = [r["reward"] for r in rows]
+    return {"reward_mean": sum(rewards) / len(rewards) if rewards else None,
+            "format_missing": sum(not r["format_ok"] for r in rows),
+            "misaligned": sum(not r["aligned"] for r in rows)}
+
+
+def run(cfg: ScoreConfig) -> Path:
+    """Validate -> load rows and models -> score in batches -> write the traces artifact."""
+    import torch
+
+    from stages.reward import load_reward
+
+    _check(cfg)
+    rows = select_shard(load_rows(cfg.data), cfg.shard)
+    if not rows:
+        raise UserError(f"shard {cfg.shard} of {cfg.data} holds no rows")
+    torch.manual_seed(cfg.seed)
+    scorer = load_reward(cfg.student, cfg.teacher, cfg.reward, cfg.prompts, device=cfg.device,
+                         batch_size=cfg.batch_size, trust_remote_code=cfg.trust_remote_code)
+    inputs = {"data": cfg.data, "teacher": cfg.teacher, "student": cfg.student}
+    with ArtifactWriter(cfg.out, "traces", cfg, inputs=inputs, force=cfg.force) as w:
+        if w.complete:
+            log.info("%s is already scored with this config", w.out)
+            return w.out
+        todo = [r for r in rows if w.key(r) not in w.done]
+        if len(todo) < len(rows):
+            log.info("resuming: %d of %d rows already scored", len(rows) - len(todo), len(rows))
+        _score_all(scorer, w, todo, cfg)
+        summary = _summary(w.all_rows())
+        w.finish(summary)
+        log.info("scored %d rows -> %s (mean reward %.4f, %d without end tag, %d misaligned)", len(rows),
+                 w.out, summary["reward_mean"], summary["format_missing"], summary["misaligned"])
+    return w.out
