@@ -1,0 +1,96 @@
+"""Pipelines: parsing and validation of every shipped pipeline, skip and re-run logic."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stages import pipeline as P
+from stages.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+MINI = """
+mini:
+  description: two datasets merged
+  steps:
+    a: {command: data synth, options: {n: 20, seed: 0}}
+    b: {command: data synth, options: {n: 10, seed: 1, split: test}}
+    both: {command: data merge, options: {inputs: ["${a}", "${b}"]}}
+"""
+
+
+def test_every_shipped_pipeline_parses():
+    pipelines = P.load_pipelines(ROOT / "pipelines.yaml")
+    assert {"demo", "paper"} <= set(pipelines)
+    count = 0
+    for name, spec in pipelines.items():
+        steps = P.parse(name, spec, Path("runs"))
+        assert steps and all(s.command in P.STAGES for s in steps)
+        count += 1
+    assert count == len(yaml.safe_load((ROOT / "pipelines.yaml").read_text())) >= 2
+
+
+def test_demo_has_the_baselines():
+    steps = {s.name: s for s in P.parse("demo", P.load_pipelines(ROOT / "pipelines.yaml")["demo"], Path("runs"))}
+    commands = [s.command for s in steps.values()]
+    assert {"teach", "generate", "distill", "eval"} <= set(commands)
+    distills = [s for s in steps.values() if s.command == "distill" and s.options.get("role", "student") == "student"]
+    assert any(s.options.get("no_explanation") for s in distills)  # solutions-only baseline
+    assert len(distills) >= 3
+
+
+def run(tmp_path, **kw):
+    f = tmp_path / "p.yaml"
+    f.write_text(kw.pop("text", MINI))
+    cfg = P.RunConfig(name="mini", file=str(f), runs=str(tmp_path / "runs"), **kw)
+    return {r["step"]: r for r in P.run(cfg)}
+
+
+def test_skip_then_rerun_downstream_of_a_changed_input(tmp_path):
+    first = run(tmp_path)
+    assert [r["action"] for r in first.values()] == ["run"] * 3
+    assert (tmp_path / "runs/mini/both/manifest.json").is_file()
+    second = run(tmp_path)
+    assert [r["action"] for r in second.values()] == ["skip"] * 3
+    third = run(tmp_path, text=MINI.replace("n: 10, seed: 1", "n: 12, seed: 1"))
+    assert [third[s]["action"] for s in ("a", "b", "both")] == ["skip", "run", "run"]
+    assert third["b"]["reason"] == "config changed" and "upstream" in third["both"]["reason"]
+    plan = run(tmp_path, start="b", plan=True)
+    assert [plan[s]["action"] for s in ("a", "b", "both")] == ["skip", "run", "run"]
+    assert not any("seconds" in r for r in plan.values())
+
+
+def test_until_and_plan_run_nothing(tmp_path):
+    recs = run(tmp_path, until="a")
+    assert list(recs) == ["a"] and not (tmp_path / "runs/mini/b").exists()
+    recs = run(tmp_path, plan=True)
+    assert recs["b"]["action"] == "run" and not (tmp_path / "runs/mini/b").exists()
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("x: {steps: {a: {command: nope}}}", "'command' must be one of"),
+    ("x: {steps: {a: {command: data synth, options: {bogus: 1}}}}", "unknown key 'bogus'"),
+    ("x: {steps: {a: {command: data merge, options: {inputs: ['${later}']}}}}", "not an earlier step"),
+    ("x: {steps: {}}", "non-empty 'steps'"),
+    ("x: {steps: {a: {command: data synth, option: {}}}}", "unknown keys"),
+    ("- 1", "must be a mapping"),
+])
+def test_bad_pipelines_are_refused(tmp_path, text, fragment):
+    f = tmp_path / "p.yaml"
+    f.write_text(text)
+    with pytest.raises(UserError, match=fragment):
+        P.load_pipelines(f)
+
+
+def test_unknown_name_and_step(tmp_path):
+    with pytest.raises(UserError, match="no pipeline 'nope'"):
+        P.run(P.RunConfig(name="nope", file=str(_write(tmp_path))))
+    with pytest.raises(UserError, match="--from 'zz' is not a step"):
+        P.run(P.RunConfig(name="mini", file=str(_write(tmp_path)), runs=str(tmp_path), start="zz"))
+
+
+def _write(tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text(MINI)
+    return f
