@@ -232,7 +232,31 @@ class OpenAIEngine(Engine):
         if not self.url.startswith(("http://", "https://")):
             raise UserError(f"engine.base_url must start with http:// or https://, got {cfg.base_url!r}")
         self.model_name = cfg.api_model or model
+        self._probe()
         self._pool = ThreadPoolExecutor(max_workers=cfg.concurrency, thread_name_prefix="rlt-openai")
+
+    def _probe(self) -> None:
+        """GET {base_url}/models so an unreachable server fails before any work starts."""
+        url, last = self.cfg.base_url.rstrip("/") + "/models", ""
+        for attempt in range(self.cfg.retries + 1):
+            if attempt:
+                time.sleep(min(0.5 * 2 ** (attempt - 1), 30.0))
+            try:
+                with urllib.request.urlopen(urllib.request.Request(url, headers=self._headers()),
+                                            timeout=min(self.cfg.timeout, 30.0)):
+                    return
+            except urllib.error.HTTPError:
+                return  # it answers; the completions request reports what is wrong
+            except (urllib.error.URLError, TimeoutError, OSError) as e:
+                last = str(getattr(e, "reason", e))
+        raise UserError(f"cannot reach the server at {self.cfg.base_url} ({last}); start it or fix --base-url")
+
+    def _headers(self) -> dict:
+        headers = {"Content-Type": "application/json"}
+        key = os.environ.get(self.cfg.api_key_env)
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        return headers
 
     def generate(self, prompts, *, n=1, max_new_tokens, temperature, top_p=1.0, seed=0, stop=None):
         _check_sampling(n, max_new_tokens, temperature, top_p)
@@ -260,12 +284,7 @@ class OpenAIEngine(Engine):
         return Completion(text=text, tokens=int(tokens), finished=matched or reason == "stop")
 
     def _post(self, body: dict) -> tuple[dict, dict]:
-        data = json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"}
-        key = os.environ.get(self.cfg.api_key_env)
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        last = ""
+        data, headers, last = json.dumps(body).encode(), self._headers(), ""
         for attempt in range(self.cfg.retries + 1):
             if attempt:
                 time.sleep(min(0.5 * 2 ** (attempt - 1), 30.0))

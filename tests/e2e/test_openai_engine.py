@@ -1,0 +1,145 @@
+"""The `openai` engine against a real `transformers serve` on 127.0.0.1 (started and stopped here)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from stages import formats
+from stages.artifacts import read_rows
+from stages.config import PromptsConfig
+from stages.engines import EngineConfig, make_engine
+from tests.conftest import rlt
+
+SERVE_DEPS = ("fastapi", "uvicorn", "openai")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_ready(proc: subprocess.Popen, url: str, log: Path, timeout: float = 120.0) -> None:
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if proc.poll() is not None:
+            pytest.fail(f"transformers serve exited with {proc.returncode}:\n{log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"transformers serve not ready after {timeout:.0f}s:\n{log.read_text()[-2000:]}")
+
+
+@pytest.fixture(scope="module")
+def sampling_teacher(tiny_teacher, tmp_path_factory) -> Path:
+    """tiny_teacher with `do_sample: true`: transformers serve samples only when the model's config says so."""
+    import json
+    import shutil
+
+    path = tmp_path_factory.mktemp("served") / "teacher"
+    shutil.copytree(tiny_teacher, path)
+    gen = json.loads((path / "generation_config.json").read_text())
+    (path / "generation_config.json").write_text(json.dumps({**gen, "do_sample": True, "top_k": 0}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(sampling_teacher, tmp_path_factory):
+    missing = [m for m in SERVE_DEPS if importlib.util.find_spec(m) is None]
+    if missing:
+        pytest.skip(f"transformers serve needs {', '.join(missing)} (pip install 'rlt[serve]')")
+    exe = Path(sys.executable).parent / "transformers"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "transformers.cli.transformers"]
+    port = _free_port()
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with open(log, "w") as f:
+        proc = subprocess.Popen([*cmd, "serve", str(sampling_teacher), "--host", "127.0.0.1", "--port", str(port),
+                                 "--device", "cpu"], stdout=f, stderr=subprocess.STDOUT,
+                                env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    try:
+        _wait_ready(proc, f"http://127.0.0.1:{port}/health", log)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def _prompts(tok, data, n):
+    rows = read_rows(data, "dataset")[:n]
+    system = PromptsConfig().teacher_system
+    return [formats.teacher_view(tok, system, r["question"], r["solution"]) for r in rows]
+
+
+def test_openai_engine_matches_hf_greedy(server, sampling_teacher, synth_train):
+    remote = make_engine(EngineConfig(name="openai", base_url=server, concurrency=2), str(sampling_teacher))
+    local = make_engine(EngineConfig(name="hf", device="cpu", batch_size=1), str(sampling_teacher))
+    try:
+        prompts = _prompts(local.tokenizer, synth_train, 3)
+        kw = dict(max_new_tokens=10, temperature=0.0)
+        got, want = remote.generate(prompts, n=2, **kw), local.generate(prompts, **kw)
+        assert [len(g) for g in got] == [2, 2, 2]
+        for g, w in zip(got, want):
+            assert g[0] == g[1] == w[0]  # n separate requests, the same greedy text as in-process
+            assert not g[0].finished and g[0].tokens == 10
+    finally:
+        remote.close()
+        local.close()
+
+
+def test_openai_engine_stops_at_the_end_tag(server, sampling_teacher, synth_train):
+    remote = make_engine(EngineConfig(name="openai", base_url=server, concurrency=4), str(sampling_teacher))
+    try:
+        prompts = _prompts(remote.tokenizer, synth_train, 6)
+        outs = remote.generate(prompts, n=4, max_new_tokens=40, temperature=1.0, seed=5,
+                               stop=[formats.END_EXPLANATION])
+    finally:
+        remote.close()
+    flat = [c for cs in outs for c in cs]
+    ended = [c for c in flat if formats.END_EXPLANATION in c.text]
+    assert ended, "24 sampled explanations of 40 tokens should write the end tag at least once"
+    for c in ended:
+        assert c.finished and c.text.endswith(formats.END_EXPLANATION) and c.tokens <= 40
+        assert c.text.count(formats.END_EXPLANATION) == 1
+    assert all(c.tokens == 40 for c in flat if not c.finished)
+
+
+def test_generate_cli_with_openai_engine(server, sampling_teacher, synth_train, tmp_path):
+    args = ["--teacher", sampling_teacher, "--data", synth_train, "--limit", 4, "--temperature", 0,
+            "--max-new-tokens", 6]
+    rlt("generate", *args, "--out", tmp_path / "remote", "--engine", "openai", "--base-url", server,
+        "engine.concurrency=2", check=True)
+    rlt("generate", *args, "--out", tmp_path / "local", "--device", "cpu", check=True)
+    key = lambda r: (r["id"], r["sample"])  # noqa: E731
+    remote = sorted(read_rows(tmp_path / "remote", "traces"), key=key)
+    local = sorted(read_rows(tmp_path / "local", "traces"), key=key)
+    assert len(remote) == 4
+    fields = ("id", "sample", "explanation", "text", "truncated", "format_ok", "generated_tokens")
+    assert [[r[f] for f in fields] for r in remote] == [[r[f] for f in fields] for r in local]
+
+
+def test_unreachable_server_exits_2_with_one_line(tiny_teacher, synth_train, tmp_path):
+    out = tmp_path / "t"
+    proc = rlt("generate", "--teacher", tiny_teacher, "--data", synth_train, "--out", out, "--limit", 2,
+               "--engine", "openai", "--base-url", f"http://127.0.0.1:{_free_port()}/v1", "engine.retries=1")
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot reach the server at http://127.0.0.1:" in lines[0], proc.stderr
+    assert not out.exists()
