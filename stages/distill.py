@@ -251,19 +251,19 @@ def sft_args(cfg: DistillConfig, device: str, has_eval: bool):
     """trl.SFTConfig from the stage config; `cfg.trl` keys are checked against SFTConfig's fields."""
     from trl import SFTConfig
 
-    kw = dict(
-        output_dir=str(Path(cfg.out) / CHECKPOINTS), per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.batch_size, gradient_accumulation_steps=_grad_accum(cfg),
-        learning_rate=cfg.lr, lr_scheduler_type=cfg.lr_scheduler, warmup_steps=cfg.warmup_ratio,
-        weight_decay=cfg.weight_decay, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps or -1,
-        max_length=cfg.max_length if cfg.packing else None, packing=cfg.packing, padding_free=cfg.padding_free,
-        completion_only_loss=True, seed=cfg.seed, data_seed=cfg.seed,
-        report_to=[r for r in cfg.report_to.split(",") if r and r != "none"] or "none",
-        save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit,
-        logging_steps=cfg.logging_steps, include_num_input_tokens_seen="non_padding",
-        eval_strategy="steps" if has_eval else "no", eval_steps=cfg.save_steps if has_eval else None,
-        activation_checkpointing=cfg.gradient_checkpointing, disable_tqdm=True, dataset_num_proc=None,
-    )
+    kw = {
+        "output_dir": str(Path(cfg.out) / CHECKPOINTS), "per_device_train_batch_size": cfg.batch_size,
+        "per_device_eval_batch_size": cfg.batch_size, "gradient_accumulation_steps": _grad_accum(cfg),
+        "learning_rate": cfg.lr, "lr_scheduler_type": cfg.lr_scheduler, "warmup_steps": cfg.warmup_ratio,
+        "weight_decay": cfg.weight_decay, "num_train_epochs": cfg.epochs, "max_steps": cfg.max_steps or -1,
+        "max_length": cfg.max_length if cfg.packing else None, "packing": cfg.packing, "padding_free": cfg.padding_free,
+        "completion_only_loss": True, "seed": cfg.seed, "data_seed": cfg.seed,
+        "report_to": [r for r in cfg.report_to.split(",") if r and r != "none"] or "none",
+        "save_strategy": "steps", "save_steps": cfg.save_steps, "save_total_limit": cfg.save_total_limit,
+        "logging_steps": cfg.logging_steps, "include_num_input_tokens_seen": "non_padding",
+        "eval_strategy": "steps" if has_eval else "no", "eval_steps": cfg.save_steps if has_eval else None,
+        "activation_checkpointing": cfg.gradient_checkpointing, "disable_tqdm": True, "dataset_num_proc": None,
+    }
     kw.update(_precision(device))
     valid = {f.name for f in dataclasses.fields(SFTConfig) if f.init}
     unknown = sorted(k for k in cfg.trl if k not in valid)

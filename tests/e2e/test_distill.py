@@ -29,15 +29,18 @@ def test_student_checkpoint_files_reload_and_rerun(tiny_teacher, synth_train, tm
 
     out = tmp_path / "student"
     args = ["distill", "--model", tiny_teacher, "--data", synth_train, "--out", out, "--preset", "tiny",
-            "--max-steps", 3, "--batch-size", 4, "save_steps=2", "logging_steps=1"]
+            "--max-steps", 3, "--batch-size", 4, "--eval-split", 0.1, "save_steps=2", "logging_steps=1"]
     rlt(*args, check=True)
     assert {p.name for p in out.iterdir()} == OUTPUT_FILES  # intermediate checkpoints removed at the end
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["kind"] == "checkpoint" and manifest["global_step"] == 3 and manifest["role"] == "student"
-    assert manifest["config"]["lr"] == 3e-3 and manifest["rows_too_long"] == 0 and manifest["train_rows"] == 64
-    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert manifest["config"]["lr"] == 3e-3 and manifest["rows_too_long"] == 0
+    assert manifest["train_rows"] + manifest["eval_rows"] == 64 and 0 < manifest["eval_rows"] < 16
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    metrics = [m for m in records if "loss" in m]
     assert [m["step"] for m in metrics] == [1, 2, 3]
     assert all(m["loss"] > 0 and m["lr"] is not None and m["tokens_per_s"] > 0 for m in metrics)
+    assert 2 in [m["step"] for m in records if "eval_loss" in m]  # eval every save_steps
 
     tok = AutoTokenizer.from_pretrained(out)
     model = AutoModelForCausalLM.from_pretrained(out)
