@@ -135,11 +135,18 @@ def summarize(rows: list[dict]) -> dict:
     return {"models": out}
 
 
+def display_names(models: list[str]) -> dict[str, str]:
+    """Short table labels: the last path component when those are unique, else the full names."""
+    short = {m: Path(m.rstrip("/")).name or m for m in models}
+    return short if len(set(short.values())) == len(short) else {m: m for m in models}
+
+
 def summary_table(summary: dict):
     """A rich Table comparing models per benchmark."""
     from rich.table import Table
 
     models = summary["models"]
+    names = display_names(list(models))
     ks = sorted({k for m in models.values() for k in m["overall"] if k.startswith("pass@") and k != "pass@1"},
                 key=lambda k: int(k[5:]))
     table = Table(title="rlt eval")
@@ -150,7 +157,7 @@ def summary_table(summary: dict):
         if len(entries) > 1:
             entries.append(("overall", m["overall"]))
         for name, s in entries:
-            table.add_row(model, name, str(s["n"]), f"{100 * s['accuracy']:.1f}",
+            table.add_row(names[model], name, str(s["n"]), f"{100 * s['accuracy']:.1f}",
                           f"{100 * s['ci95'][0]:.1f}-{100 * s['ci95'][1]:.1f}",
                           *[f"{100 * s[k]:.1f}" if k in s else "" for k in ks],
                           f"{s['mean_response_tokens']:.0f}", f"{100 * s['truncation_rate']:.1f}%")

@@ -1,0 +1,220 @@
+"""`rlt eval`: statistics, the eval artifact, resume, shards, bad inputs, and that training helps."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from stages import evaluate
+from stages.artifacts import SCHEMAS, parts_of, read_manifest, read_rows
+from stages.errors import UserError
+from stages.evaluate import EvalConfig
+from tests.conftest import rlt
+
+# ----------------------------------------------------------------------------- statistics (pure)
+
+
+@pytest.mark.parametrize("n,c,k,expected", [
+    (5, 0, 1, 0.0), (5, 5, 3, 1.0), (5, 2, 1, 0.4), (4, 1, 2, 0.5),  # 1 - C(3,2)/C(4,2)
+    (10, 3, 5, 1 - math.comb(7, 5) / math.comb(10, 5)), (3, 1, 3, 1.0),
+])
+def test_pass_at_k_unbiased(n, c, k, expected):
+    assert evaluate.pass_at_k(n, c, k) == pytest.approx(expected)
+
+
+def test_pass_at_k_needs_enough_samples():
+    with pytest.raises(ValueError):
+        evaluate.pass_at_k(2, 1, 3)
+
+
+def test_wilson_interval():
+    lo, hi = evaluate.wilson(0.5, 100)
+    assert lo == pytest.approx(0.4038, abs=1e-4) and hi == pytest.approx(0.5962, abs=1e-4)
+    lo, hi = evaluate.wilson(0.0, 16)
+    assert lo == 0.0 and hi == pytest.approx(0.1936, abs=1e-4)
+    lo, hi = evaluate.wilson(1.0, 30)
+    assert hi == pytest.approx(1.0) and 0.88 < lo < 0.89
+
+
+def _row(model, qid, sample, correct, source="b1", tokens=10, truncated=False):
+    return {"model": model, "id": qid, "sample": sample, "correct": correct, "source": source,
+            "task": "math", "response_tokens": tokens, "truncated": truncated}
+
+
+def test_summarize_per_model_and_benchmark():
+    rows = [_row("m1", "q1", 0, True), _row("m1", "q1", 1, False), _row("m1", "q2", 0, False),
+            _row("m1", "q2", 1, False, tokens=30, truncated=True),
+            _row("m1", "q3", 0, True, "b2"), _row("m1", "q3", 1, True, "b2"),
+            _row("m2", "q1", 0, False), _row("m2", "q1", 1, False)]
+    s = evaluate.summarize(rows)["models"]
+    assert set(s) == {"m1", "m2"}
+    m1 = s["m1"]
+    assert m1["overall"]["accuracy"] == pytest.approx(3 / 6) and m1["overall"]["n"] == 3
+    assert m1["benchmarks"]["b1"]["accuracy"] == pytest.approx(1 / 4)
+    assert m1["benchmarks"]["b1"]["pass@2"] == pytest.approx(0.5)  # q1 solved once in 2, q2 never
+    assert m1["benchmarks"]["b2"]["pass@2"] == 1.0
+    assert m1["benchmarks"]["b1"]["truncation_rate"] == 0.25
+    assert m1["benchmarks"]["b1"]["mean_response_tokens"] == 15
+    assert m1["overall"]["pass@1"] == m1["overall"]["accuracy"]
+    lo, hi = m1["overall"]["ci95"]
+    assert lo < 0.5 < hi
+    assert s["m2"]["overall"]["accuracy"] == 0.0
+
+
+def test_display_names():
+    assert evaluate.display_names(["a/x", "b/y/"]) == {"a/x": "x", "b/y/": "y"}
+    assert evaluate.display_names(["a/x", "b/x"]) == {"a/x": "a/x", "b/x": "b/x"}
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def _dataset(tmp_path: Path, rows: list[dict]) -> str:
+    path = tmp_path / "data.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def test_items_gold_task_and_source(tmp_path):
+    data = _dataset(tmp_path, [
+        {"question": "q1", "solution": "so \\boxed{\\frac{1}{2}}"},
+        {"question": "q2", "solution": "s", "answer": "C", "task": "choice", "source": "gpqa"},
+    ])
+    items = evaluate.load_items(EvalConfig(models=["m"], data=data, out="o"))
+    assert [(i["answer"], i["task"], i["source"]) for i in items] == [
+        ("\\frac{1}{2}", "math", "math"), ("C", "choice", "gpqa")]
+
+
+@pytest.mark.parametrize("row,message", [
+    ({"question": "q", "solution": "s", "answer": "1", "task": "chess"}, "unknown task 'chess'"),
+    ({"question": "q", "solution": "no box"}, "no answer"),
+    ({"question": "q", "solution": "s", "answer": "E", "task": "choice"}, "not a letter"),
+    ({"question": "q", "solution": "s", "answer": "x", "task": "integer"}, "not an integer"),
+])
+def test_bad_rows_are_user_errors(tmp_path, row, message):
+    with pytest.raises(UserError, match=message):
+        evaluate.load_items(EvalConfig(models=["m"], data=_dataset(tmp_path, [row]), out="o"))
+
+
+@pytest.mark.parametrize("kw,message", [
+    ({"models": []}, "--model"),
+    ({"samples": 3}, "temperature"),
+    ({"samples": 0}, "at least 1"),
+    ({"models": ["a", "a"]}, "twice"),
+])
+def test_bad_options(kw, message):
+    cfg = EvalConfig(**{"models": ["m"], "data": "d", "out": "o", **kw})
+    with pytest.raises(UserError, match=message):
+        evaluate.validate_config(cfg)
+
+
+# ----------------------------------------------------------------------------- e2e on the tiny model
+
+
+def test_cli_eval_writes_artifact_and_summary(tiny_teacher, synth_test, tmp_path):
+    out = tmp_path / "eval"
+    proc = rlt("eval", "--model", tiny_teacher, "--data", synth_test, "--out", out,
+               "--max-new-tokens", "12", check=True)
+    assert "accuracy" in proc.stdout and "synth-test" in proc.stdout
+    names = {p.name for p in out.iterdir()}
+    assert {"manifest.json", "summary.json"} <= names
+    assert names - {"manifest.json", "summary.json"} == {p.name for p in parts_of(out)}
+    rows = read_rows(out, "eval")
+    assert len(rows) == 16 and {r["sample"] for r in rows} == {0}
+    assert set(SCHEMAS["eval"].names) <= set(rows[0]) and "source" in rows[0]
+    assert {r["task"] for r in rows} == {"addition"} and {r["model"] for r in rows} == {str(tiny_teacher)}
+    test_rows = {r["id"]: r for r in read_rows(synth_test, "dataset")}
+    assert {r["id"] for r in rows} == set(test_rows)
+    assert all(r["answer"] == test_rows[r["id"]]["answer"] for r in rows)
+    assert all(0 < r["response_tokens"] <= 12 for r in rows)
+    summary = json.loads((out / "summary.json").read_text())["models"][str(tiny_teacher)]
+    mean = sum(r["correct"] for r in rows) / len(rows)
+    assert summary["overall"]["accuracy"] == pytest.approx(mean)
+    assert summary["benchmarks"]["synth-test"]["n"] == 16
+    assert summary["overall"]["truncation_rate"] == pytest.approx(sum(r["truncated"] for r in rows) / 16)
+    assert read_manifest(out)["kind"] == "eval" and read_manifest(out)["rows"] == 16
+    # same command again: nothing regenerated
+    before = sorted(p.name for p in parts_of(out))
+    again = rlt("eval", "--model", tiny_teacher, "--data", synth_test, "--out", out, "--max-new-tokens", "12",
+                check=True)
+    assert "already complete" in again.stderr and sorted(p.name for p in parts_of(out)) == before
+
+
+def test_cli_bad_inputs_exit_2_without_output(tiny_teacher, synth_test, tmp_path):
+    out = tmp_path / "eval"
+    proc = rlt("eval", "--model", tmp_path / "nope", "--data", synth_test, "--out", out)
+    assert proc.returncode == 2 and "model not found" in proc.stderr and "Traceback" not in proc.stderr
+    proc = rlt("eval", "--model", tiny_teacher, "--data", synth_test, "--out", out, "--samples", "2")
+    assert proc.returncode == 2 and "temperature" in proc.stderr
+    proc = rlt("eval", "--model", tiny_teacher, "--data", synth_test, "--out", out, "engine.name=tpu")
+    assert proc.returncode == 2 and "unknown engine" in proc.stderr
+    assert not out.exists()
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_resume_after_kill_regenerates_nothing_done(tiny_teacher, synth_test, tmp_path, monkeypatch):
+    from stages import engines
+
+    calls: list[list[str]] = []
+    real = engines.HFEngine.generate
+
+    def generate(self, prompts, **kw):
+        calls.append(list(prompts))
+        if fail_on is not None and len(calls) == fail_on:
+            raise _Killed()
+        return real(self, prompts, **kw)
+
+    monkeypatch.setattr(engines.HFEngine, "generate", generate)
+    cfg = EvalConfig(models=[str(tiny_teacher)], data=str(synth_test), out=str(tmp_path / "e"), max_new_tokens=8)
+    cfg.engine.batch_size = 6
+    fail_on = 2
+    with pytest.raises(_Killed):
+        evaluate.run(cfg)
+    out = Path(cfg.out)
+    assert read_manifest(out) is None and len(parts_of(out)) == 1
+    first = {r["id"] for r in pq.read_table(parts_of(out)[0]).to_pylist()}
+    assert len(first) == 6
+    calls.clear()
+    fail_on = None
+    evaluate.run(cfg)
+    assert sum(len(c) for c in calls) == 10  # only the 10 unfinished questions
+    rows = read_rows(out, "eval")
+    assert len(rows) == 16 and len({r["id"] for r in rows}) == 16
+
+
+def test_shards_partition_the_rows(tiny_teacher, synth_test, tmp_path):
+    ids = []
+    for i in range(2):
+        cfg = EvalConfig(models=[str(tiny_teacher)], data=str(synth_test), out=str(tmp_path / f"s{i}"),
+                         max_new_tokens=4, shard=f"{i}/2")
+        ids.append({r["id"] for r in read_rows(evaluate.run(cfg), "eval")})
+    assert ids[0] and ids[1] and not ids[0] & ids[1]
+    assert ids[0] | ids[1] == {r["id"] for r in read_rows(synth_test, "dataset")}
+
+
+def test_two_models_and_samples(tiny_teacher, tiny_student, synth_test, tmp_path):
+    cfg = EvalConfig(models=[str(tiny_teacher), str(tiny_student)], data=str(synth_test),
+                     out=str(tmp_path / "cmp"), max_new_tokens=6, samples=3, temperature=1.0, limit=5)
+    out = evaluate.run(cfg)
+    rows = read_rows(out, "eval")
+    assert len(rows) == 2 * 5 * 3
+    summary = evaluate.read_summary(out)["models"]
+    assert set(summary) == {str(tiny_teacher), str(tiny_student)}
+    for model, s in summary.items():
+        mine = [r for r in rows if r["model"] == model]
+        assert sorted({r["sample"] for r in mine}) == [0, 1, 2]
+        assert s["overall"]["pass@1"] == pytest.approx(sum(r["correct"] for r in mine) / len(mine))
+        assert {"pass@2", "pass@3"} <= set(s["overall"]) and s["overall"]["samples"] == 3
+        assert s["overall"]["pass@3"] >= s["overall"]["pass@2"] >= s["overall"]["pass@1"]
+    # samples differ: sampling, not greedy
+    by_q = {}
+    for r in rows:
+        by_q.setdefault((r["model"], r["id"]), set()).add(r["response"])
+    assert any(len(v) > 1 for v in by_q.values())
