@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.util
 import json
 import logging
 import shutil
@@ -49,6 +50,8 @@ ROLES = ("student", "teacher")
 LONG_ROWS = ("drop", "error")
 CHECKPOINTS = "checkpoints"
 METRICS = "metrics.jsonl"
+REPORTERS = {"tensorboard": "tensorboard", "wandb": "wandb", "trackio": "trackio", "mlflow": "mlflow",
+             "comet_ml": "comet_ml", "clearml": "clearml"}
 
 
 @dataclass
@@ -132,6 +135,13 @@ def validate(cfg: DistillConfig) -> None:
         raise UserError(f"max_steps must be at least 1, got {cfg.max_steps}")
     if cfg.packing and cfg.padding_free:
         raise UserError("choose packing or padding_free, not both (packing is already padding-free)")
+    for name in (r.strip() for r in cfg.report_to.split(",")):
+        if name in ("", "none"):
+            continue
+        if name not in REPORTERS:
+            raise UserError(f"unknown --report-to {name!r} (valid: none, {', '.join(REPORTERS)})")
+        if importlib.util.find_spec(REPORTERS[name]) is None:
+            raise UserError(f"--report-to {name} needs the {REPORTERS[name]} package (pip install {REPORTERS[name]})")
     if cfg.preset is not None and cfg.preset not in PRESETS:
         raise UserError(f"unknown preset {cfg.preset!r} (valid: {', '.join(sorted(PRESETS))})")
 
@@ -393,8 +403,6 @@ def _save_final(trainer, prep: Prepared, out: Path) -> None:
     if trainer.is_world_process_zero():
         prep.tok.save_pretrained(str(out))
         (out / "training_args.bin").unlink(missing_ok=True)  # a pickle; the manifest has the config
-        if not prep.cfg.keep_checkpoints:
-            shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
 
 
 def train(prep: Prepared, callbacks: tuple = ()) -> Path:
@@ -422,6 +430,8 @@ def train(prep: Prepared, callbacks: tuple = ()) -> Path:
                      "tokens_seen": trainer.state.num_input_tokens_seen,
                      "resumed_from": Path(resume).name if resume else None}
             writer.finish(extra, rows=len(prep.train))
+            if not cfg.keep_checkpoints:  # only once the manifest is written: a kill before it can still resume
+                shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
     log.info("trained %d steps -> %s", trainer.state.global_step, out)
     return out
 
