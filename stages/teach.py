@@ -423,6 +423,17 @@ def summarize(out: Path) -> dict:
 # ----------------------------------------------------------------------------- run
 
 
+def already_complete(cfg: TeachConfig, inputs: dict[str, str]) -> bool:
+    """A finished output of the same config and inputs (checked before loading any model)."""
+    from stages.artifacts import input_hash, read_manifest
+
+    manifest = read_manifest(cfg.out) if Path(cfg.out).is_dir() else None
+    if cfg.force or not manifest or manifest.get("kind") != "checkpoint":
+        return False
+    theirs = {k: v.get("hash") for k, v in manifest.get("inputs", {}).items()}
+    return manifest.get("config_hash") == config_hash(cfg) and theirs == {k: input_hash(v) for k, v in inputs.items()}
+
+
 class _Follower:
     """Stand-in writer of non-main ranks: the main rank alone writes the artifact."""
 
@@ -445,12 +456,15 @@ def run(cfg: TeachConfig) -> Path:
     if cfg.launch and not launch.in_launched_process():
         launch.relaunch("teach", to_dict(cfg), cfg.launch, cfg.gpus or 1)
         return Path(cfg.out)
+    inputs = {"teacher": cfg.teacher, "student": cfg.student, "data": cfg.data}
+    if already_complete(cfg, inputs):
+        log.info("%s is already complete (use --force to train again)", cfg.out)
+        return Path(cfg.out)
     rows = read_rows(cfg.data, "dataset")
     if len(rows) < cfg.prompts_per_step:
         raise UserError(f"{cfg.data} has {len(rows)} rows, fewer than prompts_per_step={cfg.prompts_per_step}")
     tok, teacher, scorer = load(cfg)
     main = int(os.environ.get("RANK", "0")) == 0
-    inputs = {"teacher": cfg.teacher, "student": cfg.student, "data": cfg.data}
     writer = ArtifactWriter(cfg.out, "checkpoint", cfg, inputs=inputs, force=cfg.force) if main else _Follower(cfg)
     with writer as w:
         if w.complete:

@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import ROOT, rlt
 
 FAST = ["prompts_per_step=2", "num_generations=2", "max_completion_length=12", "reward_batch_size=8"]
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # tiny models on a shared CPU: one thread is much faster
 COMPONENTS = ("reward", "reward_std", "sol_logp_mean", "sol_logp_min", "kl_mean", "kl_max", "format_ok",
               "align_fail", "completion_length", "kl_ref", "lr", "seconds_per_step")
 
@@ -32,7 +33,7 @@ def _jsonl(path: Path) -> list[dict]:
 def test_teach_writes_checkpoint_metrics_and_samples(tiny_teacher, tiny_student, synth_train, tmp_path):
     out = tmp_path / "teach"
     rlt(*_teach_args(tiny_teacher, tiny_student, synth_train, out, 2, "save_steps=1", "samples_per_log=3"),
-        check=True)
+        check=True, env=ONE_THREAD)
     assert sorted(p.name for p in out.iterdir()) == sorted([
         "chat_template.jinja", "checkpoints", "config.json", "generation_config.json", "manifest.json",
         "metrics.jsonl", "model.safetensors", "samples.jsonl", "tokenizer.json", "tokenizer_config.json"])
@@ -54,7 +55,8 @@ def test_teach_writes_checkpoint_metrics_and_samples(tiny_teacher, tiny_student,
     from stages.models import load_model
 
     assert load_model(str(out), device="cpu").num_parameters() > 0
-    again = rlt(*_teach_args(tiny_teacher, tiny_student, synth_train, out, 2, "save_steps=1", "samples_per_log=3"))
+    again = rlt(*_teach_args(tiny_teacher, tiny_student, synth_train, out, 2, "save_steps=1", "samples_per_log=3"),
+                env=ONE_THREAD)
     assert again.returncode == 0 and "already complete" in again.stderr
     assert json.loads((out / "manifest.json").read_text())["created"] == manifest["created"]
 
@@ -63,7 +65,7 @@ def test_teach_resumes_after_a_kill(tiny_teacher, tiny_student, synth_train, tmp
     out = tmp_path / "teach"
     args = _teach_args(tiny_teacher, tiny_student, synth_train, out, 8, "save_steps=2")
     proc = subprocess.Popen([sys.executable, "-m", "rltcli", *map(str, args)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            env={**os.environ, **ONE_THREAD}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 300
         while not (out / "checkpoints" / "checkpoint-2" / "trainer_state.json").exists():
@@ -73,7 +75,7 @@ def test_teach_resumes_after_a_kill(tiny_teacher, tiny_student, synth_train, tmp
     finally:
         proc.wait()
     assert not (out / "manifest.json").exists()
-    done = rlt(*args, check=True)
+    done = rlt(*args, check=True, env=ONE_THREAD)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["training"]["global_step"] == 8
     assert manifest["training"]["resumed_from"] and "resuming from" in done.stderr
