@@ -50,7 +50,8 @@ class EngineConfig:
     """Which backend generates text, and how."""
 
     name: str = opt("hf", f"Generation engine: {', '.join(ENGINES)}.")
-    batch_size: int = opt(16, "Prompts generated together (hf/vllm) or per flushed part (openai).", hash=False)
+    batch_size: int = opt(16, "Prompts per generation batch (hf) / per flushed part (openai, vllm: use e.g. 256).",
+                          hash=False)
     device: str = opt("auto", "Device of the hf engine: auto, cpu, cuda, cuda:1...", hash=False)
     dtype: str = opt("auto", "Weights dtype: auto (bf16 on GPU, fp32 on CPU), float32, bfloat16, float16.")
     base_url: str = opt("http://127.0.0.1:8000/v1", "OpenAI-compatible server root (openai engine).", hash=False)
@@ -333,8 +334,8 @@ class VLLMEngine(Engine):
         check_model_path(model, allow_pickle=cfg.allow_pickle)
         self.cfg, self._vllm = cfg, vllm
         self.tokenizer = load_tokenizer(model, trust_remote_code=cfg.trust_remote_code)
-        self.llm = vllm.LLM(model=model, dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code,
-                            max_num_seqs=max(cfg.batch_size, 1))
+        # vLLM schedules its own batches; engine.batch_size only sets how often rows are flushed
+        self.llm = vllm.LLM(model=model, dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code)
 
     def generate(self, prompts, *, n=1, max_new_tokens, temperature, top_p=1.0, seed=0, stop=None):
         _check_sampling(n, max_new_tokens, temperature, top_p)
