@@ -220,7 +220,7 @@ def token_logps(model, h, targets, tau: float, chunk: int):
     for i in range(0, h.shape[0], chunk):
         z = _logits(head, h[i:i + chunk], tau, cap)  # [C, V]
         t = targets[i:i + chunk].to(z.device)
-        out.append((z.gather(-1, t[:, None]).squeeze(-1) - torch.logsumexp(z, -1)).cpu())
+        out.append(z.log_softmax(-1).gather(-1, t[:, None]).squeeze(-1).cpu())  # log_softmax beats logsumexp on CPU
     return torch.cat(out) if out else torch.zeros(0)
 
 
