@@ -107,7 +107,7 @@ class _Killed(Exception):
 def test_resume_after_interruption_equals_uninterrupted(tiny_teacher, synth_train, tmp_path, monkeypatch):
     from stages import artifacts
 
-    kw = dict(limit=16, samples=2, temperature=1.0, max_new_tokens=12, seed=7, batch_size=8)
+    kw = {"limit": 16, "samples": 2, "temperature": 1.0, "max_new_tokens": 12, "seed": 7, "batch_size": 8}
     full = _rows(_run(tiny_teacher, synth_train, tmp_path / "full", **kw))
 
     out = tmp_path / "resumed"
@@ -135,7 +135,7 @@ def test_resume_after_interruption_equals_uninterrupted(tiny_teacher, synth_trai
 
 
 def test_shards_merge_to_the_full_set(tiny_teacher, synth_train, tmp_path):
-    kw = dict(limit=16, temperature=0.0, max_new_tokens=8)
+    kw = {"limit": 16, "temperature": 0.0, "max_new_tokens": 8}
     full = _rows(_run(tiny_teacher, synth_train, tmp_path / "full", **kw))
     shards = [_run(tiny_teacher, synth_train, tmp_path / f"s{i}", shard=f"{i}/2", **kw) for i in range(2)]
     parts = [_rows(s) for s in shards]
@@ -146,7 +146,7 @@ def test_shards_merge_to_the_full_set(tiny_teacher, synth_train, tmp_path):
 
 
 def test_student_scores_and_selection(tiny_teacher, tiny_student, synth_train, tmp_path):
-    kw = dict(limit=6, samples=3, temperature=1.0, max_new_tokens=24, seed=1, student=str(tiny_student))
+    kw = {"limit": 6, "samples": 3, "temperature": 1.0, "max_new_tokens": 24, "seed": 1, "student": str(tiny_student)}
     every = _rows(_run(tiny_teacher, synth_train, tmp_path / "all", **kw))
     assert len(every) == 18
     for r in every:
@@ -185,3 +185,29 @@ def test_bad_input_exits_2_with_one_line(tiny_teacher, synth_train, tmp_path, ar
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in proc.stderr
     assert not out.exists()
+
+
+def test_hf_engine_stops_on_multi_token_text(tiny_plain, synth_train):
+    """Stop strings are found in decoded text, across token boundaries (tags are plain text in real models)."""
+    from stages.engines import make_engine
+
+    engine = make_engine(EngineConfig(device="cpu", batch_size=4), str(tiny_plain))
+    tok = engine.tokenizer
+    rows = read_rows(synth_train, "dataset")[:4]
+    prompts = [formats.teacher_view(tok, PromptsConfig().teacher_system, r["question"], r["solution"]) + "Step"
+               for r in rows]
+    free = [c for (c,) in engine.generate(prompts, max_new_tokens=12, temperature=0.0)]
+    assert all(not c.finished and c.tokens == 12 for c in free)
+    ids = tok(free[0].text, add_special_tokens=False)["input_ids"]
+    before, upto = tok.decode(ids[:3]), tok.decode(ids[:5])
+    stop = upto[len(before) - 1:]  # ends inside the text of tokens 4-5, starts in token 3: several tokens
+    assert len(tok(stop, add_special_tokens=False)["input_ids"]) > 1
+    stopped = [c for (c,) in engine.generate(prompts, max_new_tokens=12, temperature=0.0, stop=[stop])]
+    for f, s in zip(free, stopped):
+        if stop in f.text:
+            assert s.finished and s.text == f.text[: f.text.index(stop) + len(stop)] and s.tokens < 12
+        else:
+            assert s == f
+    first = next(k for k in range(1, 13) if stop in tok.decode(ids[:k]))  # the token completing the stop
+    assert stopped[0].finished and stopped[0].tokens == first and stopped[0].text.endswith(stop)
+    engine.close()

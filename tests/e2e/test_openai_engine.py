@@ -105,7 +105,7 @@ def test_openai_engine_matches_hf_greedy(server, sampling_teacher, synth_train):
     local = make_engine(EngineConfig(name="hf", device="cpu", batch_size=1), str(sampling_teacher))
     try:
         prompts = _prompts(local.tokenizer, synth_train, 3)
-        kw = dict(max_new_tokens=10, temperature=0.0)
+        kw = {"max_new_tokens": 10, "temperature": 0.0}
         got, want = remote.generate(prompts, n=2, **kw), local.generate(prompts, **kw)
         assert [len(g) for g in got] == [2, 2, 2]
         for g, w in zip(got, want):
@@ -139,7 +139,7 @@ def test_generate_cli_with_openai_engine(server, sampling_teacher, synth_train, 
     rlt("generate", *args, "--out", tmp_path / "remote", "--engine", "openai", "--base-url", server,
         "engine.concurrency=2", check=True, env=ONE_THREAD)
     rlt("generate", *args, "--out", tmp_path / "local", "--device", "cpu", check=True, env=ONE_THREAD)
-    key = lambda r: (r["id"], r["sample"])  # noqa: E731
+    key = lambda r: (r["id"], r["sample"])
     remote = sorted(read_rows(tmp_path / "remote", "traces"), key=key)
     local = sorted(read_rows(tmp_path / "local", "traces"), key=key)
     assert len(remote) == 4
