@@ -333,6 +333,10 @@ def metrics_callback(out: Path, reward_fn: RLTRewardFunc):
             secs, self.step_seconds = self.step_seconds, []
             row["seconds_per_step"] = sum(secs) / len(secs) if secs else None
             _append_jsonl(out / "metrics.jsonl", [row])
+            log.info("step %d reward=%.4f format_ok=%.2f sol_logp=%.3f kl=%.3f kl_ref=%.4f %.2fs/step",
+                     row["step"], *(row[k] if row[k] is not None else math.nan
+                                    for k in ("reward", "format_ok", "sol_logp_mean", "kl_mean", "kl_ref",
+                                              "seconds_per_step")))
             _append_jsonl(out / "samples.jsonl", [{"step": state.global_step, **s} for s in reward_fn.take_samples()])
 
     return MetricsLog()
@@ -383,6 +387,7 @@ def last_checkpoint(ckdir: Path) -> tuple[str | None, int]:
 def train(cfg: TeachConfig, tok, teacher, scorer, rows: list[dict], batch: int) -> dict:
     """Build the GRPOTrainer, bind the reward, train (resuming when a checkpoint exists), save the teacher."""
     from datasets import Dataset
+    from transformers import PrinterCallback
     from trl import GRPOTrainer
 
     out = Path(cfg.out)
@@ -391,6 +396,7 @@ def train(cfg: TeachConfig, tok, teacher, scorer, rows: list[dict], batch: int) 
     trainer = GRPOTrainer(model=teacher, reward_funcs=[reward_fn], args=args, processing_class=tok,
                           train_dataset=Dataset.from_list(prompt_rows(tok, rows, cfg.prompts.teacher_system)))
     reward_fn.bind(trainer)
+    trainer.remove_callback(PrinterCallback)  # metrics go to metrics.jsonl and one log line per step
     trainer.add_callback(metrics_callback(out, reward_fn))
     resume, step = (None, 0) if cfg.force else last_checkpoint(out / "checkpoints")
     if trainer.is_world_process_zero():
