@@ -80,6 +80,15 @@ def test_cli_schema_student_view_and_truncation(tiny_teacher, synth_train, tmp_p
         assert positions == sorted(positions)
         assert formats.END_EXPLANATION not in r["explanation"]
 
+    # the same command again: nothing to do; another config into the same --out: refused, one line
+    base = ["generate", "--teacher", tiny_teacher, "--data", synth_train, "--out", out, "--limit", 12,
+            "--temperature", 0, "--batch-size", 8, "engine.device=cpu"]
+    again = rlt(*base, "--max-new-tokens", 6, check=True)
+    assert "already complete" in again.stderr and _files(out) == names
+    other = rlt(*base, "--max-new-tokens", 7)
+    assert other.returncode == 2 and len(other.stderr.strip().splitlines()) == 1
+    assert "another config" in other.stderr and _files(out) == names
+
 
 def test_samples_end_tag_and_eos(tiny_teacher, synth_train, tmp_path):
     out = _run(tiny_teacher, synth_train, tmp_path / "t", limit=8, samples=4, temperature=1.0,
