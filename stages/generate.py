@@ -26,8 +26,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stages import formats
-from stages.artifacts import (MANIFEST, PROGRESS, ArtifactWriter, check_output, input_hash, parse_shard,
-                              read_manifest, read_rows, select_shard)
+from stages.artifacts import (
+    MANIFEST,
+    PROGRESS,
+    ArtifactWriter,
+    check_output,
+    input_hash,
+    parse_shard,
+    read_manifest,
+    read_rows,
+    select_shard,
+)
 from stages.config import PromptsConfig, RewardConfig, config_hash, opt
 from stages.engines import EngineConfig, derive_seed, make_engine
 from stages.errors import UserError
