@@ -5,7 +5,7 @@
 (c) peak memory of the reward vs a naive full-logits version on long rows with a
     large vocabulary (each measured in a fresh subprocess).
 
-    python benchmarks/reward.py [--rows 32] [--hidden 256] [--vocab 32768] [--long-tokens 2500]
+    python benchmarks/reward.py [--rows 32] [--hidden 256] [--vocab 32768] [--long-tokens 3000]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stages.config import PromptsConfig, RewardConfig  # noqa: E402
+from stages.config import PromptsConfig, RewardConfig
 
 
 def build_pair(hidden: int, vocab: int | None = None) -> tuple:
@@ -57,7 +57,6 @@ def make_rows(n: int, target_tokens: int, vary: bool = True) -> list[dict]:
 
 def naive_scores(student, teacher, tok, rows, cfg: RewardConfig, batch_size: int) -> list[float]:
     """The textbook version: full logits [B, L, V], log_softmax everywhere, then pick span tokens."""
-    import torch
 
     from stages.reward import reduce_reward, render
 
@@ -150,7 +149,6 @@ def speed(args) -> None:
 
 def memory_worker(kind: str, args) -> None:
     """Run one variant and print its peak resident memory above the loaded-model baseline."""
-    import torch
 
     from stages.reward import RLTReward
 
@@ -164,7 +162,8 @@ def memory_worker(kind: str, args) -> None:
     else:
         naive_scores(student, teacher, tok, rows, cfg, batch_size=args.long_rows)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{peak - base:.0f} {time.perf_counter() - t0:.2f}")
+    tokens = max(len(tok(r["explanation"], add_special_tokens=False).input_ids) for r in rows)
+    print(f"{tokens} {peak - base:.0f} {time.perf_counter() - t0:.2f}")
 
 
 def _rss_mib() -> float:
@@ -180,10 +179,10 @@ def memory(args) -> None:
         cmd = [sys.executable, __file__, "--memory-worker", kind, "--vocab", str(args.vocab),
                "--long-tokens", str(args.long_tokens), "--long-rows", str(args.long_rows)]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
-        mib, secs = proc.stdout.split()[-2:]
+        tokens, mib, secs = proc.stdout.split()[-3:]
         out[kind] = (float(mib), float(secs))
     (rm, rs), (nm, ns) = out["reward"], out["naive"]
-    print(f"(c) {args.long_rows} rows of ~{args.long_tokens} explanation tokens, vocabulary {args.vocab}: "
+    print(f"(c) {args.long_rows} rows of {tokens} explanation tokens, vocabulary {args.vocab}: "
           f"peak memory above the models: reward {rm:.0f} MiB ({rs:.1f} s), naive full logits "
           f"{nm:.0f} MiB ({ns:.1f} s) -> {nm / max(rm, 1):.1f}x less")
 
@@ -194,7 +193,7 @@ def main() -> None:
     p.add_argument("--tokens", type=int, default=200, help="typical explanation tokens in (a) and (b)")
     p.add_argument("--hidden", type=int, default=256, help="hidden size of the models in (a) and (b)")
     p.add_argument("--vocab", type=int, default=32768, help="model vocabulary in (c)")
-    p.add_argument("--long-tokens", type=int, default=2500, help="explanation tokens per row in (c)")
+    p.add_argument("--long-tokens", type=int, default=3000, help="about this many explanation tokens per row in (c)")
     p.add_argument("--long-rows", type=int, default=4, help="rows in (c)")
     p.add_argument("--memory-worker", choices=("reward", "naive"), help=argparse.SUPPRESS)
     args = p.parse_args()

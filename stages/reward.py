@@ -37,8 +37,17 @@ from dataclasses import dataclass
 
 from stages.config import PromptsConfig, RewardConfig
 from stages.errors import UserError
-from stages.formats import (BEGIN_SOLUTION, BEGIN_THOUGHT, END_EXPLANATION, END_THOUGHT, split_completion,
-                            student_assistant, student_view, teacher_prefill, teacher_view)
+from stages.formats import (
+    BEGIN_SOLUTION,
+    BEGIN_THOUGHT,
+    END_EXPLANATION,
+    END_THOUGHT,
+    split_completion,
+    student_assistant,
+    student_view,
+    teacher_prefill,
+    teacher_view,
+)
 
 log = logging.getLogger(__name__)
 SCORE_KEYS = ("reward", "sol_logp_mean", "sol_logp_min", "kl_mean", "kl_max", "format_ok", "aligned",
@@ -191,7 +200,7 @@ def hidden_at(model, seqs: list[list[int]], wanted: list[list[int]], pad_id: int
     B, L = len(seqs), max(len(s) for s in seqs)
     ids = torch.full((B, L), pad_id, dtype=torch.long)
     mask = torch.zeros((B, L), dtype=torch.long)
-    rows, cols, offs = [], [], []
+    rows, cols = [], []
     for i, (s, w) in enumerate(zip(seqs, wanted)):
         off = L - len(s) if left else 0
         ids[i, off:off + len(s)] = torch.tensor(s)

@@ -15,7 +15,8 @@ interrupted run resumes where it stopped.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from stages.artifacts import ArtifactWriter, read_table, row_id, select_shard, validate
@@ -67,9 +68,9 @@ def load_rows(path: str) -> list[dict]:
         if r.get("sample") is None:
             r["sample"] = seen.get(r["id"], 0)
         seen[r["id"]] = max(seen.get(r["id"], 0), int(r["sample"])) + 1
-    keys = [(r["id"], r["sample"]) for r in rows]
-    if len(set(keys)) != len(keys):
-        dup = next(k for k in keys if keys.count(k) > 1)
+    counts = Counter((r["id"], r["sample"]) for r in rows)
+    dup = next((k for k, n in counts.items() if n > 1), None)
+    if dup:
         raise UserError(f"{path}: several rows have id {dup[0]} and sample {dup[1]}; give distinct 'sample' values")
     return rows
 

@@ -95,6 +95,7 @@ def test_score_resumes_after_a_failure(explanations, tiny_teacher, tiny_student,
 
 def test_score_shard_splits_rows(explanations, tiny_teacher, tiny_student, tmp_path):
     from stages import score
+    from stages.errors import UserError
 
     got = []
     for i in range(2):
@@ -102,7 +103,7 @@ def test_score_shard_splits_rows(explanations, tiny_teacher, tiny_student, tmp_p
                                 out=str(tmp_path / f"s{i}"), shard=f"{i}/2", device="cpu")
         try:
             got += [(r["id"], r["sample"]) for r in read_rows(score.run(cfg), "traces")]
-        except Exception as e:  # a shard may be empty with so few rows
+        except UserError as e:  # a shard may be empty with so few rows
             assert "holds no rows" in str(e)
     assert len(got) == 6 and len(set(got)) == 6
 
