@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import logging
 import resource
-import statistics
 import subprocess
 import sys
 import time
@@ -113,12 +112,13 @@ def bare_forwards(student, teacher, tok, rows, batch_size: int) -> None:
 
 
 def timed(fn, repeat: int = 3) -> float:
+    """Best of `repeat` wall times: the least disturbed by other load on shared CPUs."""
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return min(times)
 
 
 def speed(args) -> None:
@@ -135,8 +135,8 @@ def speed(args) -> None:
           f"{min(r['student_tokens'] for r in res)}-{max(r['student_tokens'] for r in res)}, "
           f"hidden {args.hidden}, vocab {len(tok)}")
     t_batch = timed(lambda: batched.score(rows))
-    t_one = timed(lambda: [one.score([r]) for r in rows], repeat=1)
-    t_naive_loop = timed(lambda: naive_scores(student, teacher, tok, rows, cfg, batch_size=1), repeat=1)
+    t_one = timed(lambda: [one.score([r]) for r in rows], repeat=2)
+    t_naive_loop = timed(lambda: naive_scores(student, teacher, tok, rows, cfg, batch_size=1), repeat=2)
     t_fwd = min(bare_forwards(student, teacher, tok, rows, args.rows) for _ in range(3))
     ref = naive_scores(student, teacher, tok, rows, cfg, batch_size=1)
     err = max(abs(a["reward"] - b) for a, b in zip(res, ref))
