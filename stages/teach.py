@@ -45,7 +45,7 @@ PRESETS: dict[str, dict] = {
               "temperature": 0.7, "loss_type": "grpo", "scale_rewards": "group",
               "max_completion_length": 16384, "save_steps": 25},
     # Improves the warmed-up tiny teacher on a CPU in a couple of minutes.
-    "tiny": {"preset": "tiny", "num_generations": 8, "prompts_per_step": 4, "max_steps": 150, "lr": 2e-4,
+    "tiny": {"preset": "tiny", "num_generations": 8, "prompts_per_step": 4, "max_steps": 100, "lr": 2e-4,
              "beta": 0.04, "sync_ref_model": True, "ref_model_mixup_alpha": 0.9, "ref_model_sync_steps": 32,
              "temperature": 0.7, "loss_type": "grpo", "scale_rewards": "group",
              "max_completion_length": 128, "save_steps": 50},
