@@ -62,6 +62,9 @@ MANAGED = {"learning_rate": "lr", "num_train_epochs": "epochs", "max_steps": "ma
            "output_dir": "out", "per_device_train_batch_size": "prompts_per_step",
            "generation_batch_size": "prompts_per_step", "steps_per_generation": "grad_accum"}
 
+CHOICES = {"loss_type": ("grpo", "dapo", "dr_grpo", "bnpo", "cispo", "sapo", "luspo", "vespo"),
+           "scale_rewards": ("group", "batch", "none"), "vllm_mode": ("colocate", "server")}
+
 
 @dataclass
 class TeachConfig:
@@ -160,6 +163,9 @@ def validate(cfg: TeachConfig) -> int:
             raise UserError(f"--{name} is required")
     if cfg.max_steps is not None and cfg.max_steps < 1:
         raise UserError(f"max_steps must be at least 1, got {cfg.max_steps}")
+    for name, valid in CHOICES.items():
+        if getattr(cfg, name) not in valid:
+            raise UserError(f"{name} must be one of {', '.join(valid)}, got {getattr(cfg, name)!r}")
     if cfg.use_vllm and importlib.util.find_spec("vllm") is None:
         raise UserError("use_vllm needs vLLM, which is not installed: pip install 'rlt[vllm]' (GPU only)")
     if cfg.launch:
