@@ -214,10 +214,10 @@ def hidden_at(model, seqs: list[list[int]], wanted: list[list[int]], pad_id: int
 
 
 def _logits(head, h, tau: float, softcap):
-    z = head(h).float()  # [C, V]
+    z = head(h).float()  # [C, V], a fresh tensor: scaled in place
     if softcap:
-        z = (z / softcap).tanh() * softcap
-    return z / tau
+        z = z.div_(softcap).tanh_().mul_(softcap)
+    return z.div_(tau)
 
 
 def token_logps(model, h, targets, tau: float, chunk: int):
