@@ -2,10 +2,11 @@
 
 Builds the tiny model and a traces file whose explanations have very different
 lengths (as real reasoning traces do), trains each variant for the same number
-of optimizer steps through the stage's own trainer, and prints real
+of passes over the same rows with the stage's own trainer, collator and loss
+(variants interleaved, so machine load hits all alike), and prints real
 (non-padding) tokens/s and the ratio to padded batches.
 
-    .venv/bin/python benchmarks/distill.py [--steps 12] [--rows 256] [--batch 16]
+    .venv/bin/python benchmarks/distill.py [--rounds 3] [--rows 96] [--batch 16]
 """
 
 from __future__ import annotations
@@ -35,63 +36,75 @@ def make_data(root: Path, rows: int, seed: int) -> tuple[str, str]:
     return str(model), str(path)
 
 
-def measure(model: str, data: str, out: Path, steps: int, batch: int, **variant) -> tuple[float, int, float]:
+def build(model: str, data: str, out: Path, batch: int, **variant):
+    """The stage's own trainer for one variant and its collated batches over every row."""
+    import torch
+
     from stages import distill
     from stages.config import resolve
 
     cfg = resolve(distill.DistillConfig, options={
-        "model": model, "data": data, "out": str(out), "device": "cpu", "max_steps": steps + 2,
-        "batch_size": batch, "lr": 1e-3, "save_steps": 10_000, "logging_steps": 10_000,
-        "max_length": 2048, **variant})
+        "model": model, "data": data, "out": str(out), "device": "cpu", "max_steps": 1, "batch_size": batch,
+        "max_length": 2048, "lr": 1e-4, **variant})
     trainer = distill.make_trainer(distill.prepare(cfg))
+    ds = trainer.train_dataset
+    order = list(range(len(ds)))
+    random.Random(0).shuffle(order)  # the same random batches for padded and padding-free
+    bs = cfg.batch_size
+    batches = [trainer.data_collator([ds[j] for j in order[i:i + bs]]) for i in range(0, len(order), bs)]
+    return trainer, torch.optim.AdamW(trainer.model.parameters(), lr=1e-4), batches
 
-    class Timer(__import__("transformers").TrainerCallback):  # skip 2 warm-up steps
-        t0 = tokens0 = None
 
-        def on_step_end(self, args, state, control, **kw):
-            if state.global_step == 2:
-                Timer.t0, Timer.tokens0 = time.perf_counter(), state.num_input_tokens_seen
+def real_tokens(batch) -> int:
+    if "attention_mask" in batch:
+        return int(batch["attention_mask"].sum())
+    return int(batch["input_ids"].numel())
 
-    trainer.add_callback(Timer())
-    trainer.train()
-    dt = time.perf_counter() - Timer.t0
-    tokens = trainer.state.num_input_tokens_seen - Timer.tokens0
-    return tokens / dt, tokens, dt
+
+def one_pass(trainer, optim, batches) -> float:
+    """Seconds for a training pass (loss, backward, optimizer step) over every batch."""
+    t0 = time.perf_counter()
+    for b in batches:
+        optim.zero_grad()
+        trainer.compute_loss(trainer.model, dict(b)).backward()
+        optim.step()
+    return time.perf_counter() - t0
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=12)
-    ap.add_argument("--rows", type=int, default=256)
+    ap.add_argument("--rounds", type=int, default=3, help="Timed passes per variant, interleaved.")
+    ap.add_argument("--rows", type=int, default=96)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     import logging
 
-    import torch
-
     logging.disable(logging.WARNING)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    variants = {
+        f"padded bs{a.batch}": {},
+        f"padding-free bs{a.batch}": {"padding_free": True},
+        "packed 2048/step": {"packing": True, "batch_size": 1},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         model, data = make_data(root, a.rows, a.seed)
-        small = max(1, a.batch // 4)
-        variants = {  # name -> (options, timed steps): comparisons at equal rows per step
-            f"padded bs{a.batch}": ({}, a.steps),
-            f"padding-free bs{a.batch}": ({"padding_free": True}, a.steps),
-            f"padded bs{small}": ({"batch_size": small}, a.steps * 2),
-            f"padding-free bs{small}": ({"padding_free": True, "batch_size": small}, a.steps * 2),
-            "packed 1x2048": ({"packing": True, "batch_size": 1}, a.steps * 2),
-        }
-        results = {}
-        for i, (name, (v, steps)) in enumerate(variants.items()):
-            results[name] = measure(model, data, root / f"v{i}", steps, a.batch, **v)
-    print(f"distill throughput, tiny model on CPU, {a.rows} mixed-length traces (real tokens/s, padding excluded)")
-    for name, (rate, tokens, dt) in results.items():
-        bs = name.split()[-1]
-        ref = results.get(f"padded {bs}" if bs.startswith("bs") else f"padded bs{a.batch}")[0]
-        print(f"  {name:22s} {rate:9,.0f} tokens/s  ({tokens:,} tokens in {dt:.1f} s)  "
-              f"x{rate / ref:.2f} vs padded {bs if bs.startswith('bs') else f'bs{a.batch}'}")
+        runs = {name: build(model, data, root / f"v{i}", a.batch, **v) for i, (name, v) in enumerate(variants.items())}
+        for trainer, optim, batches in runs.values():  # warm-up
+            one_pass(trainer, optim, batches[:1])
+        seconds = dict.fromkeys(runs, 0.0)
+        for _ in range(a.rounds):  # interleaved, so a change in machine load hits every variant alike
+            for name, (trainer, optim, batches) in runs.items():
+                seconds[name] += one_pass(trainer, optim, batches)
+    tokens = {name: a.rounds * sum(real_tokens(b) for b in runs[name][2]) for name in runs}
+    base_name = f"padded bs{a.batch}"
+    base = tokens[base_name] / seconds[base_name]
+    print(f"distill training throughput, tiny model on CPU, {a.rows} mixed-length traces, {a.rounds} interleaved "
+          f"passes (real tokens/s, padding excluded)")
+    for name in runs:
+        rate = tokens[name] / seconds[name]
+        print(f"  {name:22s} {rate:9,.0f} tokens/s  ({tokens[name]:,} tokens in {seconds[name]:.1f} s)  "
+              f"x{rate / base:.2f} vs {base_name}")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ manifest, then dropped (`long_rows=drop`) or refused (`long_rows=error`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import importlib.util
@@ -313,6 +314,37 @@ def metrics_callback(path: Path):
     return MetricsCallback()
 
 
+VARLEN = "sdpa_varlen"
+
+
+def _varlen_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kw):
+    """Causal SDPA per packed sequence (cu_seq_lens from the padding-free collator): cost sum(L_i^2), not T^2."""
+    import torch
+    import torch.nn.functional as F
+    from transformers.integrations.sdpa_attention import repeat_kv
+
+    groups = getattr(module, "num_key_value_groups", 1)
+    key, value = repeat_kv(key, groups), repeat_kv(value, groups)  # [1, H, T, D]
+    cu = kw.get("cu_seq_lens_q")
+    bounds = cu.tolist() if cu is not None else [0, query.shape[2]]
+    p = dropout if module.training else 0.0
+    out = [F.scaled_dot_product_attention(query[:, :, a:b], key[:, :, a:b], value[:, :, a:b], dropout_p=p,
+                                          is_causal=True, scale=scaling) for a, b in zip(bounds[:-1], bounds[1:])]
+    return torch.cat(out, dim=2).transpose(1, 2).contiguous(), None  # [1, T, H, D]
+
+
+def use_varlen_attention(model) -> bool:
+    """Padding-free batches with SDPA: attend within each sequence instead of masking a T x T square."""
+    from transformers import AttentionInterface, AttentionMaskInterface
+
+    if model.config._attn_implementation != "sdpa":
+        return False
+    AttentionInterface.register(VARLEN, _varlen_sdpa)
+    AttentionMaskInterface.register(VARLEN, lambda *a, **kw: None)  # causality is per sequence, in the kernel
+    model.set_attn_implementation(VARLEN)
+    return True
+
+
 @dataclass
 class Prepared:
     """Everything training needs, loaded and validated before the output is touched."""
@@ -350,6 +382,8 @@ def make_trainer(prep: Prepared, callbacks: tuple = ()):
     from trl import SFTTrainer
 
     evals = Dataset.from_list(prep.evals) if prep.evals else None
+    if prep.cfg.packing or prep.cfg.padding_free:
+        use_varlen_attention(prep.model)
     from transformers.trainer_callback import PrinterCallback
 
     trainer = SFTTrainer(model=prep.model, args=prep.args, processing_class=prep.tok,
@@ -399,6 +433,8 @@ def _fix_generation_config(model, tok) -> None:
 
 def _save_final(trainer, prep: Prepared, out: Path) -> None:
     _fix_generation_config(trainer.model, prep.tok)
+    if trainer.model.config._attn_implementation == VARLEN:
+        trainer.model.set_attn_implementation("sdpa")  # the saved model must load without this module
     trainer.save_model(str(out))
     if trainer.is_world_process_zero():
         prep.tok.save_pretrained(str(out))
@@ -411,7 +447,7 @@ def train(prep: Prepared, callbacks: tuple = ()) -> Path:
     inputs = {"model": cfg.model, "data": cfg.data}
     main = launch.world_size() == 1 or _is_main()
     writer = ArtifactWriter(out, "checkpoint", cfg, inputs=inputs, force=cfg.force) if main else None
-    with writer if writer else _Null():
+    with writer if writer else contextlib.nullcontext():
         if launch.world_size() > 1:
             _barrier()  # the main process has prepared (or cleared) the output
         resume = last_checkpoint(out)
@@ -434,14 +470,6 @@ def train(prep: Prepared, callbacks: tuple = ()) -> Path:
                 shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
     log.info("trained %d steps -> %s", trainer.state.global_step, out)
     return out
-
-
-class _Null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _is_main() -> bool:

@@ -158,3 +158,20 @@ def test_bad_inputs_exit_2_with_one_line(case, tmp_path, tiny_teacher, synth_tra
     lines = [line for line in proc.stderr.splitlines() if line.startswith("rlt: error:")]
     assert len(lines) == 1 and needle in lines[0] and "Traceback" not in proc.stderr
     assert not out.exists()  # no half-written artifact
+
+
+def test_padding_free_matches_padded_loss_and_saves_plain_sdpa(tiny_teacher, synth_train, tmp_path):
+    grads = {}
+    for pf in (False, True):
+        prep = distill.prepare(_cfg(tiny_teacher, synth_train, tmp_path / f"o{pf}", padding_free=pf))
+        trainer = distill.make_trainer(prep)
+        batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
+        assert ("attention_mask" in batch) != pf and batch["input_ids"].shape[0] == (1 if pf else 4)
+        trainer.model.eval()  # no dropout: the two layouts must agree exactly
+        loss = trainer.compute_loss(trainer.model, dict(batch))
+        loss.backward()
+        grads[pf] = (loss.item(), trainer.model.model.embed_tokens.weight.grad.clone())
+    assert abs(grads[True][0] - grads[False][0]) < 1e-5
+    assert (grads[True][1] - grads[False][1]).abs().max() < 1e-5
+    out = distill.run(_cfg(tiny_teacher, synth_train, tmp_path / "pf", padding_free=True, max_steps=1))
+    assert "sdpa_varlen" not in (out / "config.json").read_text()
