@@ -63,6 +63,10 @@ def check_launch(name: str, gpus: int) -> Path:
         raise UserError(f"--gpus must be at least 1, got {gpus}")
     if importlib.util.find_spec("accelerate") is None:
         raise UserError("--launch needs accelerate (pip install accelerate)")
+    import torch
+
+    if not torch.cuda.is_available():
+        raise UserError(f"--launch {name} runs one process per GPU, and no CUDA GPU is visible here")
     if name in DEEPSPEED_PRESETS and importlib.util.find_spec("deepspeed") is None:
         raise UserError(f"--launch {name} needs DeepSpeed: pip install 'rlt[deepspeed]'")
     return path

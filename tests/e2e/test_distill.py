@@ -175,3 +175,12 @@ def test_padding_free_matches_padded_loss_and_saves_plain_sdpa(tiny_teacher, syn
     assert (grads[True][1] - grads[False][1]).abs().max() < 1e-5
     out = distill.run(_cfg(tiny_teacher, synth_train, tmp_path / "pf", padding_free=True, max_steps=1))
     assert "sdpa_varlen" not in (out / "config.json").read_text()
+
+
+def test_launch_without_gpus_is_one_clear_error(tiny_teacher, synth_train, tmp_path):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    out = tmp_path / "o"
+    proc = rlt("distill", "--model", tiny_teacher, "--data", synth_train, "--out", out, "--launch", "ddp", "--gpus", 2)
+    assert proc.returncode == 2 and "no CUDA GPU" in proc.stderr and not out.exists()

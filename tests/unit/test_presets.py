@@ -43,3 +43,4 @@ def test_unknown_preset_and_bad_gpu_count_are_user_errors():
         launch.preset_path("zero4")
     with pytest.raises(UserError, match="--gpus"):
         launch.check_launch("ddp", 0)
+
