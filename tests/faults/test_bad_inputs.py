@@ -1,0 +1,151 @@
+"""Bad input across every command: exit 2, one line on stderr naming the problem, nothing written.
+
+One table of cases. Each runs the real CLI against a shared tmp "world" of bad files and finished
+artifacts; every file under it (and the shared models and data it reads) must be byte-identical
+afterwards, and no new path may appear.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tests.conftest import rlt
+from tests.faults.conftest import ONE_THREAD, snapshot
+
+ROWS = {"id": ["a", "b"], "question": ["What is 1 + 2?", "What is 3 + 4?"], "solution": ["3", "7"]}
+
+
+def _parquet(path: Path, columns: dict) -> None:
+    pq.write_table(pa.table(columns), path)
+
+
+def _build_world(w: Path, teacher: Path, test: Path) -> None:
+    """The bad inputs the cases point at, plus finished artifacts that must survive untouched."""
+    w.mkdir()
+    _parquet(w / "no_solution.parquet", {k: v for k, v in ROWS.items() if k != "solution"})
+    _parquet(w / "int_question.parquet", {**ROWS, "question": [1, 2]})
+    _parquet(w / "str_reward.parquet", {**ROWS, "explanation": ["x", "y"], "reward": ["high", "low"]})
+    _parquet(w / "no_explanation.parquet", ROWS)
+    _parquet(w / "traces.parquet", {**ROWS, "explanation": ["1 + 2 = 3", "3 + 4 = 7"]})
+    _parquet(w / "null_solution.parquet", {**ROWS, "solution": ["3", None]})
+    pq.write_table(pa.table({k: pa.array([], pa.string()) for k in ROWS}), w / "empty.parquet")
+    (w / "corrupt.parquet").write_bytes(b"PAR1 this is not parquet at all \x00\x01\x02")
+    (w / "partial").mkdir()
+    _parquet(w / "partial" / "part-00000-1-000000001.parquet", ROWS)
+    (w / "not_mapping.yaml").write_text("- a\n- b\n")
+    (w / "unknown_key.yaml").write_text("reward:\n  kl_coeff: 3\n")
+    (w / "bad.yaml").write_text("lr: [1, 2\n")
+    (w / "bad_pipelines.yaml").write_text(json.dumps({"p": {"steps": {"a": {"command": "fly"}}}}))
+    (w / "bad_option.yaml").write_text(json.dumps({"p": {"steps": {"a": {"command": "data synth",
+                                                                         "options": {"count": 3}}}}}))
+    (w / "good_pipelines.yaml").write_text(json.dumps({"p": {"steps": {"a": {"command": "data synth"}}}}))
+    (w / "a_file").write_text("not a directory\n")
+    (w / "no_tokenizer").mkdir()
+    for f in ("config.json", "model.safetensors", "generation_config.json"):
+        shutil.copy(teacher / f, w / "no_tokenizer" / f)
+    shutil.copytree(test, w / "dataset")  # a finished dataset artifact
+    from stages.data import SynthConfig, synth
+
+    synth(SynthConfig(out=str(w / "synth8"), n=8, seed=0))  # a finished artifact of another config
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, tiny_teacher, synth_test) -> Path:
+    w = tmp_path_factory.mktemp("bad") / "w"
+    _build_world(w, tiny_teacher, synth_test)
+    return w
+
+
+# (case id, argv with {w} = world, {T} teacher, {S} student, {P} plain-tag model, {D} data, {E} test data,
+#  text the one stderr line must contain)
+CASES = [
+    ("synth-out-is-file", "data synth --out {w}/a_file --n 4", "is a file"),
+    ("synth-other-config", "data synth --out {w}/synth8 --n 9", "another config"),
+    ("synth-unknown-key", "data synth --out {w}/new --n 4 digits=3", "unknown key 'digits'"),
+    ("synth-malformed-override", "data synth --out {w}/new n", "malformed override 'n'"),
+    ("synth-mistyped-override", "data synth --out {w}/new n=many", "'n' expects an integer"),
+    ("synth-yaml-not-mapping", "data synth --out {w}/new --config {w}/not_mapping.yaml", "must be a mapping"),
+    ("synth-yaml-invalid", "data synth --out {w}/new --config {w}/bad.yaml", "not valid YAML"),
+    ("import-missing-file", "data import {w}/nope.parquet --out {w}/new", "nope.parquet"),
+    ("import-missing-column", "data import {w}/no_solution.parquet --out {w}/new", "missing column(s) solution"),
+    ("import-corrupt", "data import {w}/corrupt.parquet --out {w}/new", "corrupt.parquet"),
+    ("import-empty", "data import {w}/empty.parquet --out {w}/new", "0 rows read"),
+    ("import-unknown-format", "data import {w}/no_explanation.parquet --out {w}/new --format csvish", "csvish"),
+    ("merge-partial", "data merge {w}/partial {w}/dataset --out {w}/new", "incomplete"),
+    ("merge-out-other-kind", "data merge {w}/synth8 --out {w}/dataset", "another config"),
+    ("model-out-is-file", "model tiny --out {w}/a_file", "is a file"),
+    ("model-unknown-key", "model tiny --out {w}/new hidden_size=64", "unknown key 'hidden_size'"),
+    ("inspect-missing", "inspect {w}/nope", "not found"),
+    ("inspect-corrupt", "inspect {w}/corrupt.parquet", "corrupt.parquet"),
+    ("inspect-partial", "inspect {w}/partial", "incomplete"),
+    ("distill-missing-model", "distill --model {w}/nope --data {D} --out {w}/new --max-steps 1", "model not found"),
+    ("distill-no-tokenizer", "distill --model {w}/no_tokenizer --data {D} --out {w}/new --max-steps 1", "no tokenizer"),
+    ("distill-missing-column", "distill --model {T} --data {w}/no_solution.parquet --out {w}/new", "solution"),
+    ("distill-bad-role", "distill --model {T} --data {D} --out {w}/new --role critic", "--role"),
+    ("distill-out-other-kind", "distill --model {T} --data {D} --out {w}/dataset --max-steps 1", "dataset"),
+    ("teach-vocab-differs", "teach --teacher {T} --student {P} --data {D} --out {w}/new --max-steps 1", "tokenizers differ"),
+    ("teach-unknown-key", "teach --teacher {T} --student {S} --data {D} --out {w}/new --config {w}/unknown_key.yaml",
+     "unknown key 'reward.kl_coeff'"),
+    ("teach-null-solution", "teach --teacher {T} --student {S} --data {w}/null_solution.parquet --out {w}/new",
+     "row 1 has no value in column 'solution'"),
+    ("generate-empty", "generate --teacher {T} --data {w}/empty.parquet --out {w}/new", "no rows"),
+    ("generate-shard", "generate --teacher {T} --data {D} --out {w}/new --shard 3/2", "--shard 3/2"),
+    ("generate-mistyped-column", "generate --teacher {T} --data {w}/int_question.parquet --out {w}/new",
+     "column 'question' must be string"),
+    ("generate-vocab-differs", "generate --teacher {T} --student {P} --data {D} --out {w}/new --limit 2",
+     "tokenizers differ"),
+    ("generate-out-other-kind", "generate --teacher {T} --data {D} --out {w}/dataset --limit 2", "dataset artifact"),
+    ("score-vocab-differs", "score --teacher {P} --student {T} --data {w}/traces.parquet --out {w}/new",
+     "tokenizers differ"),
+    ("score-no-explanation", "score --teacher {T} --student {S} --data {w}/no_explanation.parquet --out {w}/new",
+     "explanation"),
+    ("score-extra-column-mistyped", "score --teacher {T} --student {S} --data {w}/str_reward.parquet --out {w}/new",
+     "column 'reward' must be double"),
+    ("score-shard", "score --teacher {T} --student {S} --data {w}/traces.parquet --out {w}/new --shard 3/2", "--shard 3/2"),
+    ("eval-partial", "eval --model {T} --data {w}/partial --out {w}/new", "incomplete"),
+    ("eval-corrupt", "eval --model {T} --data {w}/corrupt.parquet --out {w}/new", "corrupt.parquet"),
+    ("eval-missing-model", "eval --model {w}/nope --data {E} --out {w}/new", "model not found"),
+    ("eval-out-is-file", "eval --model {T} --data {E} --out {w}/a_file", "is a file"),
+    ("eval-out-other-kind", "eval --model {T} --data {E} --out {w}/dataset --limit 2", "dataset artifact"),
+    ("eval-shard", "eval --model {T} --data {E} --out {w}/new --shard 3/2", "--shard 3/2"),
+    ("eval-unknown-nested-key", "eval --model {T} --data {E} --out {w}/new engine.bogus=1", "engine.bogus"),
+    ("run-unknown-command", "run p --file {w}/bad_pipelines.yaml --runs {w}/runs", "command"),
+    ("run-unknown-option", "run p --file {w}/bad_option.yaml --runs {w}/runs", "unknown key 'count'"),
+    ("run-not-mapping", "run p --file {w}/not_mapping.yaml --runs {w}/runs", "must be a mapping"),
+    ("run-unknown-pipeline", "run nope --file {w}/good_pipelines.yaml --runs {w}/runs", "nope"),
+    ("report-missing-run", "report {w}/nope --out {w}/new", "not found"),
+    ("report-out-is-file", "report {w}/dataset --out {w}/a_file", "is a file"),
+]
+
+
+def _argv(template: str, paths: dict) -> list[str]:
+    return [part.format(**paths) for part in template.split()]
+
+
+@pytest.mark.parametrize("template,expect", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(template, expect, world, tiny_teacher, tiny_student,
+                                                            tiny_plain, synth_train, synth_test):
+    paths = {"w": world, "T": tiny_teacher, "S": tiny_student, "P": tiny_plain, "D": synth_train, "E": synth_test}
+    watched = [world, tiny_teacher, tiny_student, tiny_plain, synth_train, synth_test]
+    before = [snapshot(p) for p in watched]
+    tree = sorted(str(p) for p in world.rglob("*"))
+    proc = rlt(*_argv(template, paths), env=ONE_THREAD)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, f"exit {proc.returncode}:\n{proc.stderr[-3000:]}"
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert lines[0].startswith("rlt: error: ") and expect in lines[0], lines[0]
+    assert sorted(str(p) for p in world.rglob("*")) == tree, "a new file or directory appeared"
+    assert [snapshot(p) for p in watched] == before, "an existing file changed"
+
+
+def test_the_table_covers_every_command():
+    from rltcli.app import COMMANDS
+
+    commands = {c[1].split()[0] for c in CASES}
+    assert commands == set(COMMANDS) and len(CASES) >= 30
