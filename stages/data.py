@@ -209,6 +209,14 @@ def _gpqa_row(row: dict, seed: int, index: int) -> dict | None:
     return {"question": question, "solution": solution, "answer": letter, "task": "choice"}
 
 
+def _missing_columns(cfg: ImportConfig, rows: list[dict]) -> str:
+    """For --format columns: '; missing column(s) ...' when the source lacks question/solution."""
+    if cfg.format != "columns" or not rows:
+        return ""
+    missing = [c for c in ("question", "solution") if c not in set(rows[0]) | set(cfg.map)]
+    return f"; missing column(s) {', '.join(missing)}, rename with --map dst=src" if missing else ""
+
+
 def import_(cfg: ImportConfig) -> Path:
     """Convert a local dataset in a known layout to a dataset artifact."""
     if cfg.format not in FORMATS:
@@ -225,10 +233,11 @@ def import_(cfg: ImportConfig) -> Path:
         c.setdefault("source", cfg.format if cfg.format in BENCHMARKS else Path(cfg.src).name)
         c["id"] = c.get("id") or row_id(c["question"], c["solution"])
         out.append(c)
+    if not out:
+        raise UserError(f"{cfg.src}: no row parsed as format {cfg.format} ({len(rows)} rows read"
+                        f"{_missing_columns(cfg, rows)})")
     if bad:
         log.warning("%d of %d rows did not parse as %s (first: row %d)", len(bad), len(rows), cfg.format, bad[0])
-    if not out:
-        raise UserError(f"{cfg.src}: no row parsed as format {cfg.format} ({len(rows)} rows read)")
     table = pa.Table.from_pylist(out)
     validate(table, "dataset", cfg.src)
     inputs = {"src": cfg.src} if Path(cfg.src).exists() else {}

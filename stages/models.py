@@ -84,12 +84,19 @@ def load_model(path: str, device: str = "auto", dtype: str = "auto", trust_remot
         torch_dtype = getattr(torch, dtype, None)
         if not isinstance(torch_dtype, torch.dtype):
             raise UserError(f"unknown dtype {dtype!r} (use auto, float32, bfloat16 or float16)")
+    from transformers.utils import logging as hf_logging
+
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # stderr stays ours: log lines, and one line on a bad input
     try:
         model = AutoModelForCausalLM.from_pretrained(
             path, dtype=torch_dtype, trust_remote_code=trust_remote_code,
             use_safetensors=None if allow_pickle else True)
     except (OSError, ValueError) as e:
         raise UserError(f"cannot load model {path}: {str(e).splitlines()[0][:200]}") from None
+    finally:
+        if bar:
+            hf_logging.enable_progress_bar()
     return model.to(device)
 
 
