@@ -88,7 +88,7 @@ def accuracy_rows(steps) -> list[dict]:
             continue
         for model, s in json.loads(f.read_text())["models"].items():
             for bench, st in s["benchmarks"].items():
-                out.append({"step": label, "model": model, "benchmark": bench, **st})
+                out.append({"step": label, "model": Path(model).name, "benchmark": bench, **st})
     return out
 
 
@@ -140,7 +140,7 @@ def _plot_accuracy(rows: list[dict], out: Path) -> bool:
 
     if not rows:
         return False
-    labels = [f"{r['step']}\n{r['benchmark']}" for r in rows]
+    labels = [f"{r['model']}\n{r['benchmark']}" for r in rows]
     acc = [100 * r["accuracy"] for r in rows]
     err = [[100 * (r["accuracy"] - r["ci95"][0]) for r in rows], [100 * (r["ci95"][1] - r["accuracy"]) for r in rows]]
     fig, ax = plt.subplots(figsize=(max(5, 1.4 * len(rows)), 4))
@@ -164,14 +164,14 @@ def _md_table(header: list[str], rows: list[list]) -> list[str]:
 
 def accuracy_markdown(rows: list[dict]) -> list[str]:
     return _md_table(
-        ["eval step", "benchmark", "n", "accuracy %", "95 % interval", "mean tokens", "truncated %"],
-        [[r["step"], r["benchmark"], r["n"], f"{100 * r['accuracy']:.1f}",
+        ["eval step", "model", "benchmark", "n", "accuracy %", "95 % interval", "mean tokens", "truncated %"],
+        [[r["step"], r["model"], r["benchmark"], r["n"], f"{100 * r['accuracy']:.1f}",
           f"{100 * r['ci95'][0]:.1f}-{100 * r['ci95'][1]:.1f}", f"{r['mean_response_tokens']:.0f}",
           f"{100 * r['truncation_rate']:.1f}"] for r in rows])
 
 
-def run(cfg: ReportConfig) -> Path:
-    """Collect the runs, draw the plots, write report.md; returns its path."""
+def run(cfg: ReportConfig) -> dict:
+    """Collect the runs, draw the plots, write report.md; returns its path and accuracy rows."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -204,5 +204,4 @@ def run(cfg: ReportConfig) -> Path:
     if _plot_loss({lbl: rows for lbl, rows in metrics.items() if not series(rows, "reward")[1]}, out / "loss.png"):
         lines += ["", "## Training loss", "", "![loss](loss.png)"]
     (out / "report.md").write_text("\n".join(lines) + "\n")
-    log.info("report: %s", out / "report.md")
-    return out / "report.md"
+    return {"path": out / "report.md", "accuracy": acc}
