@@ -1,0 +1,65 @@
+"""`rlt report`: tables and PNG plots from step artifacts (eval summaries and training metrics)."""
+
+import json
+from dataclasses import dataclass
+
+import pytest
+
+from stages import report
+from stages.artifacts import ArtifactWriter
+from stages.config import opt
+from stages.errors import UserError
+from stages.evaluate import summarize
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclass
+class Cfg:
+    out: str = opt("", "out", hash=False)
+
+
+def _eval_step(path, model, correct):
+    rows = [{"id": str(i), "sample": 0, "question": "q", "answer": "1", "task": "addition", "model": model,
+             "response": "r", "extracted": "1", "correct": c, "response_tokens": 10 + i, "truncated": False,
+             "source": "synth-test"} for i, c in enumerate(correct)]
+    with ArtifactWriter(path, "eval", Cfg(), key=("model", "id", "sample")) as w:
+        w.write(rows)
+        (path / "summary.json").write_text(json.dumps(summarize(rows)))
+        w.finish()
+
+
+def _train_step(path, metrics):
+    with ArtifactWriter(path, "checkpoint", Cfg()) as w:
+        (path / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in metrics))
+        w.finish(rows=0)
+
+
+def test_report_tables_and_plots(tmp_path):
+    run = tmp_path / "runs" / "demo"
+    _eval_step(run / "eval", "runs/demo/student-rl", [True, True, False, True])
+    _train_step(run / "teach", [{"step": s, "reward": -2 + s / 10, "sol_logp_mean": -1.0, "sol_logp_min": -3.0,
+                                 "kl_mean": 0.1, "kl_max": 0.5} for s in range(1, 11)])
+    _train_step(run / "student", [{"step": s, "loss": 2.0 / s} for s in range(1, 6)])
+    result = report.run(report.ReportConfig(runs=[str(run)], out=str(tmp_path / "rep")))
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert result["path"] == tmp_path / "rep" / "report.md"
+    assert "| eval | student-rl | synth-test | 4 | 75.0 |" in text
+    # first fifth (steps 1-2) mean -1.85, last fifth (steps 9-10) mean -1.05
+    assert "first fifth of steps -1.850 -> last fifth -1.050" in text
+    for png in ("accuracy.png", "teacher_reward.png", "loss.png"):
+        assert (tmp_path / "rep" / png).read_bytes().startswith(PNG), png
+        assert f"({png})" in text
+
+
+def test_report_needs_finished_artifacts(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no finished artifacts"):
+        report.run(report.ReportConfig(runs=[str(tmp_path / "empty")], out=str(tmp_path / "rep")))
+    with pytest.raises(UserError, match="run not found"):
+        report.run(report.ReportConfig(runs=[str(tmp_path / "nope")], out=str(tmp_path / "rep")))
+
+
+def test_fifths():
+    assert report.fifths([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]) == (1.5, 9.5)
+    assert report.fifths([1, 2]) is None
