@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 from collections import Counter
 from pathlib import Path
@@ -152,3 +153,38 @@ def test_ctrl_c_exits_130_with_one_line_and_resumes(tiny_teacher, data, gen_ref,
     again = rlt(*args, check=True, env=ONE_THREAD)
     assert f"of {24 // 2} batches to generate" in again.stderr and before > 0
     assert len(_assert_complete(out, "traces", ("id", "sample"), gen_ref)) == 24
+
+
+@pytest.mark.parametrize("command", ["distill", "teach"])
+def test_kill_mid_checkpoint_save_resumes_from_the_last_whole_one(command, tiny_teacher, tiny_student, data,
+                                                                   tmp_path):
+    """A kill while a checkpoint is written leaves a directory without trainer_state.json: skip it."""
+    out = tmp_path / command
+    if command == "distill":
+        args = ["distill", "--model", tiny_student, "--data", data, "--out", out, "--preset", "tiny",
+                "--max-steps", 4, "--batch-size", 8, "--device", "cpu", "save_steps=1", "logging_steps=1",
+                "keep_checkpoints=true"]
+    else:
+        args = ["teach", "--teacher", tiny_teacher, "--student", tiny_student, "--data", data, "--out", out,
+                "--max-steps", 4, "--device", "cpu", "prompts_per_step=2", "num_generations=2",
+                "max_completion_length=8", "reward_batch_size=8", "save_steps=1"]
+    proc = spawn(args)
+    try:  # freeze the run once checkpoint-2 is whole, then kill it
+        assert wait_for(lambda: checkpoints(out) >= 2, proc), "the run ended before checkpoint-2"
+        os.kill(proc.pid, signal.SIGSTOP)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.communicate(timeout=120)
+    assert not (out / "manifest.json").exists()
+    for later in (out / "checkpoints").glob("checkpoint-*"):
+        if int(later.name.split("-")[-1]) > 2:
+            shutil.rmtree(later)
+    half = out / "checkpoints" / "checkpoint-3"  # a save cut short by the kill
+    shutil.copytree(out / "checkpoints" / "checkpoint-2", half)
+    (half / "trainer_state.json").unlink()
+    (half / "model.safetensors").write_bytes(b"\0" * 100)
+    proc = rlt(*args, env=ONE_THREAD)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    m = manifest(out)
+    info = m if command == "distill" else m["training"]
+    assert info["global_step"] == 4 and Path(info["resumed_from"]).name == "checkpoint-2"
