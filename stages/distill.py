@@ -411,11 +411,10 @@ def _already_complete(cfg: DistillConfig, inputs: dict[str, str]) -> bool:
 
 
 def last_checkpoint(out: Path) -> str | None:
-    """The newest intermediate checkpoint under <out>/checkpoints, or None."""
-    from transformers.trainer_utils import get_last_checkpoint
-
-    ckpts = out / CHECKPOINTS
-    return get_last_checkpoint(str(ckpts)) if ckpts.is_dir() else None
+    """The newest whole checkpoint under <out>/checkpoints (without trainer_state.json: a cut-short save)."""
+    whole = [d for d in (out / CHECKPOINTS).glob("checkpoint-*")
+             if d.name.split("-")[-1].isdigit() and (d / "trainer_state.json").is_file()]
+    return str(max(whole, key=lambda d: int(d.name.split("-")[-1]))) if whole else None
 
 
 def _trim_metrics(path: Path, step: int) -> None:
