@@ -62,10 +62,13 @@ def test_pickle_weights_refused_by_default(command, pickle_teacher, tiny_teacher
     assert not out.exists()
 
 
-def test_pickle_weights_load_when_allowed(pickle_teacher, synth_train, tmp_path):
-    out = tmp_path / "gen"
-    rlt("generate", "--teacher", pickle_teacher, "--data", synth_train, "--out", out, "--limit", 2,
-        "--max-new-tokens", 4, "--device", "cpu", "engine.allow_pickle=true", check=True, env=ONE_THREAD)
+@pytest.mark.parametrize("command", ["generate", "eval"])
+def test_pickle_weights_load_with_allow_pickle(command, pickle_teacher, synth_train, tmp_path):
+    out = tmp_path / command
+    model = "--teacher" if command == "generate" else "--model"
+    device = "--device" if command == "generate" else "engine.device=cpu"
+    rlt(command, model, pickle_teacher, "--data", synth_train, "--out", out, "--limit", 2, "--max-new-tokens", 4,
+        *([device, "cpu"] if command == "generate" else [device]), "--allow-pickle", check=True, env=ONE_THREAD)
     assert json.loads((out / "manifest.json").read_text())["rows"] == 2
 
 
