@@ -22,6 +22,7 @@ def eval_(
     limit: Annotated[Optional[int], typer.Option(help="Evaluate only the first N rows.", show_default=False)] = None,
     engine: Annotated[Optional[str], typer.Option(help="Generation engine: hf, vllm or openai.", show_default=False)] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Prompts per generation batch.", show_default=False)] = None,
+    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Allow pickle (.bin) weights you trust.")] = False,
     config: ConfigOpt = None, force: ForceOpt = False, print_config: PrintConfigOpt = False,
     overrides: Overrides = None,
 ) -> None:
@@ -29,7 +30,8 @@ def eval_(
     options = {"models": model or None, "data": data, "out": out, "samples": samples,
                "temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens, "seed": seed,
                "shard": shard, "limit": limit, "force": force or None,
-               "engine.name": engine, "engine.batch_size": batch_size}
+               "engine.name": engine, "engine.batch_size": batch_size,
+               "engine.allow_pickle": allow_pickle or None}
     path = call_stage("evaluate", "EvalConfig", "run", config, overrides, print_config=print_config, **options)
     if path is None:
         return

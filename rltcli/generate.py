@@ -32,6 +32,7 @@ def generate(
     device: Annotated[Optional[str], _o("--device", help="Device: auto, cpu, cuda...")] = None,
     base_url: Annotated[Optional[str], _o("--base-url", help="OpenAI-compatible server root (openai engine).")] = None,
     api_model: Annotated[Optional[str], _o("--api-model", help="Model name sent to the server (default: --teacher).")] = None,
+    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Allow pickle (.bin) weights you trust.")] = False,
     config: ConfigOpt = None, force: ForceOpt = False, print_config: PrintConfigOpt = False,
     overrides: Overrides = None,
 ) -> None:
@@ -40,7 +41,8 @@ def generate(
                "student": student, "max_student_tokens": max_student_tokens, "shard": shard, "limit": limit,
                "max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p, "seed": seed,
                "force": force or None, "engine.name": engine, "engine.batch_size": batch_size,
-               "engine.device": device, "engine.base_url": base_url, "engine.api_model": api_model}
+               "engine.device": device, "engine.base_url": base_url, "engine.api_model": api_model,
+               "engine.allow_pickle": allow_pickle or None}
     path = call_stage("generate", "GenerateConfig", "run", config, overrides, print_config=print_config, **options)
     if path is not None:
         typer.echo(f"traces artifact: {path}")
