@@ -9,8 +9,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -63,7 +63,7 @@ def kill_loop(args, out: Path, progress: Callable[[Path], int], rng: random.Rand
         proc, killed = spawn(args, env), False
         try:
             start, step = progress(out), rng.randint(1, 2)
-            alive = wait_for(lambda: progress(out) >= start + step, proc)
+            alive = wait_for(lambda start=start, step=step: progress(out) >= start + step, proc)
             if alive:
                 time.sleep(rng.uniform(0, max_delay))
             if proc.poll() is None:
