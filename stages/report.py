@@ -142,7 +142,8 @@ def _plot_accuracy(rows: list[dict], out: Path) -> bool:
         return False
     labels = [f"{r['model']}\n{r['benchmark']}" for r in rows]
     acc = [100 * r["accuracy"] for r in rows]
-    err = [[100 * (r["accuracy"] - r["ci95"][0]) for r in rows], [100 * (r["ci95"][1] - r["accuracy"]) for r in rows]]
+    err = [[max(0.0, 100 * (r["accuracy"] - r["ci95"][0])) for r in rows],  # rounding can cross 0
+           [max(0.0, 100 * (r["ci95"][1] - r["accuracy"])) for r in rows]]
     fig, ax = plt.subplots(figsize=(max(5, 1.4 * len(rows)), 4))
     ax.bar(range(len(rows)), acc, yerr=err, capsize=4, color="tab:blue")
     ax.set_xticks(range(len(rows)), labels, fontsize=8)
