@@ -1,0 +1,48 @@
+"""End-to-end `rlt run` of a miniature demo (every stage, a few steps each) and `rlt report`."""
+
+import json
+
+from tests.conftest import rlt
+
+MINI = """
+mini:
+  steps:
+    teacher-base: {command: model tiny, options: {seed: 0}}
+    student-base: {command: model tiny, options: {seed: 1, tokenizer: "${teacher-base}"}}
+    train: {command: data synth, options: {n: 16, min_digits: 2, max_digits: 2}}
+    test: {command: data synth, options: {n: 4, split: test, min_digits: 2, max_digits: 2}}
+    warmup: {command: distill, options: {model: "${teacher-base}", data: "${train}", role: teacher, preset: tiny, max_steps: 2, save_steps: 1, logging_steps: 1}}
+    teach: {command: teach, options: {teacher: "${warmup}", student: "${student-base}", data: "${train}", preset: tiny,
+                                      max_steps: 2, num_generations: 2, prompts_per_step: 2, max_completion_length: 12}}
+    traces: {command: generate, options: {teacher: "${teach}", data: "${train}", limit: 4, max_new_tokens: 12, temperature: 0.0}}
+    student: {command: distill, options: {model: "${student-base}", data: "${traces}", preset: tiny, max_steps: 2, logging_steps: 1}}
+    eval: {command: eval, options: {models: ["${student-base}", "${student}"], data: "${test}", max_new_tokens: 12}}
+"""
+ENV = {"OMP_NUM_THREADS": "1"}
+
+
+def test_mini_pipeline_runs_skips_and_reports(tmp_path):
+    f = tmp_path / "pipelines.yaml"
+    f.write_text(MINI)
+    runs = tmp_path / "runs"
+    rlt("run", "mini", "--file", f, "--runs", runs, check=True, env=ENV)
+    steps = ["teacher-base", "student-base", "train", "test", "warmup", "teach", "traces", "student", "eval"]
+    for s in steps:
+        assert (runs / "mini" / s / "manifest.json").is_file(), s
+    assert json.loads((runs / "mini/teach/manifest.json").read_text())["training"]["global_step"] == 2
+    assert len((runs / "mini/teach/metrics.jsonl").read_text().splitlines()) == 2
+    assert json.loads((runs / "mini/traces/manifest.json").read_text())["rows"] == 4
+    summary = json.loads((runs / "mini/eval/summary.json").read_text())
+    assert len(summary["models"]) == 2
+
+    again = rlt("run", "mini", "--file", f, "--runs", runs, check=True, env=ENV)
+    assert again.stdout.count("skip") == len(steps) and "run " not in again.stderr
+
+    plan = rlt("run", "mini", "--file", f, "--runs", runs, "--from", "student", "--plan", check=True, env=ENV)
+    text = " ".join(plan.stdout.replace("│", " ").split())
+    assert "student distill run forced" in text and "eval eval run forced" in text
+
+    rep = rlt("report", runs / "mini", "--out", tmp_path / "report", check=True, env=ENV)
+    assert "report.md" in rep.stdout
+    for name in ("report.md", "accuracy.png", "teacher_reward.png", "loss.png"):
+        assert (tmp_path / "report" / name).is_file(), name
