@@ -7,9 +7,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,6 +23,64 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # tiny models are overhead-bound: one thread is as fast and spares busy CPUs
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread in this process for the test (see ONE_THREAD)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serve_model(model: Path, log: Path, timeout: float = 120.0):
+    """A real `transformers serve` of `model` on 127.0.0.1; yields its /v1 URL, then stops it by PID."""
+    missing = [m for m in ("fastapi", "uvicorn", "openai") if importlib.util.find_spec(m) is None]
+    if missing:
+        pytest.skip(f"transformers serve needs {', '.join(missing)} (pip install 'rlt[serve]')")
+    exe = Path(sys.executable).parent / "transformers"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "transformers.cli.transformers"]
+    port = free_port()
+    with open(log, "w") as f:
+        proc = subprocess.Popen([*cmd, "serve", str(model), "--host", "127.0.0.1", "--port", str(port),
+                                 "--device", "cpu"], stdout=f, stderr=subprocess.STDOUT,
+                                env={**os.environ, "HF_HUB_OFFLINE": "1", **ONE_THREAD})
+    try:
+        _wait_ready(proc, f"http://127.0.0.1:{port}/health", log, timeout)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def _wait_ready(proc: subprocess.Popen, url: str, log: Path, timeout: float) -> None:
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if proc.poll() is not None:
+            pytest.fail(f"transformers serve exited with {proc.returncode}:\n{log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    pytest.fail(f"transformers serve not ready after {timeout:.0f}s:\n{log.read_text()[-2000:]}")
 
 
 def rlt(*args, check: bool = False, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:

@@ -11,20 +11,9 @@ from stages import formats
 from stages.artifacts import SCHEMAS, read_rows
 from stages.config import PromptsConfig
 from stages.engines import EngineConfig
-from tests.conftest import rlt
+from tests.conftest import ONE_THREAD, rlt
 
-ONE_THREAD = {"OMP_NUM_THREADS": "1"}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The tiny model is overhead-bound: one torch thread is as fast and immune to busy CPUs."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _cfg(teacher, data, out, **kw):

@@ -2,14 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -18,41 +10,9 @@ from stages import formats
 from stages.artifacts import read_rows
 from stages.config import PromptsConfig
 from stages.engines import EngineConfig, make_engine
-from tests.conftest import rlt
+from tests.conftest import ONE_THREAD, free_port, rlt, serve_model
 
-ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # the tiny model is overhead-bound; spare busy CPUs
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-SERVE_DEPS = ("fastapi", "uvicorn", "openai")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_ready(proc: subprocess.Popen, url: str, log: Path, timeout: float = 120.0) -> None:
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        if proc.poll() is not None:
-            pytest.fail(f"transformers serve exited with {proc.returncode}:\n{log.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    pytest.fail(f"transformers serve not ready after {timeout:.0f}s:\n{log.read_text()[-2000:]}")
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -70,28 +30,8 @@ def sampling_teacher(tiny_teacher, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(sampling_teacher, tmp_path_factory):
-    missing = [m for m in SERVE_DEPS if importlib.util.find_spec(m) is None]
-    if missing:
-        pytest.skip(f"transformers serve needs {', '.join(missing)} (pip install 'rlt[serve]')")
-    exe = Path(sys.executable).parent / "transformers"
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "transformers.cli.transformers"]
-    port = _free_port()
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
-    with open(log, "w") as f:
-        proc = subprocess.Popen([*cmd, "serve", str(sampling_teacher), "--host", "127.0.0.1", "--port", str(port),
-                                 "--device", "cpu"], stdout=f, stderr=subprocess.STDOUT,
-                                env={**os.environ, "HF_HUB_OFFLINE": "1", **ONE_THREAD})
-    try:
-        _wait_ready(proc, f"http://127.0.0.1:{port}/health", log)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait()
+    with serve_model(sampling_teacher, tmp_path_factory.mktemp("serve") / "serve.log") as url:
+        yield url
 
 
 def _prompts(tok, data, n):
@@ -150,7 +90,7 @@ def test_generate_cli_with_openai_engine(server, sampling_teacher, synth_train, 
 def test_unreachable_server_exits_2_with_one_line(tiny_teacher, synth_train, tmp_path):
     out = tmp_path / "t"
     proc = rlt("generate", "--teacher", tiny_teacher, "--data", synth_train, "--out", out, "--limit", 2,
-               "--engine", "openai", "--base-url", f"http://127.0.0.1:{_free_port()}/v1", "engine.retries=1")
+               "--engine", "openai", "--base-url", f"http://127.0.0.1:{free_port()}/v1", "engine.retries=1")
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot reach the server at http://127.0.0.1:" in lines[0], proc.stderr

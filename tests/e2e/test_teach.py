@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, rlt
+from tests.conftest import ONE_THREAD, ROOT, rlt
 
 FAST = ["prompts_per_step=2", "num_generations=2", "max_completion_length=12", "reward_batch_size=8"]
-ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # tiny models on a shared CPU: one thread is much faster
 COMPONENTS = ("reward", "reward_std", "sol_logp_mean", "sol_logp_min", "kl_mean", "kl_max", "format_ok",
               "align_fail", "completion_length", "kl_ref", "lr", "seconds_per_step")
 

@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import rlt
+from tests.conftest import free_port, rlt, serve_model
 from tests.faults.conftest import ONE_THREAD
 
 
@@ -122,44 +115,11 @@ def test_openai_engine_defaults_to_localhost(tiny_teacher, synth_train, tmp_path
 # ----------------------------------------------------------------------------- API keys
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(tiny_teacher, tmp_path_factory):
     """A real `transformers serve` of the tiny teacher on 127.0.0.1 (started and stopped here)."""
-    import importlib.util
-
-    if any(importlib.util.find_spec(m) is None for m in ("fastapi", "uvicorn", "openai")):
-        pytest.skip("transformers serve needs fastapi, uvicorn and openai (pip install 'rlt[serve]')")
-    exe = Path(sys.executable).parent / "transformers"
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "transformers.cli.transformers"]
-    port, log = _free_port(), tmp_path_factory.mktemp("serve") / "serve.log"
-    with open(log, "w") as f:
-        proc = subprocess.Popen([*cmd, "serve", str(tiny_teacher), "--host", "127.0.0.1", "--port", str(port),
-                                 "--device", "cpu"], stdout=f, stderr=subprocess.STDOUT,
-                                env={**os.environ, "HF_HUB_OFFLINE": "1", **ONE_THREAD})
-    try:
-        deadline = time.time() + 120
-        while True:
-            assert proc.poll() is None and time.time() < deadline, log.read_text()[-2000:]
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
-                    break
-            except OSError:
-                time.sleep(0.3)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait()
+    with serve_model(tiny_teacher, tmp_path_factory.mktemp("serve") / "serve.log") as url:
+        yield url
 
 
 SECRET = "sk-rlt-fault-suite-7f3a9c1e5b"
@@ -181,7 +141,7 @@ def test_api_key_never_written(served, tiny_teacher, synth_train, tmp_path):
     assert not _leaks(out, proc.stdout, proc.stderr)
     # a failing request (unreachable server) reports the URL, never the key
     dead = rlt("generate", "--teacher", tiny_teacher, "--data", synth_train, "--out", tmp_path / "dead",
-               "--limit", 1, "--engine", "openai", "--base-url", f"http://127.0.0.1:{_free_port()}/v1",
+               "--limit", 1, "--engine", "openai", "--base-url", f"http://127.0.0.1:{free_port()}/v1",
                "engine.retries=0", env=env)
     _one_line_error(dead, "cannot reach the server at http://127.0.0.1:")
     assert not _leaks(tmp_path, dead.stdout, dead.stderr)
