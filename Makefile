@@ -15,8 +15,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -q -c constraints.txt -e ".[dev,serve]"
 	touch $(STAMP)
 
+# Two workers, one torch thread each: the tiny models are overhead-bound, and
+# two-thread processes side by side oversubscribe a 2-core machine.
 test: install
-	$(BIN)/python -m pytest -q -x tests
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -x -n 2 tests
 
 test-unit: install
 	$(BIN)/python -m pytest -q tests/unit
