@@ -179,13 +179,6 @@ def _apply(obj: Any, key: str, value: Any, from_text: bool, problems: list[str],
         problems.append(f"'{full}' {e}")
 
 
-def _flatten(mapping: dict, prefix: str = "") -> list[tuple[str, Any]]:
-    out = []
-    for k, v in mapping.items():
-        out.append((f"{prefix}{k}", v))
-    return out
-
-
 def load_yaml(path: str | Path) -> dict:
     """Read a YAML mapping with `yaml.safe_load`; UserError if absent or not a mapping."""
     p = Path(path)
@@ -217,9 +210,9 @@ def resolve(cls, file: str | Path | None = None, overrides: list[str] | None = N
     problems: list[str] = []
     layers: list[tuple[list[tuple[str, Any]], bool]] = []
     if preset:
-        layers.append((_flatten(preset), False))
+        layers.append((list(preset.items()), False))
     if file:
-        layers.append((_flatten(load_yaml(file)), False))
+        layers.append((list(load_yaml(file).items()), False))
     if overrides:
         layers.append(([parse_override(o) for o in overrides], True))
     if options:

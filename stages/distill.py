@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from stages import formats, launch
+from stages.checkpoints import last_checkpoint, truncate_jsonl
 from stages.artifacts import ArtifactWriter, config_hash, input_hash, read_manifest, read_rows, read_table
 from stages.config import PromptsConfig, opt, to_dict
 from stages.errors import UserError
@@ -410,21 +411,6 @@ def _already_complete(cfg: DistillConfig, inputs: dict[str, str]) -> bool:
     return manifest.get("kind") == "checkpoint" and manifest.get("config_hash") == config_hash(cfg) and same_inputs
 
 
-def last_checkpoint(out: Path) -> str | None:
-    """The newest whole checkpoint under <out>/checkpoints (without trainer_state.json: a cut-short save)."""
-    whole = [d for d in (out / CHECKPOINTS).glob("checkpoint-*")
-             if d.name.split("-")[-1].isdigit() and (d / "trainer_state.json").is_file()]
-    return str(max(whole, key=lambda d: int(d.name.split("-")[-1]))) if whole else None
-
-
-def _trim_metrics(path: Path, step: int) -> None:
-    """On resume, drop metric lines logged after the checkpoint we resume from."""
-    if not path.is_file():
-        return
-    keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-    path.write_text("".join(f"{line}\n" for line in keep))
-
-
 def _fix_generation_config(model, tok) -> None:
     """eos = the tokenizer's eos (plus any the model had), pad = the tokenizer's pad."""
     gen = model.generation_config
@@ -455,13 +441,12 @@ def train(prep: Prepared, callbacks: tuple = ()) -> Path:
     with writer if writer else contextlib.nullcontext():
         if launch.world_size() > 1:
             _state().wait_for_everyone()  # the main process has prepared (or cleared) the output
-        resume = last_checkpoint(out)
+        resume, step = last_checkpoint(out / CHECKPOINTS)
         trainer = make_trainer(prep, (metrics_callback(out / METRICS), *callbacks))
         if resume:
-            step = json.loads((Path(resume) / "trainer_state.json").read_text())["global_step"]
             log.info("resuming from %s (step %d)", resume, step)
             if main:
-                _trim_metrics(out / METRICS, step)
+                truncate_jsonl(out / METRICS, step)
         result = trainer.train(resume_from_checkpoint=resume)
         _save_final(trainer, prep, out)
         if writer:

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stages import launch
+from stages.checkpoints import last_checkpoint, truncate_jsonl
 from stages.artifacts import ArtifactWriter, read_rows
 from stages.config import PromptsConfig, RewardConfig, config_hash, opt, to_dict
 from stages.errors import UserError
@@ -301,23 +302,6 @@ def _append_jsonl(path: Path, rows: list[dict]) -> None:
             f.write(json.dumps(r, default=str) + "\n")
 
 
-def truncate_jsonl(path: Path, last_step: int) -> None:
-    """Keep rows up to `last_step` (a resumed run rewrites the steps after its checkpoint)."""
-    if not path.is_file():
-        return
-    keep = []
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:  # a line cut by a kill
-            continue
-        if row.get("step", 0) <= last_step:
-            keep.append(line + "\n")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(keep))
-    os.replace(tmp, path)
-
-
 def metrics_callback(out: Path, reward_fn: RLTRewardFunc):
     """A TrainerCallback writing metrics.jsonl and samples.jsonl on the main process."""
     from transformers import TrainerCallback
@@ -373,21 +357,6 @@ def grpo_args(cfg: TeachConfig, batch: int, on_gpu: bool):
         return GRPOConfig(**kwargs)
     except (ValueError, TypeError) as e:
         raise UserError(f"GRPO settings: {str(e).splitlines()[0]}") from None
-
-
-def last_checkpoint(ckdir: Path) -> tuple[str | None, int]:
-    """Newest complete checkpoint (trainer_state.json is written last) and its step."""
-    best, step = None, 0
-    for d in ckdir.glob("checkpoint-*") if ckdir.is_dir() else []:
-        state = d / "trainer_state.json"
-        if state.is_file():
-            try:
-                s = json.loads(state.read_text())["global_step"]
-            except (json.JSONDecodeError, KeyError):
-                continue
-            if s > step:
-                best, step = str(d), s
-    return best, step
 
 
 def train(cfg: TeachConfig, tok, teacher, scorer, rows: list[dict], batch: int) -> dict:

@@ -1,0 +1,43 @@
+"""Resuming training stages (`rlt distill`, `rlt teach`) from their intermediate checkpoints.
+
+    resume, step = last_checkpoint(out / "checkpoints")
+    truncate_jsonl(out / "metrics.jsonl", step)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+
+def last_checkpoint(ckdir: Path) -> tuple[str | None, int]:
+    """Newest complete checkpoint and its step (trainer_state.json is written last: a save cut short lacks it)."""
+    best, step = None, 0
+    for d in ckdir.glob("checkpoint-*") if ckdir.is_dir() else []:
+        state = d / "trainer_state.json"
+        if state.is_file():
+            try:
+                s = json.loads(state.read_text())["global_step"]
+            except (json.JSONDecodeError, KeyError):
+                continue
+            if s > step:
+                best, step = str(d), s
+    return best, step
+
+
+def truncate_jsonl(path: Path, last_step: int) -> None:
+    """Keep rows up to `last_step` (a resumed run rewrites the steps after its checkpoint)."""
+    if not path.is_file():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:  # a line cut by a kill
+            continue
+        if row.get("step", 0) <= last_step:
+            keep.append(line + "\n")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(keep))
+    os.replace(tmp, path)
