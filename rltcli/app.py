@@ -1,60 +1,130 @@
-"""The `rlt` app: one table maps each command to its module; a test checks it matches the CLI.
+"""The `rlt` command line, generated from the command table and the config dataclasses.
 
-Heavy libraries (torch, transformers) are imported by the stages only when a
-command runs, so `rlt --help` stays instant.
+Each command of `stages/commands.py` COMMANDS becomes `rlt <command>` (a name
+with a space, "data synth", becomes a sub-command of a group). Its flags,
+positional arguments and help come from its config dataclass; every field,
+nested ones dotted, is also settable as a `key=value` argument, and every
+command takes `--config FILE.yaml`, `--print-config` and, where the stage has
+presets, `--preset NAME`.
+
+How to add a command: write its config dataclass and `run(cfg)` in a stage
+module and add one `Command` entry to COMMANDS. How to add an option: add a
+field `opt(default, "help", flag=True)` to the config dataclass. Nothing in
+rltcli/ changes (a custom console display of the result goes in rltcli/show.py).
+
+Stage modules are imported only when their command is built, so `rlt --help`
+stays instant; torch and transformers load only when a command runs.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
+from typing import Any
 
-import typer
-from typer.exceptions import TyperException
+import click
 
-# command -> (module in rltcli, attribute: a function or a typer sub-app)
-COMMANDS: dict[str, tuple[str, str]] = {
-    "data": ("rltcli.data", "app"),
-    "model": ("rltcli.model", "app"),
-    "inspect": ("rltcli.inspect", "inspect"),
-    "score": ("rltcli.score", "score"),
-    "distill": ("rltcli.distill", "distill"),
-    "run": ("rltcli.run", "run"),
-    "report": ("rltcli.report", "report"),
-    "eval": ("rltcli.eval", "eval_"),
-    "teach": ("rltcli.teach", "teach"),
-    "generate": ("rltcli.generate", "generate"),
-}
+from stages.commands import COMMANDS, GROUPS
 
-app = typer.Typer(
-    name="rlt", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-    help="Reinforcement-Learned Teachers: teach, generate, distill, eval - one artifact at a time.",
-)
+HELP = "Reinforcement-Learned Teachers: teach, generate, distill, eval - one artifact at a time."
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 120}
 
 
-def _register() -> None:
-    for name, (module, attr) in COMMANDS.items():
-        target = getattr(importlib.import_module(module), attr)
-        if isinstance(target, typer.Typer):
-            app.add_typer(target, name=name)
-        else:
-            app.command(name)(target)
+def _children(prefix: str) -> dict[str, str]:
+    """Direct children of a group ('' = the root): name -> one-line help."""
+    out: dict[str, str] = {}
+    for name, cmd in COMMANDS.items():
+        if not name.startswith(prefix):
+            continue
+        head, _, rest = name[len(prefix):].partition(" ")
+        out[head] = GROUPS[prefix + head] if rest else cmd.help
+    return out
 
 
-_register()
+class Group(click.Group):
+    """A group whose commands are built from COMMANDS on first use."""
+
+    def __init__(self, prefix: str = "", **kw: Any) -> None:
+        super().__init__(context_settings=CONTEXT, no_args_is_help=True, **kw)
+        self.prefix = prefix
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(_children(self.prefix))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        full = self.prefix + name
+        if full in COMMANDS:
+            return build(full)
+        if full in GROUPS:
+            return Group(prefix=full + " ", name=name, help=GROUPS[full])
+        return None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl(list(_children(self.prefix).items()))
 
 
-def main() -> None:
-    """Console entry point: usage errors become one line and exit code 2."""
-    command = typer.main.get_command(app)
+def build(name: str) -> click.Command:
+    """The click command of COMMANDS[name]."""
+    from rltcli.flags import params_of, usage_metavar
+    from stages import commands
+
+    cls = commands.config_class(name)
+    options, positional = params_of(cls)
+    common = [click.Option(["--config"], type=click.Path(dir_okay=False), help="YAML file of config keys."),
+              click.Option(["--print-config"], is_flag=True, help="Print the resolved config and exit.")]
+    if commands.presets(name):
+        common.append(click.Option(["--preset"], help=f"Named settings: {', '.join(commands.presets(name))}."))
+    args = click.Argument(["args"], nargs=-1, metavar=usage_metavar(positional))
+    epilog = "Every config key (see --print-config) is also settable as KEY=VALUE, nested ones dotted."
+
+    def callback(**values: Any) -> None:
+        execute(name, cls, positional, values)
+
+    return click.Command(name.split()[-1], params=[*options, *common, args], callback=callback,
+                         help=COMMANDS[name].help, epilog=epilog, context_settings=CONTEXT, no_args_is_help=False)
+
+
+def execute(name: str, cls: type, positional: list, values: dict[str, Any]) -> None:
+    """Resolve the config from the parsed values and run (or print) it; UserError -> exit 2."""
+    from rltcli.common import echo_config, fail, setup_logging
+    from rltcli.flags import collect, split_args
+    from rltcli.show import show
+    from stages import commands
+    from stages.errors import UserError
+
+    setup_logging()
     try:
-        code = command.main(args=sys.argv[1:], prog_name="rlt", standalone_mode=False)
-    except TyperException as e:
-        if type(e).__name__ == "NoArgsIsHelpError":  # typer already printed the help
-            sys.exit(0)
+        args, overrides = split_args(values.pop("args"), positional)
+        options, pairs = collect(cls, values)
+        cfg = commands.make_config(name, preset=values.get("preset"), file=values.get("config"),
+                                   overrides=overrides + pairs, options={**options, **args})
+        missing = [k for k, _ in positional if not getattr(cfg, k)]
+        if missing:
+            raise click.UsageError(f"missing argument {missing[0].upper()}")
+        if values.get("print_config"):
+            echo_config(cfg)
+            return
+        show(name, cfg, commands.call(name, cfg))
+    except UserError as e:
+        fail(str(e).replace("\n", " "))
+    except KeyboardInterrupt:
+        fail("interrupted; rerun the same command to resume", code=130)
+
+
+app = Group(name="rlt", help=HELP)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: usage errors become one line and exit code 2."""
+    try:
+        code = app.main(args=sys.argv[1:] if argv is None else argv, prog_name="rlt", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as e:  # the help was asked for by giving nothing
+        click.echo(e.ctx.get_help())
+        sys.exit(0)
+    except click.ClickException as e:
         sys.stderr.write(f"rlt: error: {e.format_message()}\n")
         sys.exit(e.exit_code)  # 2 for usage errors
-    except (typer.Abort, KeyboardInterrupt):
+    except (click.Abort, KeyboardInterrupt):
         sys.stderr.write("rlt: interrupted; rerun the same command to resume\n")
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)

@@ -22,8 +22,9 @@ import os
 import shutil
 import socket
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Self
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -294,7 +295,7 @@ class ArtifactWriter:
         self._t0 = time.time()
 
     # -- lifecycle
-    def __enter__(self) -> "ArtifactWriter":
+    def __enter__(self) -> Self:
         self._created = not self.out.exists()
         self.out.mkdir(parents=True, exist_ok=True)
         self._lock = acquire_lock(self.out)

@@ -35,9 +35,16 @@ STUDENT_SYSTEM = (
 )
 
 
-def opt(default: Any = dataclasses.MISSING, help: str = "", hash: bool = True, **kw) -> Any:
-    """A config field with its help text; `hash=False` keeps it out of the config hash."""
-    meta = {"help": help, "hash": hash}
+def opt(default: Any = dataclasses.MISSING, help: str = "", hash: bool = True, flag: bool | str = False,
+        arg: bool = False, **kw) -> Any:
+    """A config field with its help text (also its `rlt` help).
+
+    `hash=False` keeps it out of the config hash (paths of outputs, devices).
+    Every field is settable as a dotted `key=value` override; `flag=True` also
+    shows it as `--key` on the command line (`flag="--name"` or
+    `"--on/--off"` names it), `arg=True` makes it a positional argument.
+    """
+    meta = {"help": help, "hash": hash, "flag": flag, "arg": arg}
     if callable(default) and not isinstance(default, (str, int, float, bool)):
         return field(default_factory=default, metadata=meta, **kw)
     return field(default=default, metadata=meta, **kw)
@@ -89,9 +96,9 @@ def _coerce(value: Any, tp: Any, from_text: bool) -> Any:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)
-        if value is None or (from_text and str(value).lower() in ("null", "none", "~")):
-            if type(None) in args:
-                return None
+        is_null = value is None or (from_text and str(value).lower() in ("null", "none", "~"))
+        if is_null and type(None) in args:
+            return None
         for arg in args:
             if arg is type(None):
                 continue
@@ -243,14 +250,13 @@ def config_hash(cfg) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def describe(cls, prefix: str = "") -> list[tuple[str, str, str]]:
-    """(key, default, help) for every key of a config class, nested keys dotted."""
+def leaf_fields(cls, prefix: str = "") -> list[tuple[str, dataclasses.Field, Any]]:
+    """(dotted key, field, type) of every settable key of a config class, nested configs walked."""
     rows = []
-    inst = cls()
+    hints = _hints(cls)
     for f in dataclasses.fields(cls):
-        tp = _hints(cls)[f.name]
-        if _is_dataclass_type(tp):
-            rows += describe(tp, f"{prefix}{f.name}.")
+        if _is_dataclass_type(hints[f.name]):
+            rows += leaf_fields(hints[f.name], f"{prefix}{f.name}.")
         else:
-            rows.append((f"{prefix}{f.name}", repr(getattr(inst, f.name)), f.metadata.get("help", "")))
+            rows.append((f"{prefix}{f.name}", f, hints[f.name]))
     return rows

@@ -36,36 +36,36 @@ BENCHMARKS = ("math500", "aime", "gpqa")  # their rows get source = the format n
 class SynthConfig:
     """Options of `rlt data synth`."""
 
-    out: str = opt("", "Output dataset artifact.", hash=False)
-    n: int = opt(1000, "Number of problems.")
-    seed: int = opt(0, "Sampling seed.")
-    split: str = opt("train", "train or test (disjoint question sets).")
+    out: str = opt("", "Output dataset artifact.", hash=False, flag=True)
+    n: int = opt(1000, "Number of problems.", flag=True)
+    seed: int = opt(0, "Sampling seed.", flag=True)
+    split: str = opt("train", "train or test (disjoint question sets).", flag=True)
     min_digits: int = opt(2, "Fewest digits of an operand.")
     max_digits: int = opt(3, "Most digits of an operand.")
-    force: bool = opt(False, "Overwrite an existing output.", hash=False)
+    force: bool = opt(False, "Overwrite an existing output.", hash=False, flag=True)
 
 
 @dataclass
 class ImportConfig:
     """Options of `rlt data import`."""
 
-    src: str = opt("", "Local file/folder (or hub id) to import.")
-    out: str = opt("", "Output dataset artifact.", hash=False)
-    format: str = opt("columns", f"Source layout: {', '.join(FORMATS)}.")
-    map: dict = opt(dict, "Column renames dst=src for the columns format, e.g. question=prompt.")
-    split: str = opt("train", "Split of a DatasetDict folder or hub dataset.")
+    src: str = opt("", "Local file/folder (or hub id) to import.", arg=True)
+    out: str = opt("", "Output dataset artifact.", hash=False, flag=True)
+    format: str = opt("columns", f"Source layout: {', '.join(FORMATS)}.", flag=True)
+    map: dict = opt(dict, "Column renames dst=src for the columns format, e.g. question=prompt.", flag="--map")
+    split: str = opt("train", "Split of a DatasetDict folder or hub dataset.", flag=True)
     seed: int = opt(0, "Seed of the GPQA option shuffle.")
-    limit: int | None = opt(None, "Import only the first N rows.")
-    force: bool = opt(False, "Overwrite an existing output.", hash=False)
+    limit: int | None = opt(None, "Import only the first N rows.", flag=True)
+    force: bool = opt(False, "Overwrite an existing output.", hash=False, flag=True)
 
 
 @dataclass
 class MergeConfig:
     """Options of `rlt data merge`."""
 
-    inputs: list[str] = opt(list, "Artifacts to merge (shards, resumed runs).")
-    out: str = opt("", "Output artifact.", hash=False)
-    force: bool = opt(False, "Overwrite an existing output.", hash=False)
+    inputs: list[str] = opt(list, "Artifacts to merge (shards, resumed runs).", arg=True)
+    out: str = opt("", "Output artifact.", hash=False, flag=True)
+    force: bool = opt(False, "Overwrite an existing output.", hash=False, flag=True)
 
 
 # ----------------------------------------------------------------------------- synth
@@ -142,7 +142,7 @@ def _load_hub(src: str, split: str) -> list[dict]:
 
     try:
         return datasets.load_dataset(src, split=split).to_list()
-    except Exception as e:  # offline or unknown id: one line, not a traceback
+    except Exception as e:  # noqa: BLE001 - offline or unknown id: one line, not a traceback
         raise UserError(f"cannot load {src!r} from the hub: {str(e).splitlines()[0][:200]}") from None
 
 

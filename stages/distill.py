@@ -45,8 +45,8 @@ from pathlib import Path
 from typing import Any
 
 from stages import formats, launch
-from stages.checkpoints import last_checkpoint, truncate_jsonl
 from stages.artifacts import ArtifactWriter, config_hash, input_hash, read_manifest, read_rows, read_table
+from stages.checkpoints import last_checkpoint, truncate_jsonl
 from stages.config import PromptsConfig, opt, to_dict
 from stages.errors import UserError
 from stages.models import load_model, load_tokenizer, resolve_device
@@ -64,40 +64,44 @@ REPORTERS = {"tensorboard": "tensorboard", "wandb": "wandb", "trackio": "trackio
 class DistillConfig:
     """Options of `rlt distill`."""
 
-    model: str = opt("", "Model to fine-tune: a model directory or a hub id.")
-    data: str = opt("", "Traces artifact (explanation column) or dataset artifact (reasoning_trace column).")
-    out: str = opt("", "Output checkpoint artifact directory.", hash=False)
-    role: str = opt("student", "student (distillation) or teacher (the warm-up before RL).")
-    no_explanation: bool = opt(False, "Student only: train on the solution alone (a baseline without traces).")
+    model: str = opt("", "Model to fine-tune: a model directory or a hub id.", flag=True)
+    data: str = opt("", "Traces artifact (explanation column) or dataset artifact (reasoning_trace column).", flag=True)
+    out: str = opt("", "Output checkpoint artifact directory.", hash=False, flag=True)
+    role: str = opt("student", "student (distillation) or teacher (the warm-up before RL).", flag=True)
+    no_explanation: bool = opt(False, "Student only: train on the solution alone (a baseline without traces).",
+                               flag=True)
     preset: str | None = opt(None, "Name of the preset these settings came from (tiny or paper).")
-    epochs: float = opt(3.0, "Training epochs (ignored when max_steps is set).")
-    max_steps: int | None = opt(None, "Stop after this many optimizer steps.")
-    lr: float = opt(1e-5, "Peak learning rate.")
+    epochs: float = opt(3.0, "Training epochs (ignored when max_steps is set).", flag=True)
+    max_steps: int | None = opt(None, "Stop after this many optimizer steps.", flag=True)
+    lr: float = opt(1e-5, "Peak learning rate.", flag=True)
     lr_scheduler: str = opt("cosine", "Learning-rate schedule (transformers names: cosine, linear, constant...).")
     warmup_ratio: float = opt(0.1, "Fraction of the steps spent warming up the learning rate (0 <= r < 1).")
     weight_decay: float = opt(0.0, "AdamW weight decay.")
-    batch_size: int = opt(8, "Rows per device per micro-batch.")
-    grad_accum: int = opt(1, "Micro-batches per optimizer step (ignored when global_batch is set).")
+    batch_size: int = opt(8, "Rows per device per micro-batch.", flag=True)
+    grad_accum: int = opt(1, "Micro-batches per optimizer step (ignored when global_batch is set).", flag=True)
     global_batch: int | None = opt(None, "Rows per optimizer step over all processes; sets grad_accum.")
-    max_length: int = opt(4096, "Longest row in tokens; longer rows are counted and handled by long_rows.")
+    max_length: int = opt(4096, "Longest row in tokens; longer rows are counted and handled by long_rows.", flag=True)
     long_rows: str = opt("drop", "Rows longer than max_length: drop (counted, reported) or error.")
-    packing: bool = opt(False, "Pack rows into max_length sequences (best-fit, padding-free).")
-    padding_free: bool = opt(False, "Concatenate each batch into one unpadded sequence.")
+    packing: bool = opt(False, "Pack rows into max_length sequences (best-fit, padding-free).", flag=True)
+    padding_free: bool = opt(False, "Concatenate each batch into one unpadded sequence.",
+                             flag="--padding-free/--padded")
     gradient_checkpointing: bool = opt(True, "Recompute activations on GPU to save memory (always off on CPU).")
-    seed: int = opt(0, "Seed of initialisation-free randomness: shuffling and dropout.")
-    report_to: str = opt("none", "Trackers: none, tensorboard, wandb, trackio (comma-separated).", hash=False)
-    eval_split: float = opt(0.0, "Fraction of rows held out for evaluation loss (0 = none).")
+    seed: int = opt(0, "Seed of initialisation-free randomness: shuffling and dropout.", flag=True)
+    report_to: str = opt("none", "Trackers: none, tensorboard, wandb, trackio (comma-separated).", hash=False,
+                         flag=True)
+    eval_split: float = opt(0.0, "Fraction of rows held out for evaluation loss (0 = none).", flag=True)
     save_steps: int = opt(100, "Save an intermediate checkpoint every N steps (for resume).", hash=False)
     save_total_limit: int = opt(2, "Intermediate checkpoints kept.", hash=False)
     keep_checkpoints: bool = opt(False, "Keep <out>/checkpoints after a successful run.", hash=False)
     logging_steps: int = opt(10, "Log (and write metrics.jsonl) every N steps.", hash=False)
-    device: str = opt("auto", "auto, cpu or cuda.", hash=False)
+    device: str = opt("auto", "auto, cpu or cuda.", hash=False, flag=True)
     dtype: str = opt("auto", "Weights dtype: auto (bf16 on a bf16 GPU, else float32), float32, bfloat16.")
-    launch: str | None = opt(None, "Re-run under accelerate with a preset: ddp, zero2, zero3, zero3-offload.", hash=False)
-    gpus: int = opt(1, "Processes (GPUs) for --launch, over all machines.", hash=False)
+    launch: str | None = opt(None, "Re-run under accelerate with a preset: ddp, zero2, zero3, zero3-offload.", hash=False,
+                             flag=True)
+    gpus: int = opt(1, "Processes (GPUs) for --launch, over all machines.", hash=False, flag=True)
     launch_args: list[str] = opt(list, "Extra `accelerate launch` arguments (multi-node).", hash=False)
-    force: bool = opt(False, "Overwrite an existing output.", hash=False)
-    trust_remote_code: bool = opt(False, "Allow model code from the hub.")
+    force: bool = opt(False, "Overwrite an existing output.", hash=False, flag=True)
+    trust_remote_code: bool = opt(False, "Allow model code from the hub.", flag=True)
     prompts: PromptsConfig = opt(PromptsConfig, "System prompts.")
     trl: dict = opt(dict, "Any other trl.SFTConfig option, e.g. trl.adam_beta2=0.95.")
 

@@ -49,19 +49,20 @@ class Completion:
 class EngineConfig:
     """Which backend generates text, and how."""
 
-    name: str = opt("hf", f"Generation engine: {', '.join(ENGINES)}.")
+    name: str = opt("hf", f"Generation engine: {', '.join(ENGINES)}.", flag="--engine")
     batch_size: int = opt(16, "Prompts per generation batch (hf) / per flushed part (openai, vllm: use e.g. 256).",
-                          hash=False)
-    device: str = opt("auto", "Device of the hf engine: auto, cpu, cuda, cuda:1...", hash=False)
+                          hash=False, flag=True)
+    device: str = opt("auto", "Device of the hf engine: auto, cpu, cuda, cuda:1...", hash=False, flag=True)
     dtype: str = opt("auto", "Weights dtype: auto (bf16 on GPU, fp32 on CPU), float32, bfloat16, float16.")
-    base_url: str = opt("http://127.0.0.1:8000/v1", "OpenAI-compatible server root (openai engine).", hash=False)
-    api_model: str | None = opt(None, "Model name sent to the server (default: the model path).", hash=False)
+    base_url: str = opt("http://127.0.0.1:8000/v1", "OpenAI-compatible server root (openai engine).", hash=False,
+                        flag=True)
+    api_model: str | None = opt(None, "Model name sent to the server (default: the model path).", hash=False, flag=True)
     api_key_env: str = opt("OPENAI_API_KEY", "NAME of the environment variable holding the API key.", hash=False)
     concurrency: int = opt(8, "Requests in flight at once (openai engine).", hash=False)
     timeout: float = opt(120.0, "Seconds before a request times out (openai engine).", hash=False)
     retries: int = opt(3, "Retries of a failed request, with exponential backoff (openai engine).", hash=False)
-    trust_remote_code: bool = opt(False, "Allow model code from the model directory / hub.")
-    allow_pickle: bool = opt(False, "Allow pickle (.bin) weights; only for checkpoints you trust.")
+    trust_remote_code: bool = opt(False, "Allow model code from the model directory / hub.", flag=True)
+    allow_pickle: bool = opt(False, "Allow pickle (.bin) weights; only for checkpoints you trust.", flag=True)
 
 
 def derive_seed(seed: int, *key) -> int:

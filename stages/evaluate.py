@@ -50,18 +50,20 @@ KEY = ("model", "id", "sample")
 class EvalConfig:
     """Options of `rlt eval`."""
 
-    models: list[str] = opt(list, "Models to evaluate (HF directories or hub ids); several give one comparison.")
-    data: str = opt("", "Dataset artifact (or Parquet/JSONL file): question, solution, answer, task, source.")
-    out: str = opt("", "Output eval artifact directory.", hash=False)
-    max_new_tokens: int = opt(1024, "Most tokens generated per response (longer ones count as truncated).")
-    temperature: float = opt(0.0, "Sampling temperature; 0 = greedy (the paper's setting).")
-    top_p: float = opt(1.0, "Nucleus sampling threshold.")
-    samples: int = opt(1, "Responses per question; >1 reports pass@k and needs temperature > 0.")
-    seed: int = opt(0, "Sampling seed.")
-    shard: str | None = opt(None, "i/n: evaluate only this deterministic slice of the rows.")
-    limit: int | None = opt(None, "Evaluate only the first N rows (after sharding).")
+    models: list[str] = opt(list, "Models to evaluate (HF directories or hub ids); several give one comparison.",
+                            flag="--model")
+    data: str = opt("", "Dataset artifact (or Parquet/JSONL file): question, solution, answer, task, source.",
+                    flag=True)
+    out: str = opt("", "Output eval artifact directory.", hash=False, flag=True)
+    max_new_tokens: int = opt(1024, "Most tokens generated per response (longer ones count as truncated).", flag=True)
+    temperature: float = opt(0.0, "Sampling temperature; 0 = greedy (the paper's setting).", flag=True)
+    top_p: float = opt(1.0, "Nucleus sampling threshold.", flag=True)
+    samples: int = opt(1, "Responses per question; >1 reports pass@k and needs temperature > 0.", flag=True)
+    seed: int = opt(0, "Sampling seed.", flag=True)
+    shard: str | None = opt(None, "i/n: evaluate only this deterministic slice of the rows.", flag=True)
+    limit: int | None = opt(None, "Evaluate only the first N rows (after sharding).", flag=True)
     check_timeout: int = opt(5, "Seconds math-verify may spend on one parse or comparison.")
-    force: bool = opt(False, "Overwrite an existing output of another config.", hash=False)
+    force: bool = opt(False, "Overwrite an existing output of another config.", hash=False, flag=True)
     prompts: PromptsConfig = opt(PromptsConfig, "System prompts; set prompts.student_system to your model's.")
     engine: EngineConfig = opt(EngineConfig, "Generation engine (hf, vllm, openai) and its settings.")
 

@@ -17,8 +17,8 @@ from stages.errors import UserError
 class InspectConfig:
     """Options of `rlt inspect`."""
 
-    path: str = opt("", "Artifact directory or Parquet/JSONL file.")
-    rows: int = opt(5, "How many rows to show.")
+    path: str = opt("", "Artifact directory or Parquet/JSONL file.", arg=True)
+    rows: int = opt(5, "How many rows to show.", flag=True)
     width: int = opt(60, "Characters shown per cell.")
 
 

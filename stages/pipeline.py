@@ -14,8 +14,6 @@ step re-runs too.
 
 from __future__ import annotations
 
-import dataclasses
-import importlib
 import json
 import logging
 import re
@@ -25,37 +23,24 @@ from pathlib import Path
 from typing import Any
 
 from stages.artifacts import PROGRESS, input_hash, read_manifest
-from stages.config import config_hash, load_yaml, opt, resolve
+from stages.commands import STEPS, call, make_config
+from stages.config import config_hash, load_yaml, opt
 from stages.errors import UserError
 
 log = logging.getLogger(__name__)
 REF = re.compile(r"\$\{([A-Za-z0-9_.-]+)\}")
 
-# command -> (stage module, config class, function)
-STAGES: dict[str, tuple[str, str, str]] = {
-    "model tiny": ("tinymodel", "TinyModelConfig", "run"),
-    "data synth": ("data", "SynthConfig", "synth"),
-    "data import": ("data", "ImportConfig", "import_"),
-    "data merge": ("data", "MergeConfig", "merge"),
-    "distill": ("distill", "DistillConfig", "run"),
-    "teach": ("teach", "TeachConfig", "run"),
-    "generate": ("generate", "GenerateConfig", "run"),
-    "score": ("score", "ScoreConfig", "run"),
-    "eval": ("evaluate", "EvalConfig", "run"),
-}
-
-
 @dataclass
 class RunConfig:
     """Options of `rlt run`."""
 
-    name: str = opt("demo", "Pipeline to run (a key of the pipelines file).")
-    file: str = opt("pipelines.yaml", "Pipelines file.")
-    runs: str = opt("runs", "Directory holding runs/<name>/<step> outputs.")
-    start: str | None = opt(None, "Re-run from this step (it and every later step).")
-    until: str | None = opt(None, "Stop after this step.")
-    force: bool = opt(False, "With --from: re-run those steps even if complete; alone: re-run all.")
-    plan: bool = opt(False, "Print what would run and why, run nothing.")
+    name: str = opt("demo", "Pipeline to run (a key of the pipelines file).", arg=True)
+    file: str = opt("pipelines.yaml", "Pipelines file.", flag=True)
+    runs: str = opt("runs", "Directory holding runs/<name>/<step> outputs.", flag=True)
+    start: str | None = opt(None, "Re-run from this step (it and every later step).", flag="--from")
+    until: str | None = opt(None, "Stop after this step.", flag=True)
+    force: bool = opt(False, "With --from: re-run those steps even if complete; alone: re-run all.", flag=True)
+    plan: bool = opt(False, "Print what would run and why, run nothing.", flag=True)
 
 
 @dataclass
@@ -87,8 +72,8 @@ def parse(name: str, spec: Any, runs: Path, source: str = "pipelines") -> list[S
         raise UserError(f"{where}: unknown keys {sorted(unknown)} (valid: description, steps)")
     steps: list[Step] = []
     for sname, s in spec["steps"].items():
-        if not isinstance(s, dict) or s.get("command") not in STAGES:
-            raise UserError(f"{where}, step '{sname}': 'command' must be one of {', '.join(STAGES)}")
+        if not isinstance(s, dict) or s.get("command") not in STEPS:
+            raise UserError(f"{where}, step '{sname}': 'command' must be one of {', '.join(STEPS)}")
         if set(s) - {"command", "options"}:
             raise UserError(f"{where}, step '{sname}': unknown keys {sorted(set(s) - {'command', 'options'})}")
         options = s.get("options") or {}
@@ -122,19 +107,10 @@ def _resolve_refs(value: Any, earlier: dict[str, Step], step: Step, where: str) 
 
 def build_config(step: Step):
     """The stage config of a step (preset applied, `out` set to the step's directory)."""
-    module, cls_name, _ = STAGES[step.command]
-    mod = importlib.import_module(f"stages.{module}")
     options = dict(step.options)
-    preset_name = options.pop("preset", None)
-    presets = getattr(mod, "PRESETS", {})
-    if preset_name is not None and preset_name not in presets:
-        raise UserError(f"step '{step.name}': unknown preset {preset_name!r} (valid: {', '.join(presets)})")
-    options["out"] = str(step.out)
-    cfg_cls = getattr(mod, cls_name)
-    if "preset" in {f.name for f in dataclasses.fields(cfg_cls)}:
-        options["preset"] = preset_name
+    preset = options.pop("preset", None)
     try:
-        return resolve(cfg_cls, preset=presets.get(preset_name), options=options)
+        return make_config(step.command, preset=preset, options={**options, "out": str(step.out)})
     except UserError as e:
         raise UserError(f"step '{step.name}': {e}") from None
 
@@ -190,7 +166,6 @@ def run(cfg: RunConfig) -> list[dict]:
         if replace and hasattr(stage_cfg, "force"):
             stage_cfg.force = True  # the pipeline owns its outputs: a stale one is replaced
         t0 = time.time()
-        module, _, func = STAGES[step.command]
-        getattr(importlib.import_module(f"stages.{module}"), func)(stage_cfg)
+        call(step.command, stage_cfg)
         records[-1]["seconds"] = round(time.time() - t0, 1)
     return records

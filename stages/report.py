@@ -29,8 +29,8 @@ REWARD_KEYS = ("reward", "sol_logp_mean", "sol_logp_min", "kl_mean", "kl_max")
 class ReportConfig:
     """Options of `rlt report`."""
 
-    runs: list[str] = opt(list, "Run directories (or step artifacts) to report on.")
-    out: str = opt("", "Output directory for report.md and the PNG plots.", hash=False)
+    runs: list[str] = opt(list, "Run directories (or step artifacts) to report on.", arg=True)
+    out: str = opt("", "Output directory for report.md and the PNG plots.", hash=False, flag=True)
 
 
 # ----------------------------------------------------------------------------- collecting

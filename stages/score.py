@@ -31,16 +31,17 @@ PASS_THROUGH = ("answer", "task")
 class ScoreConfig:
     """Options of `rlt score`."""
 
-    teacher: str = opt("", "Teacher model (directory or hub id) giving the teacher log-probs.")
-    student: str = opt("", "Student model (directory or hub id) giving the student log-probs.")
-    data: str = opt("", "Rows to score: traces/dataset artifact or file with question, solution, explanation.")
-    out: str = opt("", "Output traces artifact.", hash=False)
-    batch_size: int = opt(8, "Rows per padded forward pass.", hash=False)
-    shard: str | None = opt(None, "Score only shard i/n of the rows (by a hash of their id).")
-    device: str = opt("auto", "auto, cpu, cuda or cuda:N.", hash=False)
-    seed: int = opt(0, "Random seed (the reward itself is deterministic).")
-    force: bool = opt(False, "Overwrite an existing output of another config.", hash=False)
-    trust_remote_code: bool = opt(False, "Allow model code from the model directory.")
+    teacher: str = opt("", "Teacher model (directory or hub id) giving the teacher log-probs.", flag=True)
+    student: str = opt("", "Student model (directory or hub id) giving the student log-probs.", flag=True)
+    data: str = opt("", "Rows to score: traces/dataset artifact or file with question, solution, explanation.",
+                    flag=True)
+    out: str = opt("", "Output traces artifact.", hash=False, flag=True)
+    batch_size: int = opt(8, "Rows per padded forward pass.", hash=False, flag=True)
+    shard: str | None = opt(None, "Score only shard i/n of the rows (by a hash of their id).", flag=True)
+    device: str = opt("auto", "auto, cpu, cuda or cuda:N.", hash=False, flag=True)
+    seed: int = opt(0, "Random seed (the reward itself is deterministic).", flag=True)
+    force: bool = opt(False, "Overwrite an existing output of another config.", hash=False, flag=True)
+    trust_remote_code: bool = opt(False, "Allow model code from the model directory.", flag=True)
     prompts: PromptsConfig = opt(PromptsConfig, "System prompts of the two views.")
     reward: RewardConfig = opt(RewardConfig, "Reward coefficients and options.")
 

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stages import launch
-from stages.checkpoints import last_checkpoint, truncate_jsonl
 from stages.artifacts import ArtifactWriter, read_rows
+from stages.checkpoints import last_checkpoint, truncate_jsonl
 from stages.config import PromptsConfig, RewardConfig, config_hash, opt, to_dict
 from stages.errors import UserError
 from stages.formats import teacher_view
@@ -71,19 +71,22 @@ CHOICES = {"loss_type": ("grpo", "dapo", "dr_grpo", "bnpo", "cispo", "sapo", "lu
 class TeachConfig:
     """Options of `rlt teach`."""
 
-    teacher: str = opt("", "Teacher model to train (model directory or hub id), usually warmed up by SFT.", hash=False)
-    student: str = opt("", "Frozen student model whose understanding is the reward (same vocabulary).", hash=False)
-    data: str = opt("", "Dataset artifact (or Parquet file) with question and solution columns.", hash=False)
-    out: str = opt("", "Output checkpoint artifact directory.", hash=False)
+    teacher: str = opt("", "Teacher model to train (model directory or hub id), usually warmed up by SFT.", hash=False,
+                       flag=True)
+    student: str = opt("", "Frozen student model whose understanding is the reward (same vocabulary).", hash=False,
+                       flag=True)
+    data: str = opt("", "Dataset artifact (or Parquet file) with question and solution columns.", hash=False, flag=True)
+    out: str = opt("", "Output checkpoint artifact directory.", hash=False, flag=True)
     preset: str | None = opt(None, "Name of the preset these settings came from (tiny, paper).", hash=False)
-    max_steps: int | None = opt(None, "Optimizer steps; unset = run `epochs` passes over the data.")
-    epochs: float = opt(1.0, "Passes over the data when max_steps is unset.")
-    lr: float = opt(1e-6, "Learning rate (constant schedule unless trl.lr_scheduler_type says otherwise).")
-    num_generations: int = opt(8, "Group size: completions sampled per prompt.")
-    prompts_per_step: int = opt(4, "Prompts per optimizer step (completions per step = this x num_generations).")
-    grad_accum: int = opt(1, "Gradient accumulation micro-steps per optimizer step (per device).")
-    max_completion_length: int = opt(512, "Most explanation tokens generated per completion.")
-    temperature: float = opt(0.7, "Sampling temperature of the teacher.")
+    max_steps: int | None = opt(None, "Optimizer steps; unset = run `epochs` passes over the data.", flag=True)
+    epochs: float = opt(1.0, "Passes over the data when max_steps is unset.", flag=True)
+    lr: float = opt(1e-6, "Learning rate (constant schedule unless trl.lr_scheduler_type says otherwise).", flag=True)
+    num_generations: int = opt(8, "Group size: completions sampled per prompt.", flag=True)
+    prompts_per_step: int = opt(4, "Prompts per optimizer step (completions per step = this x num_generations).",
+                                flag=True)
+    grad_accum: int = opt(1, "Gradient accumulation micro-steps per optimizer step (per device).", flag=True)
+    max_completion_length: int = opt(512, "Most explanation tokens generated per completion.", flag=True)
+    temperature: float = opt(0.7, "Sampling temperature of the teacher.", flag=True)
     beta: float = opt(0.04, "KL-to-reference coefficient (k3 estimator); 0 drops the reference model.")
     loss_type: str = opt("grpo", "TRL loss type (grpo as in the paper; TRL's default is dapo).")
     scale_rewards: str = opt("group", "Advantage scaling: group, batch or none.")
@@ -93,20 +96,20 @@ class TeachConfig:
     save_steps: int = opt(50, "Optimizer steps between resumable checkpoints.", hash=False)
     save_total_limit: int = opt(2, "Checkpoints kept under out/checkpoints.", hash=False)
     logging_steps: int = opt(1, "Optimizer steps between metrics rows.", hash=False)
-    seed: int = opt(0, "Seed of sampling and training.")
+    seed: int = opt(0, "Seed of sampling and training.", flag=True)
     report_to: str = opt("none", "Extra trackers (wandb, tensorboard, trackio...); metrics.jsonl is always written.",
                          hash=False)
-    device: str = opt("auto", "auto, cpu or cuda (single-process runs).", hash=False)
+    device: str = opt("auto", "auto, cpu or cuda (single-process runs).", hash=False, flag=True)
     dtype: str = opt("auto", "Weights dtype: auto (bf16 on GPU, float32 on CPU), float32, bfloat16.")
-    use_vllm: bool = opt(False, "Generate with vLLM (GPU; needs the vllm extra).", hash=False)
+    use_vllm: bool = opt(False, "Generate with vLLM (GPU; needs the vllm extra).", hash=False, flag=True)
     vllm_mode: str = opt("colocate", "vLLM mode: colocate or server.", hash=False)
     launch: str | None = opt(None, "Scale out with an accelerate preset: ddp, zero2, zero3, zero3-offload.",
-                             hash=False)
-    gpus: int | None = opt(None, "Processes (GPUs) for --launch.", hash=False)
-    force: bool = opt(False, "Overwrite an existing output.", hash=False)
-    trust_remote_code: bool = opt(False, "Allow model code from the model directory.", hash=False)
+                             hash=False, flag=True)
+    gpus: int | None = opt(None, "Processes (GPUs) for --launch.", hash=False, flag=True)
+    force: bool = opt(False, "Overwrite an existing output.", hash=False, flag=True)
+    trust_remote_code: bool = opt(False, "Allow model code from the model directory.", hash=False, flag=True)
     offload_student: bool = opt(False, "Keep the student on the CPU (saves accelerator memory, slower).",
-                                hash=False)
+                                hash=False, flag=True)
     reward_batch_size: int = opt(32, "Completions per padded reward forward pass.", hash=False)
     samples_per_log: int = opt(4, "Sampled explanations written to samples.jsonl per logging step.", hash=False)
     prompts: PromptsConfig = opt(PromptsConfig, "System prompts of the two views.")
@@ -225,13 +228,13 @@ class RLTRewardFunc:
         self._policy = None
         self.samples: list[dict] = []
 
-    def bind(self, trainer) -> "RLTRewardFunc":
+    def bind(self, trainer) -> RLTRewardFunc:
         """Take teacher log-probs from `trainer.model` (unwrapped from accelerate) from now on."""
         self.stop_ids |= set(getattr(trainer, "eos_token_ids", []) or [])
         self._policy = lambda: trainer.accelerator.unwrap_model(trainer.model)
         return self
 
-    def bind_model(self, model) -> "RLTRewardFunc":
+    def bind_model(self, model) -> RLTRewardFunc:
         """Use a fixed model as the teacher (scoring outside a trainer)."""
         self._policy = lambda: model
         return self
@@ -298,8 +301,7 @@ METRIC_KEYS = {"reward": "reward", "reward_std": "reward_std", "sol_logp_mean": 
 
 def _append_jsonl(path: Path, rows: list[dict]) -> None:
     with open(path, "a") as f:
-        for r in rows:
-            f.write(json.dumps(r, default=str) + "\n")
+        f.writelines(json.dumps(r, default=str) + "\n" for r in rows)
 
 
 def metrics_callback(out: Path, reward_fn: RLTRewardFunc):
@@ -339,7 +341,7 @@ def grpo_args(cfg: TeachConfig, batch: int, on_gpu: bool):
     """GRPOConfig from the stage config; the trl dict overrides the defaults chosen here."""
     from trl import GRPOConfig
 
-    kwargs = dict(
+    kwargs = dict(  # noqa: C408 - keyword form mirrors GRPOConfig's signature
         output_dir=str(Path(cfg.out) / "checkpoints"), per_device_train_batch_size=batch,
         gradient_accumulation_steps=cfg.grad_accum, num_generations=cfg.num_generations,
         max_completion_length=cfg.max_completion_length, temperature=cfg.temperature, top_p=1.0,

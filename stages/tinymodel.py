@@ -42,18 +42,18 @@ PAD, BOS_IM, EOS_IM = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
 class TinyModelConfig:
     """Options of `rlt model tiny`."""
 
-    out: str = opt("", "Output checkpoint directory.", hash=False)
-    seed: int = opt(0, "Seed of the weight initialisation.")
-    hidden: int = opt(128, "Hidden size.")
-    layers: int = opt(2, "Number of decoder layers.")
+    out: str = opt("", "Output checkpoint directory.", hash=False, flag=True)
+    seed: int = opt(0, "Seed of the weight initialisation.", flag=True)
+    hidden: int = opt(128, "Hidden size.", flag=True)
+    layers: int = opt(2, "Number of decoder layers.", flag=True)
     heads: int = opt(4, "Attention heads.")
     kv_heads: int = opt(2, "Key/value heads (grouped-query attention).")
     intermediate: int = opt(512, "MLP inner size.")
     vocab_size: int = opt(400, "Target BPE vocabulary size (before added tokens).")
     max_positions: int = opt(4096, "Maximum sequence length.")
-    tokenizer: str | None = opt(None, "Reuse the tokenizer of this directory instead of training one.")
-    tag_tokens: bool = opt(True, "Add the RLT tags as single non-special tokens.")
-    force: bool = opt(False, "Overwrite an existing output.", hash=False)
+    tokenizer: str | None = opt(None, "Reuse the tokenizer of this directory instead of training one.", flag=True)
+    tag_tokens: bool = opt(True, "Add the RLT tags as single non-special tokens.", flag="--tag-tokens/--plain-tags")
+    force: bool = opt(False, "Overwrite an existing output.", hash=False, flag=True)
 
 
 def train_tokenizer(vocab_size: int, tag_tokens: bool = True):

@@ -20,17 +20,17 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from stages.errors import UserError
 from stages.formats import BEGIN_SOLUTION, END_SOLUTION
 
 LETTERS = "ABCD"
 _BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
-_TEXT_WRAP = re.compile(r"^\\(?:text|textbf|mathrm|mathbf)\s*\{(.*)\}$", re.S)
+_TEXT_WRAP = re.compile(r"^\\(?:text|textbf|mathrm|mathbf)\s*\{(.*)\}$", re.DOTALL)
 _FINAL_LETTER = re.compile(
-    r"(?:answer|option|choice)\s*(?:is|:)?\s*(?:option\s*)?[:\s]*\(?\s*([A-D])\s*\)?(?![A-Za-z])", re.I)
+    r"(?:answer|option|choice)\s*(?:is|:)?\s*(?:option\s*)?[:\s]*\(?\s*([A-D])\s*\)?(?![A-Za-z])", re.IGNORECASE)
 
 
 @dataclass

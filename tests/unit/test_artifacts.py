@@ -41,8 +41,8 @@ def test_write_read_manifest(tmp_path):
     assert not any(n.endswith(".tmp") or n == A.LOCK or n == A.PROGRESS for n in names)
     assert m["rows"] == 5 and m["kind"] == "dataset" and m["schema_version"] == A.SCHEMA_VERSION
     assert {"config", "config_hash", "inputs", "rlt_version", "timings", "data_hash"} <= set(m)
-    t = pq.read_table(sorted(out.glob("part-*.parquet"))[0])
-    assert t.schema.equals(A.SCHEMAS["dataset"]) and pq.ParquetFile(sorted(out.glob("part-*"))[0]).metadata.row_group(0).column(0).compression == "ZSTD"
+    t = pq.read_table(min(out.glob("part-*.parquet")))
+    assert t.schema.equals(A.SCHEMAS["dataset"]) and pq.ParquetFile(min(out.glob("part-*"))).metadata.row_group(0).column(0).compression == "ZSTD"
     got = A.read_rows(out, "dataset")
     assert [r["question"] for r in got] == [f"q{i}" for i in range(5)]
 
@@ -95,9 +95,8 @@ def test_output_is_a_file_or_foreign_dir(tmp_path):
 
 def test_failed_run_leaves_no_directory(tmp_path):
     out = tmp_path / "a"
-    with pytest.raises(UserError):
-        with A.ArtifactWriter(out, "dataset", Cfg(), key=("id",)):
-            raise UserError("bad input found late")
+    with pytest.raises(UserError), A.ArtifactWriter(out, "dataset", Cfg(), key=("id",)):
+        raise UserError("bad input found late")
     assert not out.exists()
 
 

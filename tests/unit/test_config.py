@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from stages.config import PromptsConfig, RewardConfig, config_hash, describe, opt, resolve
+from stages.config import PromptsConfig, RewardConfig, config_hash, leaf_fields, opt, resolve
 from stages.errors import UserError
 
 
@@ -106,7 +106,7 @@ def test_hash_ignores_output_path_only():
     assert config_hash(a) != config_hash(resolve(Demo, overrides=["reward.alpha=0.02"]))
 
 
-def test_every_field_documented():
-    rows = describe(Demo)
-    assert {"reward.kl_coef", "prompts.teacher_system", "seed"} <= {k for k, _, _ in rows}
-    assert all(h for _, _, h in rows)
+def test_leaf_fields_walks_nested_configs():
+    keys = [k for k, _, _ in leaf_fields(Demo)]
+    assert {"reward.kl_coef", "prompts.teacher_system", "seed", "trl"} <= set(keys) and "reward" not in keys
+    assert len(keys) == len(set(keys)) == 7 + len(leaf_fields(RewardConfig)) + len(leaf_fields(PromptsConfig))

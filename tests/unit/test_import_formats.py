@@ -61,7 +61,7 @@ def _jsonl(path, rows):
 
 
 def _options(question: str) -> dict[str, str]:
-    return dict(re.findall(r"^([A-D])\) (.*)$", question, re.M))
+    return dict(re.findall(r"^([A-D])\) (.*)$", question, re.MULTILINE))
 
 
 def test_math500(tmp_path):

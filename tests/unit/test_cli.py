@@ -1,0 +1,157 @@
+"""The CLI is generated from the command table and the config dataclasses: every command and field is reachable."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+
+import pytest
+import yaml
+
+from rltcli.app import app, main
+from rltcli.flags import _base, _container, flag_decls
+from stages import commands
+from stages.config import leaf_fields, opt
+
+
+def cli(capsys, *argv: str) -> tuple[int, str, str]:
+    """Run `rlt argv` in-process: (exit code, stdout, stderr)."""
+    with pytest.raises(SystemExit) as e:
+        main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return e.value.code, out, err
+
+
+def _lookup(cfg: dict, key: str):
+    for part in key.split("."):
+        cfg = cfg[part]
+    return cfg
+
+
+def _other_value(tp, default):
+    """(text for key=value, the value it must resolve to): differs from the default."""
+    base = _base(tp)
+    if base is bool:
+        return str(not default).lower(), not default
+    if base is int:
+        return str((default or 0) + 7), (default or 0) + 7
+    if base is float:
+        return "0.125", 0.125
+    if _container(base) is list:
+        return "a,b", ["a", "b"]
+    return "zz", "zz"
+
+
+FIELDS = [(name, key, f, tp) for name in commands.COMMANDS
+          for key, f, tp in leaf_fields(commands.config_class(name))]
+
+
+def test_every_command_is_reachable_from_the_root(capsys):
+    for name in commands.COMMANDS:
+        code, out, err = cli(capsys, *name.split(), "--help")
+        assert code == 0 and "Usage: rlt " + name in out, err
+    code, out, _ = cli(capsys, "--help")
+    assert code == 0 and {n.split()[0] for n in commands.COMMANDS} <= set(out.split())
+    assert set(app.list_commands(None)) == {n.split()[0] for n in commands.COMMANDS}
+
+
+@pytest.mark.parametrize("name,key,f,tp", FIELDS, ids=[f"{n}:{k}" for n, k, _, _ in FIELDS])
+def test_every_field_is_settable_as_key_value_and_documented(capsys, name, key, f, tp):
+    assert f.metadata.get("help"), f"{name}: field {key} has no help"
+    default = _lookup(dataclasses.asdict(commands.config_class(name)()), key)
+    if _container(_base(tp)) is dict:
+        text, want, key_arg = "v", {"k": "v"}, f"{key}.k=v"
+    else:
+        text, want = _other_value(tp, default)
+        key_arg = f"{key}={text}"
+    positional = [k for k, g, _ in leaf_fields(commands.config_class(name)) if g.metadata.get("arg") and k != key]
+    code, out, err = cli(capsys, *name.split(), *(f"{k}=x" for k in positional), key_arg, "--print-config")
+    assert code == 0, err
+    got = _lookup(yaml.safe_load(out), key)
+    assert got == want, (key, got, want)
+
+
+FLAGGED = [(n, k, f, tp) for n, k, f, tp in FIELDS if f.metadata.get("flag")]
+
+
+@pytest.mark.parametrize("name,key,f,tp", FLAGGED, ids=[f"{n}:{k}" for n, k, _, _ in FLAGGED])
+def test_every_flag_sets_its_field(capsys, name, key, f, tp):
+    default = _lookup(dataclasses.asdict(commands.config_class(name)()), key)
+    decl = flag_decls(key, f, tp)[0]
+    on, _, off = decl.partition("/")
+    if _base(tp) is bool:
+        argv, want = [off if default and off else on], not default if off else True
+    elif _container(_base(tp)) is dict:
+        argv, want = [on, "k=v"], {"k": "v"}
+    elif _container(_base(tp)) is list:
+        argv, want = [on, "a", on, "b"], ["a", "b"]
+    else:
+        text, want = _other_value(tp, default)
+        argv = [on, text]
+    positional = [k for k, g, _ in leaf_fields(commands.config_class(name)) if g.metadata.get("arg")]
+    code, out, err = cli(capsys, *name.split(), *(f"{k}=x" for k in positional), *argv, "--print-config")
+    assert code == 0, err
+    assert _lookup(yaml.safe_load(out), key) == want
+
+
+def test_flags_are_unique_and_device_is_the_same_flag_everywhere():
+    for name in commands.COMMANDS:
+        flags = [d for k, f, tp in leaf_fields(commands.config_class(name)) if f.metadata.get("flag")
+                 for d in flag_decls(k, f, tp)[0].split("/")]
+        assert len(flags) == len(set(flags)), f"{name}: duplicate flags"
+        devices = [k for k, _, _ in leaf_fields(commands.config_class(name)) if k.split(".")[-1] == "device"]
+        assert len(devices) <= 1 and (not devices or "--device" in flags), name
+    assert any(k == "engine.device" for k, _, _ in leaf_fields(commands.config_class("eval")))
+
+
+def test_pipeline_steps_use_the_same_table():
+    from stages import pipeline
+
+    assert pipeline.STEPS == [n for n, c in commands.COMMANDS.items() if c.step]
+    assert {"teach", "generate", "distill", "eval", "score", "data synth", "model tiny"} <= set(commands.STEPS)
+
+
+def test_a_new_config_field_appears_in_help_and_print_config_with_no_cli_edit(capsys, monkeypatch):
+    import stages.data
+
+    @dataclasses.dataclass
+    class Extended(stages.data.SynthConfig):
+        brand_new: int = opt(5, "A field added to the config only.", flag=True)
+        hidden_one: float = opt(0.5, "Settable as key=value only.")
+
+    monkeypatch.setattr(stages.data, "SynthConfig", Extended)
+    code, out, _ = cli(capsys, "data", "synth", "--help")
+    assert code == 0 and "--brand-new" in out and "A field added to the config only." in out
+    assert "--hidden-one" not in out
+    code, out, _ = cli(capsys, "data", "synth", "--brand-new", "9", "hidden_one=2", "--print-config")
+    cfg = yaml.safe_load(out)
+    assert code == 0 and cfg["brand_new"] == 9 and cfg["hidden_one"] == 2.0
+
+
+@pytest.mark.parametrize("argv,expect", [
+    (["data", "synth", "--n", "many"], "'many' is not a valid integer"),
+    (["data", "synth", "n=many"], "'n' expects an integer"),
+    (["data", "synth", "n"], "malformed override 'n'"),
+    (["data", "synth", "--bogus"], "No such option"),
+    (["fly"], "No such command 'fly'"),
+    (["data", "import", "--print-config"], "missing argument SRC"),
+    (["run", "demo", "extra"], "unexpected argument 'extra'"),
+    (["teach", "--preset", "nope"], "unknown --preset 'nope'"),
+    (["data", "import", "x.parquet", "--map", "question"], "expects key=value"),
+])
+def test_usage_errors_are_one_line_exit_2(capsys, argv, expect):
+    code, _, err = cli(capsys, *argv)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and expect in err and err.startswith("rlt: error: ")
+
+
+def test_no_arguments_prints_help_and_exits_0(capsys):
+    code, out, _ = cli(capsys)
+    assert code == 0 and "Commands:" in out
+    code, out, _ = cli(capsys, "data")
+    assert code == 0 and "synth" in out and "merge" in out
+
+
+def test_config_types_are_ones_the_cli_can_build():
+    supported = {int, float, str, bool, list, dict}
+    for name, key, _, tp in FIELDS:
+        assert _container(_base(tp)) in supported or typing.get_origin(_base(tp)) in supported, (name, key, tp)
