@@ -70,6 +70,8 @@ class RewardConfig:
     full_kl: bool = opt(False, "Use the full-distribution KL instead of the sampled-token estimate.")
     kl_include_prefill: bool = opt(False, "Also average KL over the prefilled newlines (the reference code's numbers).")
     chunk_tokens: int = opt(1024, "Positions projected to the vocabulary at once (bounds memory).", hash=False)
+    overlap_render: bool = opt(True, "Render and tokenize the next batch of rows on a worker thread while the "
+                                     "current batch runs its forward passes (rlt score).", hash=False)
 
 
 # ----------------------------------------------------------------------------- typing

@@ -12,8 +12,13 @@ counts. Used by `rlt teach` (GRPO reward), `rlt generate` (best-of-k) and
 
 How it is computed, per padded batch:
 - both views are rendered (formats.student_view / formats.teacher_view, the
-  end tag always appended to the teacher view) and tokenized with offsets;
-  spans are the tokens whose character offsets lie inside a piece's characters;
+  end tag always appended to the teacher view) and all views of the rows are
+  tokenized with offsets in one batch-encode call; spans are the tokens whose
+  character offsets lie inside a piece's characters, found by binary search
+  over the (monotone) offsets; `prefetch(next_rows)` renders the next batch on
+  a worker thread while the current one runs its forwards (`rlt score`);
+- padded ids, positions, mask and gather indices are built with array ops into
+  one int64 buffer and moved to the device in one (pinned, async) copy;
 - the explanation tokens must be the same ids in both views, else the row is
   penalised (`aligned=False`, reward = format_penalty), counted and logged once;
 - one forward of the student's decoder body over the student views and one of
@@ -30,10 +35,12 @@ having no KL.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from stages.config import PromptsConfig, RewardConfig
 from stages.errors import UserError
@@ -48,6 +55,9 @@ from stages.formats import (
     teacher_prefill,
     teacher_view,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
 
 log = logging.getLogger(__name__)
 SCORE_KEYS = ("reward", "sol_logp_mean", "sol_logp_min", "kl_mean", "kl_max", "format_ok", "aligned",
@@ -88,9 +98,32 @@ def reduce_reward(sol_logps: list[float], kl: list[float], kl_coef: float = 3.0,
     return out
 
 
-def token_span(offsets: list[tuple[int, int]], start: int, end: int) -> list[int]:
-    """Indices of tokens whose (non-empty) character offsets lie inside [start, end)."""
-    return [k for k, (a, b) in enumerate(offsets) if start <= a and b <= end and b > a]
+def token_span(offsets, start: int, end: int) -> list[int]:
+    """Indices of tokens whose (non-empty) character offsets lie inside [start, end). offsets: [n, 2]"""
+    import numpy as np
+
+    off = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+    return _span(off, _monotone(off), start, end).tolist()
+
+
+def _monotone(off: np.ndarray) -> bool:
+    """Starts and ends never decrease (true of fast tokenizers' offsets): spans are found by binary search."""
+    import numpy as np
+
+    return bool((np.diff(off[:, 0]) >= 0).all() and (np.diff(off[:, 1]) >= 0).all())
+
+
+def _span(off: np.ndarray, monotone: bool, start: int, end: int) -> np.ndarray:
+    """token_span as an index array: bisect the sorted starts and ends, then drop empty-width tokens. -> [k]"""
+    import numpy as np
+
+    a, b = off[:, 0], off[:, 1]
+    if monotone:  # {a >= start} is a suffix and {b <= end} a prefix: their overlap is one range
+        lo, hi = int(np.searchsorted(a, start, "left")), int(np.searchsorted(b, end, "right"))
+        k = np.arange(lo, max(lo, hi))
+    else:
+        k = np.arange(len(off))
+    return k[(a[k] >= start) & (b[k] <= end) & (b[k] > a[k])]
 
 
 # ----------------------------------------------------------------------------- views and spans
@@ -98,18 +131,32 @@ def token_span(offsets: list[tuple[int, int]], start: int, end: int) -> list[int
 
 @dataclass
 class Views:
-    """One row rendered in both views, with its token spans (indices into the ids)."""
+    """One row rendered in both views, with its token spans (int64 index arrays into the ids)."""
 
     explanation: str
     format_ok: bool
     text: str                 # the student view
-    s_ids: list[int]
-    t_ids: list[int]
-    sol: list[int]            # solution tokens in the student view
-    s_kl: list[int]           # KL tokens in the student view (explanation [+ prefill newlines])
-    t_kl: list[int]           # the same tokens in the teacher view
+    s_ids: np.ndarray         # [Ls]
+    t_ids: np.ndarray         # [Lt]
+    sol: np.ndarray           # solution tokens in the student view
+    s_kl: np.ndarray          # KL tokens in the student view (explanation [+ prefill newlines])
+    t_kl: np.ndarray          # the same tokens in the teacher view
     n_expl: int               # explanation tokens (student view)
     aligned: bool
+
+
+@dataclass
+class _Texts:
+    """Both rendered views of a row and the character starts of its pieces."""
+
+    explanation: str
+    format_ok: bool
+    student: str
+    teacher: str
+    s_expl: int               # explanation start in the student view
+    s_sol: int                # solution start in the student view
+    sol_len: int              # solution characters
+    t_expl: int               # explanation start in the teacher view
 
 
 def extract_explanation(row: dict) -> tuple[str, bool]:
@@ -121,9 +168,21 @@ def extract_explanation(row: dict) -> tuple[str, bool]:
     raise UserError(f"row {row.get('id', '')!r} has neither 'explanation' nor 'completion'")
 
 
-def _encode(tok, text: str) -> tuple[list[int], list[tuple[int, int]]]:
-    enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
-    return list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
+def _encode(tok, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """One batch-encode call -> per text (ids [n], character offsets [n, 2]), int64."""
+    import numpy as np
+
+    if not texts:
+        return []
+    backend = tok.backend_tokenizer
+    if backend.padding or backend.truncation or getattr(tok, "split_special_tokens", False):
+        enc = tok(texts, add_special_tokens=False, return_offsets_mapping=True)  # lets the wrapper reset those
+        pairs = zip(enc["input_ids"], enc["offset_mapping"])
+    else:  # the wrapper's own call without its conversion to Python lists of lists
+        pairs = ((e.ids, e.offsets) for e in backend.encode_batch(texts, add_special_tokens=False))
+    return [(np.array(ids, dtype=np.int64),
+             np.fromiter(itertools.chain.from_iterable(off), dtype=np.int64, count=2 * len(off)).reshape(-1, 2))
+            for ids, off in pairs]
 
 
 def _locate(text: str, content: str, what: str) -> int:
@@ -134,8 +193,8 @@ def _locate(text: str, content: str, what: str) -> int:
     return base
 
 
-def render(tok, teacher_tok, prompts: PromptsConfig, row: dict, include_prefill: bool = False) -> Views:
-    """Render, tokenize and locate the spans of one row (METHOD.md "Exact strings")."""
+def _texts(tok, teacher_tok, prompts: PromptsConfig, row: dict) -> _Texts:
+    """Render both views of a row and locate its pieces (METHOD.md "Exact strings")."""
     q, sol = str(row["question"]), str(row["solution"])
     expl, format_ok = extract_explanation(row)
     s_text = student_view(tok, prompts.student_system, q, sol, expl)
@@ -146,15 +205,40 @@ def render(tok, teacher_tok, prompts: PromptsConfig, row: dict, include_prefill:
     t0 = _locate(t_text, teacher_prefill(sol) + expl + END_EXPLANATION, "teacher") + len(teacher_prefill(sol))
     if s_text[e0:e0 + len(expl)] != expl or s_text[s0:s0 + len(sol)] != sol or t_text[t0:t0 + len(expl)] != expl:
         raise RuntimeError("span arithmetic does not match the rendered views")  # formats.py changed
-    s_ids, s_off = _encode(tok, s_text)
-    t_ids, t_off = _encode(teacher_tok, t_text)
+    return _Texts(expl, format_ok, s_text, t_text, e0, s0, len(sol), t0)
+
+
+def _views(x: _Texts, s_enc, t_enc, back: int) -> Views:
+    import numpy as np
+
+    (s_ids, s_off), (t_ids, t_off) = s_enc, t_enc
+    s_mono, t_mono = _monotone(s_off), _monotone(t_off)
+    n = len(x.explanation)
+    s_kl = _span(s_off, s_mono, x.s_expl - back, x.s_expl + n)
+    t_kl = _span(t_off, t_mono, x.t_expl - back, x.t_expl + n)
+    aligned = bool(np.array_equal(s_ids[s_kl], t_ids[t_kl]))
+    n_expl = len(_span(s_off, s_mono, x.s_expl, x.s_expl + n))
+    sol = _span(s_off, s_mono, x.s_sol, x.s_sol + x.sol_len)
+    return Views(x.explanation, x.format_ok, x.student, s_ids, t_ids, sol, s_kl, t_kl, n_expl, aligned)
+
+
+def render_batch(tok, teacher_tok, prompts: PromptsConfig, rows: list[dict],
+                 include_prefill: bool = False) -> list[Views]:
+    """Render the rows' views, tokenize all of them in one batch-encode call, locate the spans."""
+    texts = [_texts(tok, teacher_tok, prompts, r) for r in rows]
+    students, teachers = [x.student for x in texts], [x.teacher for x in texts]
+    if teacher_tok is tok:
+        enc = _encode(tok, students + teachers)
+        s_enc, t_enc = enc[:len(texts)], enc[len(texts):]
+    else:
+        s_enc, t_enc = _encode(tok, students), _encode(teacher_tok, teachers)
     back = len(PREFILL_NL) if include_prefill else 0
-    s_kl = token_span(s_off, e0 - back, e0 + len(expl))
-    t_kl = token_span(t_off, t0 - back, t0 + len(expl))
-    aligned = [s_ids[k] for k in s_kl] == [t_ids[k] for k in t_kl]
-    n_expl = len(token_span(s_off, e0, e0 + len(expl)))
-    return Views(expl, format_ok, s_text, s_ids, t_ids, token_span(s_off, s0, s0 + len(sol)),
-                 s_kl, t_kl, n_expl, aligned)
+    return [_views(x, s, t, back) for x, s, t in zip(texts, s_enc, t_enc)]
+
+
+def render(tok, teacher_tok, prompts: PromptsConfig, row: dict, include_prefill: bool = False) -> Views:
+    """Render, tokenize and locate the spans of one row (see render_batch)."""
+    return render_batch(tok, teacher_tok, prompts, [row], include_prefill)[0]
 
 
 # ----------------------------------------------------------------------------- model plumbing
@@ -192,25 +276,50 @@ def _eval_mode(model):
         model.train(was)
 
 
-def hidden_at(model, seqs: list[list[int]], wanted: list[list[int]], pad_id: int, left: bool):
-    """Pad `seqs`, run the decoder body once; hidden states predicting each wanted token. -> [N, H]"""
+def pack_batch(seqs: list, wanted: list, pad_id: int, left: bool):
+    """Host arrays of one padded batch, built with array ops (no per-token Python).
+
+    seqs: B int arrays; wanted: B index arrays into them. -> (int64 [3*B*L + 2*N] = ids, position ids,
+    attention mask (each [B, L] flattened), then the rows and columns of the hidden states predicting
+    each wanted token (position k-1 predicts token k)), B, L.
+    """
+    import numpy as np
+
+    lens = np.array([len(s) for s in seqs], dtype=np.int64)
+    B, L = len(seqs), int(lens.max())
+    start = L - lens if left else np.zeros(B, dtype=np.int64)
+    col = np.arange(L)
+    mask = (col >= start[:, None]) & (col < (start + lens)[:, None])  # [B, L]
+    ids = np.full((B, L), pad_id, dtype=np.int64)
+    ids[mask] = np.concatenate(seqs)  # row-major order = each row's tokens in order
+    pos = np.maximum(mask.cumsum(-1) - 1, 0)
+    counts = np.array([len(w) for w in wanted], dtype=np.int64)
+    rows = np.repeat(np.arange(B), counts)
+    cols = np.concatenate([np.asarray(w, dtype=np.int64) for w in wanted]) + np.repeat(start, counts) - 1
+    return np.concatenate([ids.ravel(), pos.ravel(), mask.ravel().astype(np.int64), rows, cols]), B, L
+
+
+def to_device(buf, dev):
+    """One host-to-device copy (pinned and asynchronous on CUDA) of a packed int64 buffer."""
     import torch
 
-    body, dev = body_and_head(model)[0], _device(model)
-    B, L = len(seqs), max(len(s) for s in seqs)
-    ids = torch.full((B, L), pad_id, dtype=torch.long)
-    mask = torch.zeros((B, L), dtype=torch.long)
-    rows, cols = [], []
-    for i, (s, w) in enumerate(zip(seqs, wanted)):
-        off = L - len(s) if left else 0
-        ids[i, off:off + len(s)] = torch.tensor(s)
-        mask[i, off:off + len(s)] = 1
-        rows += [i] * len(w)
-        cols += [off + k - 1 for k in w]  # position k-1 predicts token k
-    pos = (mask.cumsum(-1) - 1).clamp(min=0)
-    out = body(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev), use_cache=False)
+    t = torch.from_numpy(buf)
+    if dev.type == "cuda":
+        return t.pin_memory().to(dev, non_blocking=True)
+    return t.to(dev)
+
+
+def hidden_at(model, seqs: list, wanted: list, pad_id: int, left: bool):
+    """Pad `seqs`, run the decoder body once. -> (hidden states predicting each wanted token [N, H],
+    those tokens [N]), both on the model's device."""
+    body = body_and_head(model)[0]
+    buf, B, L = pack_batch(seqs, wanted, pad_id, left)
+    t = to_device(buf, _device(model))
+    ids, pos, mask = t[:B * L].view(B, L), t[B * L:2 * B * L].view(B, L), t[2 * B * L:3 * B * L].view(B, L)
+    rows, cols = t[3 * B * L:].view(2, -1)
+    out = body(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False)
     h = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]  # [B, L, H]
-    return h[torch.tensor(rows, device=h.device, dtype=torch.long), torch.tensor(cols, device=h.device, dtype=torch.long)]
+    return h[rows, cols.to(h.device)], ids[rows, cols + 1]
 
 
 def _logits(head, h, tau: float, softcap):
@@ -221,7 +330,7 @@ def _logits(head, h, tau: float, softcap):
 
 
 def token_logps(model, h, targets, tau: float, chunk: int):
-    """log softmax(lm_head(h) / tau)[target], `chunk` positions at a time. h [N, H], targets [N] -> [N]"""
+    """log softmax(lm_head(h) / tau)[target], `chunk` positions at a time. h [N, H], targets [N] -> [N] (CPU)"""
     import torch
 
     _, head, cap = body_and_head(model)
@@ -229,12 +338,12 @@ def token_logps(model, h, targets, tau: float, chunk: int):
     for i in range(0, h.shape[0], chunk):
         z = _logits(head, h[i:i + chunk], tau, cap)  # [C, V]
         t = targets[i:i + chunk].to(z.device)
-        out.append(z.log_softmax(-1).gather(-1, t[:, None]).squeeze(-1).cpu())  # log_softmax beats logsumexp on CPU
-    return torch.cat(out) if out else torch.zeros(0)
+        out.append(z.log_softmax(-1).gather(-1, t[:, None]).squeeze(-1))  # log_softmax beats logsumexp on CPU
+    return torch.cat(out).cpu() if out else torch.zeros(0)  # one device-to-host copy
 
 
 def full_kl(teacher, h_t, tau_t: float, student, h_s, tau_s: float, chunk: int):
-    """KL(teacher || student) over the whole vocabulary at each position. [N, H] x2 -> [N]"""
+    """KL(teacher || student) over the whole vocabulary at each position. [N, H] x2 -> [N] (CPU)"""
     import torch
 
     (_, head_t, cap_t), (_, head_s, cap_s) = body_and_head(teacher), body_and_head(student)
@@ -244,8 +353,8 @@ def full_kl(teacher, h_t, tau_t: float, student, h_s, tau_s: float, chunk: int):
         ls = _logits(head_s, h_s[i:i + chunk], tau_s, cap_s).to(lt.device)
         v = min(lt.shape[-1], ls.shape[-1])  # padded embedding rows beyond the vocabulary
         lt, ls = lt[:, :v].log_softmax(-1), ls[:, :v].log_softmax(-1)
-        out.append((lt.exp() * (lt - ls)).sum(-1).cpu())
-    return torch.cat(out) if out else torch.zeros(0)
+        out.append((lt.exp() * (lt - ls)).sum(-1))
+    return torch.cat(out).cpu() if out else torch.zeros(0)
 
 
 def _split(values, counts: list[int]) -> list[list[float]]:
@@ -280,16 +389,41 @@ class RLTReward:
         self.teacher_tokenizer = teacher_tokenizer or tokenizer
         self.reward, self.prompts, self.batch_size = reward, prompts, batch_size
         self.misaligned = 0  # rows penalised because the two views tokenized the explanation differently
+        self._pool, self._ahead = None, None  # the render worker and (rows, future) it is rendering
 
     def render(self, row: dict) -> Views:
-        return render(self.tokenizer, self.teacher_tokenizer, self.prompts, row, self.reward.kl_include_prefill)
+        return self.render_rows([row])[0]
+
+    def render_rows(self, rows: list[dict]) -> list[Views]:
+        """Both views of every row, tokenized in one batch-encode call (see render_batch)."""
+        return render_batch(self.tokenizer, self.teacher_tokenizer, self.prompts, rows,
+                            self.reward.kl_include_prefill)
+
+    def prefetch(self, rows: list[dict]) -> None:
+        """Start rendering `rows` on a worker thread (with `reward.overlap_render`): call it for the next
+        batch before `score(batch)`, and `score(rows)` of this same list then uses the prefetched views."""
+        if not self.reward.overlap_render:
+            return
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="reward-render")
+        self._ahead = (rows, self._pool.submit(self.render_rows, rows))
 
     def score(self, rows: list[dict], teacher=None) -> list[dict]:
         """One result dict per row (see SCORE_KEYS, plus `text` = the student view)."""
+        teacher = self._teacher(teacher)
+        ahead, self._ahead = self._ahead, None
+        views = ahead[1].result() if ahead is not None and ahead[0] is rows else self.render_rows(rows)
+        return self._score_views(views, teacher)
+
+    def _teacher(self, teacher):
         teacher = teacher if teacher is not None else self.teacher
         if teacher is None:
             raise ValueError("RLTReward.score needs a teacher model (argument or .teacher)")
-        views = [self.render(r) for r in rows]
+        return teacher
+
+    def _score_views(self, views: list[Views], teacher) -> list[dict]:
         self._count_misaligned(views)
         order = sorted(range(len(views)), key=lambda i: len(views[i].s_ids))  # similar lengths share a batch
         out: list[dict | None] = [None] * len(views)
@@ -307,27 +441,28 @@ class RLTReward:
         self.misaligned += bad
 
     def _score_batch(self, views: list[Views], teacher) -> list[dict]:
+        import numpy as np
         import torch
 
         cfg, pad = self.reward, self.tokenizer.pad_token_id or 0
         left = self.tokenizer.padding_side == "left"
-        kl_rows = [v for v in views if v.aligned and v.s_kl]
+        kl_rows = [v for v in views if v.aligned and len(v.s_kl)]
         has_kl = {id(v) for v in kl_rows}
+        kl_len = [len(v.s_kl) if id(v) in has_kl else 0 for v in views]
+        wanted = [np.concatenate([v.sol, v.s_kl[:n]]) for v, n in zip(views, kl_len)]
+        is_kl = torch.from_numpy(np.repeat(np.tile([False, True], len(views)),
+                                           [n for v, k in zip(views, kl_len) for n in (len(v.sol), k)]))
         with torch.no_grad(), _eval_mode(teacher):
-            wanted = [v.sol + (v.s_kl if id(v) in has_kl else []) for v in views]
-            h_s = hidden_at(self.student, [v.s_ids for v in views], wanted, pad, left)  # [N, H]
-            s_lp = token_logps(self.student, h_s, _targets(views, wanted), cfg.student_temperature, cfg.chunk_tokens)
-            is_kl = torch.tensor([k >= len(v.sol) for v, w in zip(views, wanted) for k in range(len(w))], dtype=torch.bool)
+            h_s, s_tgt = hidden_at(self.student, [v.s_ids for v in views], wanted, pad, left)  # [N, H], [N]
+            s_lp = token_logps(self.student, h_s, s_tgt, cfg.student_temperature, cfg.chunk_tokens)
             kl = torch.zeros(0)
             if kl_rows:
-                t_wanted = [v.t_kl for v in kl_rows]
-                h_t = hidden_at(teacher, [v.t_ids for v in kl_rows], t_wanted, pad, left)
+                h_t, t_tgt = hidden_at(teacher, [v.t_ids for v in kl_rows], [v.t_kl for v in kl_rows], pad, left)
                 if cfg.full_kl:
                     kl = full_kl(teacher, h_t, cfg.teacher_temperature, self.student,
                                  h_s[is_kl.to(h_s.device)], cfg.student_temperature, cfg.chunk_tokens)
                 else:
-                    t_lp = token_logps(teacher, h_t, _targets(kl_rows, t_wanted, teacher=True),
-                                       cfg.teacher_temperature, cfg.chunk_tokens)
+                    t_lp = token_logps(teacher, h_t, t_tgt, cfg.teacher_temperature, cfg.chunk_tokens)
                     kl = t_lp - s_lp[is_kl]
         sol = _split(s_lp[~is_kl], [len(v.sol) for v in views])
         kls = iter(_split(kl, [len(v.t_kl) for v in kl_rows]))
@@ -339,13 +474,6 @@ class RLTReward:
         res.update(format_ok=v.format_ok, aligned=v.aligned, explanation=v.explanation, text=v.text,
                    explanation_tokens=v.n_expl, solution_tokens=len(v.sol), student_tokens=len(v.s_ids))
         return res
-
-
-def _targets(views: list[Views], wanted: list[list[int]], teacher: bool = False):
-    import torch
-
-    ids = [v.t_ids if teacher else v.s_ids for v in views]
-    return torch.tensor([s[k] for s, w in zip(ids, wanted) for k in w], dtype=torch.long)
 
 
 def load_reward(student_path: str, teacher_path: str | None, reward: RewardConfig, prompts: PromptsConfig,

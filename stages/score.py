@@ -14,6 +14,7 @@ interrupted run resumes where it stopped.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections import Counter
 from dataclasses import dataclass
@@ -93,8 +94,10 @@ def _score_all(scorer, w: ArtifactWriter, todo: list[dict], cfg: ScoreConfig) ->
     from stages.progress import progress
 
     with progress(total=len(todo), desc="score") as bar:
-        for i in range(0, len(todo), cfg.batch_size):
-            batch = todo[i:i + cfg.batch_size]
+        batches = [todo[i:i + cfg.batch_size] for i in range(0, len(todo), cfg.batch_size)]
+        for batch, after in itertools.zip_longest(batches, batches[1:]):
+            if after:
+                scorer.prefetch(after)  # rendered while this batch runs its forward passes
             scored = scorer.score(batch)
             w.write([to_trace(r, s, cfg) for r, s in zip(batch, scored)])
             bar.advance(rows=len(batch), tokens=sum(s["student_tokens"] for s in scored))

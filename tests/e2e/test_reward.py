@@ -237,3 +237,17 @@ def test_teacher_can_be_reassigned_and_is_required(rows, tiny_teacher, tiny_stud
 def test_different_vocabularies_refused(tiny_teacher, tiny_plain):
     with pytest.raises(UserError, match="tokenizers differ"):
         load_reward(str(tiny_teacher), str(tiny_plain), RewardConfig(), PromptsConfig(), device="cpu")
+
+
+def test_prefetched_rows_score_the_same(rows, tiny_teacher, tiny_student):
+    chunks = [rows[:3], rows[3:4], rows[4:]]
+    plain = _scorer(tiny_teacher, tiny_student, RewardConfig(overlap_render=False), batch_size=2)
+    scorer = _scorer(tiny_teacher, tiny_student, RewardConfig(), batch_size=2)
+    got = []
+    for chunk, after in zip(chunks, chunks[1:] + [None]):
+        if after:
+            scorer.prefetch(after)
+        got.append(scorer.score(chunk))
+    assert got == [plain.score(c) for c in chunks]
+    scorer.prefetch(rows[:2])
+    assert scorer.score(rows[2:4]) == plain.score(rows[2:4])  # a prefetch of other rows is not used

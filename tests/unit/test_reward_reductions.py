@@ -71,3 +71,43 @@ def test_token_span_keeps_only_tokens_inside():
     assert token_span(offsets, 5, 5) == []
     # byte-level pieces of one character share its offsets: both are inside
     assert token_span([(0, 1), (1, 2), (1, 2), (2, 3)], 1, 2) == [1, 2]
+
+
+def _scan(offsets, start, end):
+    return [k for k, (a, b) in enumerate(offsets) if start <= a and b <= end and b > a]
+
+
+def test_token_span_binary_search_matches_a_scan_on_random_offsets():
+    import random
+
+    rng = random.Random(0)
+    for trial in range(300):
+        offsets, pos = [], 0
+        for _ in range(rng.randint(0, 30)):
+            width = rng.choice([0, 1, 1, 2, 3])
+            offsets.append((pos, pos + width))
+            if rng.random() < 0.7:
+                pos += width  # else the next piece shares these characters (a byte-level split)
+        if trial % 3 == 0 and len(offsets) > 2:
+            rng.shuffle(offsets)  # not monotone: the scan fallback
+        a, b = sorted(rng.randint(0, pos + 2) for _ in range(2))
+        assert token_span(offsets, a, b) == _scan(offsets, a, b), (offsets, a, b)
+
+
+def test_pack_batch_matches_a_per_row_loop():
+    import numpy as np
+
+    from stages.reward import pack_batch
+
+    seqs = [np.array([5, 6, 7]), np.array([8]), np.array([9, 10, 11, 12, 13])]
+    wanted = [np.array([1, 2]), np.array([], dtype=np.int64), np.array([4, 1, 3])]
+    for left in (False, True):
+        buf, B, L = pack_batch(seqs, wanted, pad_id=0, left=left)
+        ids, pos, mask = (buf[i * B * L:(i + 1) * B * L].reshape(B, L) for i in range(3))
+        rows, cols = buf[3 * B * L:].reshape(2, -1)
+        for i, (s, w) in enumerate(zip(seqs, wanted)):
+            start = L - len(s) if left else 0
+            assert ids[i, start:start + len(s)].tolist() == s.tolist()
+            assert mask[i].sum() == len(s) and pos[i, start:start + len(s)].tolist() == list(range(len(s)))
+        assert rows.tolist() == [0, 0, 2, 2, 2]
+        assert [int(ids[r, c + 1]) for r, c in zip(rows, cols)] == [6, 7, 13, 10, 12]  # position k-1 -> token k
