@@ -246,9 +246,18 @@ def _hashable(obj) -> Any:
     return obj
 
 
-def config_hash(cfg) -> str:
-    """sha256 of the fields that change a stage's output (paths of outputs excluded)."""
-    text = json.dumps(_hashable(cfg), sort_keys=True, default=str)
+def config_hash(cfg, extra: bool = True) -> str:
+    """sha256 of the fields that change a stage's output (paths of outputs excluded).
+
+    A config class may declare `HASH_EXTRA: ClassVar[dict]`, versions of code whose
+    change must invalidate outputs (e.g. the eval grader's version); they join the
+    hash unless `extra=False`.
+    """
+    data = _hashable(cfg)
+    versions = getattr(type(cfg), "HASH_EXTRA", None)
+    if extra and versions:
+        data = {**data, "__versions__": dict(versions)}
+    text = json.dumps(data, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

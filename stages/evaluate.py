@@ -3,6 +3,7 @@
     rlt eval --model runs/student --data data/test --out runs/eval
     rlt eval --model base --model runs/student --data data/math500 --out runs/cmp \
         --samples 4 --temperature 0.7
+    rlt eval --regrade runs/eval          # re-check saved responses, generate nothing
 
 Input: a dataset artifact (or Parquet/JSONL file) with `id, question, solution`
 and optionally `answer` (else the gold is the solution's last `\\boxed{}`),
@@ -20,22 +21,31 @@ and the truncation rate.
 
 Each question is prompted in the student format (`formats.student_prompt` with
 `prompts.student_system`), generation stops at `<|end_of_solution|>` or eos, and
-the answer is checked by the task's checker (stages/verify.py) in the main
-thread (math-verify uses signal.alarm).
+the answer is checked by the task's checker (stages/verify/) in the main
+thread (math-verify uses signal.alarm). Every gold is parsed by its checker
+before anything is generated; an unreadable one stops the run (exit 2) naming
+its row id and gold, with nothing written. The grader's version
+(`verify.GRADER_VERSION`) is part of the config hash: rerunning (or `rlt run`)
+over an output of an older grader re-grades its saved responses in place
+instead of generating them again; `--regrade OUT` does so explicitly.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
+import os
+import shutil
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from stages import verify
-from stages.artifacts import ArtifactWriter, read_rows, select_shard
-from stages.config import PromptsConfig, opt
+from stages.artifacts import ArtifactWriter, acquire_lock, input_hash, read_manifest, read_rows, select_shard
+from stages.config import PromptsConfig, config_hash, opt, resolve
 from stages.engines import EngineConfig
 from stages.errors import UserError
 from stages.formats import END_SOLUTION, student_prompt
@@ -49,6 +59,8 @@ KEY = ("model", "id", "sample")
 @dataclass
 class EvalConfig:
     """Options of `rlt eval`."""
+
+    HASH_EXTRA: ClassVar[dict] = {"grader": verify.GRADER_VERSION}  # a new grader re-grades old outputs
 
     models: list[str] = opt(list, "Models to evaluate (HF directories or hub ids); several give one comparison.",
                             flag="--model")
@@ -64,6 +76,9 @@ class EvalConfig:
     limit: int | None = opt(None, "Evaluate only the first N rows (after sharding).", flag=True)
     check_timeout: int = opt(5, "Seconds math-verify may spend on one parse or comparison.")
     force: bool = opt(False, "Overwrite an existing output of another config.", hash=False, flag=True)
+    regrade: str | None = opt(None, "Re-check the responses of this finished eval artifact with the current "
+                              "grader, in place, without generating (other options are ignored).", hash=False,
+                              flag=True)
     prompts: PromptsConfig = opt(PromptsConfig, "System prompts; set prompts.student_system to your model's.")
     engine: EngineConfig = opt(EngineConfig, "Generation engine (hf, vllm, openai) and its settings.")
 
@@ -189,38 +204,45 @@ def validate_config(cfg: EvalConfig) -> None:
         raise UserError(f"top_p must be in (0, 1], got {cfg.top_p}")
 
 
+def _item(r: dict, i: int, source: str) -> dict:
+    """One dataset row -> eval item; its gold is parsed by its task's checker (UserError if unreadable)."""
+    task = r.get("task") or "math"
+    verify.get_checker(task)
+    gold = verify.gold_from_row(r)
+    if gold is None:
+        raise UserError(f"{source}: row {i} (id {r['id']}) has no answer column value and no "
+                        "\\boxed{} in its solution")
+    try:
+        verify.check_gold(task, gold)
+    except ValueError:
+        raise UserError(f"{source}: row {i} (id {r['id']}): gold answer {gold!r} cannot be read by the "
+                        f"{task} checker") from None
+    return {"id": r["id"], "question": r["question"], "answer": gold, "task": task,
+            "source": r.get("source") or task}
+
+
 def load_items(cfg: EvalConfig) -> list[dict]:
-    """Dataset rows -> items with id, question, gold answer, task and source; bad rows are UserErrors."""
+    """Dataset rows -> items with id, question, gold, task, source; every gold is parsed here, before
+    anything is generated, and the first unreadable one is a UserError naming its row id and gold."""
     rows = select_shard(read_rows(cfg.data, "dataset"), cfg.shard)[: cfg.limit]
     if not rows:
         raise UserError(f"{cfg.data}: shard {cfg.shard} holds no rows")
-    items = []
-    for i, r in enumerate(rows):
-        task = r.get("task") or "math"
-        verify.get_checker(task)
-        gold = verify.gold_from_row(r)
-        if gold is None:
-            raise UserError(f"{cfg.data}: row {i} (id {r['id']}) has no answer column value and no "
-                            "\\boxed{} in its solution")
-        try:
-            verify.check_gold(task, gold)
-        except ValueError as e:
-            raise UserError(f"{cfg.data}: row {i} (id {r['id']}): {e} (task {task})") from None
-        items.append({"id": r["id"], "question": r["question"], "answer": gold, "task": task,
-                      "source": r.get("source") or task})
-    return items
+    return [_item(r, i, cfg.data) for i, r in enumerate(rows)]
+
+
+def grade(row: dict, timeout: int) -> dict:
+    """`row` (with task, answer, response) plus `extracted` and `correct` from its task's checker."""
+    result = verify.check(row["task"], row["response"], row["answer"], timeout=timeout)
+    return {**row, "extracted": result.extracted, "correct": result.correct}
 
 
 def score(item: dict, model: str, sample: int, completion, timeout: int) -> dict:
     """One eval row from a completion (checked here, in the calling thread)."""
-    checker = verify.get_checker(item["task"])
-    kw = {"timeout": timeout} if checker is verify.check_math else {}
-    result = checker(completion.text, item["answer"], **kw)
-    return {"id": item["id"], "sample": sample, "question": item["question"], "answer": item["answer"],
-            "task": item["task"], "model": model, "response": completion.text,
-            "extracted": result.extracted, "correct": result.correct,
-            "response_tokens": int(completion.tokens), "truncated": not completion.finished,
-            "source": item["source"]}
+    row = {"id": item["id"], "sample": sample, "question": item["question"], "answer": item["answer"],
+           "task": item["task"], "model": model, "response": completion.text,
+           "response_tokens": int(completion.tokens), "truncated": not completion.finished,
+           "source": item["source"]}
+    return grade(row, timeout)
 
 
 # ----------------------------------------------------------------------------- compute
@@ -278,13 +300,33 @@ def read_summary(out: str | Path) -> dict:
     return json.loads(p.read_text())
 
 
+def _finish(w: ArtifactWriter, rows: list[dict]) -> dict:
+    """summary.json, then the manifest (with the grader's version) last."""
+    summary = write_summary(w.out, rows)
+    w.finish({"summary": {m: s["overall"] for m, s in summary["models"].items()},
+              "grader_version": verify.GRADER_VERSION, "generation_hash": config_hash(w.cfg, extra=False)})
+    for m, s in summary["models"].items():
+        o = s["overall"]
+        log.info("%s: accuracy %.1f%% over %d questions", m, 100 * o["accuracy"], o["n"])
+    return summary
+
+
 def run(cfg: EvalConfig) -> Path:
-    """validate -> load rows -> generate and check per model -> summary.json -> manifest."""
+    """validate -> load rows (golds parsed) -> generate and check per model -> summary.json -> manifest.
+
+    With `regrade`, re-check that artifact's responses instead. A finished output that differs from
+    `cfg` only by the grader's version is re-graded in place, not generated again.
+    """
     from stages.progress import progress
 
+    if cfg.regrade:
+        return regrade(cfg.regrade)
     validate_config(cfg)
     items = load_items(cfg)
     _check_models(cfg)
+    if _graded_by_older_grader(cfg):
+        log.info("%s was graded by an older grader: re-grading its responses", cfg.out)
+        return regrade(cfg.out, cfg)
     with ArtifactWriter(cfg.out, "eval", cfg, inputs={"data": cfg.data}, force=cfg.force, key=KEY) as w:
         if w.complete:
             log.info("%s is already complete", w.out)
@@ -293,10 +335,72 @@ def run(cfg: EvalConfig) -> Path:
         with progress(total=total, desc="eval", unit="questions") as bar:
             for model in cfg.models:
                 eval_model(cfg, model, items, w, bar)
-        rows = [r for r in w.all_rows() if r["model"] in cfg.models]
-        summary = write_summary(w.out, rows)
-        w.finish({"summary": {m: s["overall"] for m, s in summary["models"].items()}})
-        for m, s in summary["models"].items():
-            o = s["overall"]
-            log.info("%s: accuracy %.1f%% over %d questions", m, 100 * o["accuracy"], o["n"])
+        _finish(w, [r for r in w.all_rows() if r["model"] in cfg.models])
     return w.out
+
+
+# ----------------------------------------------------------------------------- re-grading
+
+
+def _graded_by_older_grader(cfg: EvalConfig) -> bool:
+    """A finished eval at `cfg.out` with the same generation config and data but another grader."""
+    manifest = read_manifest(cfg.out) if Path(cfg.out).is_dir() else None
+    if not manifest or manifest.get("kind") != "eval" or manifest.get("config_hash") == config_hash(cfg):
+        return False
+    # outputs written before the grader joined the hash carry the generation hash as config_hash
+    if manifest.get("generation_hash", manifest.get("config_hash")) != config_hash(cfg, extra=False):
+        return False
+    data = (manifest.get("inputs") or {}).get("data") or {}
+    return data.get("hash") == input_hash(cfg.data)
+
+
+def _config_of(out: Path, manifest: dict) -> EvalConfig:
+    known = {f.name for f in dataclasses.fields(EvalConfig)} - {"regrade", "force"}
+    options = {k: v for k, v in (manifest.get("config") or {}).items() if k in known}
+    try:
+        return resolve(EvalConfig, options={**options, "out": str(out)})
+    except UserError as e:
+        raise UserError(f"{out}: cannot read its recorded config: {e}") from None
+
+
+def regrade(out: str | Path, cfg: EvalConfig | None = None) -> Path:
+    """Re-check every response of the finished eval artifact `out` with the current grader.
+
+    Nothing is generated. The new rows, summary and manifest (config hash with the current
+    grader) are written to a sibling directory that then takes `out`'s place, so an
+    interruption never leaves `out` half re-graded. UserError when `out` is not a finished
+    eval artifact or a gold cannot be read.
+    """
+    out = Path(out)
+    manifest = read_manifest(out) if out.is_dir() else None
+    if manifest is None or manifest.get("kind") != "eval":
+        raise UserError(f"{out} is not a finished eval artifact (nothing to re-grade)")
+    cfg = cfg or _config_of(out, manifest)
+    rows = read_rows(out, "eval")
+    for i, r in enumerate(rows):
+        _item({**r, "task": r.get("task") or "math"}, i, str(out))
+    new = [grade({**r, "task": r.get("task") or "math"}, cfg.check_timeout) for r in rows]
+    changed = sum(bool(a["correct"]) != b["correct"] for a, b in zip(rows, new))
+    _replace_artifact(out, cfg, manifest.get("inputs") or {}, new)
+    log.info("re-graded %d responses in %s with grader %s: %d verdicts changed",
+             len(new), out, verify.GRADER_VERSION, changed)
+    return out
+
+
+def _replace_artifact(out: Path, cfg: EvalConfig, inputs: dict, rows: list[dict]) -> None:
+    """Write `rows` as a finished eval artifact next to `out`, then swap it into place."""
+    pid = os.getpid()
+    tmp, old = out.with_name(f".{out.name}.regrade-{pid}"), out.with_name(f".{out.name}.old-{pid}")
+    lock = acquire_lock(out)
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        with ArtifactWriter(tmp, "eval", cfg, key=KEY) as w:
+            w.inputs = inputs  # the responses still come from the same data
+            w.write(rows)
+            _finish(w, rows)
+        out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        lock.unlink(missing_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
