@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 from stages.config import opt
 from stages.errors import UserError
+from stages.formats import decode_keeping_tags, special_ids_except_tags
 
 log = logging.getLogger(__name__)
 ENGINES = ("hf", "openai", "vllm")
@@ -159,6 +160,7 @@ class HFEngine(Engine):
         eos = self.model.generation_config.eos_token_id
         eos = eos if isinstance(eos, list) else [eos] if eos is not None else []
         self.eos_ids = {int(e) for e in eos} | ({self.tokenizer.eos_token_id} - {None})
+        self._drop = special_ids_except_tags(self.tokenizer)
 
     def generate(self, prompts, *, n=1, max_new_tokens, temperature, top_p=1.0, seed=0, stop=None):
         _check_sampling(n, max_new_tokens, temperature, top_p)
@@ -200,8 +202,7 @@ class HFEngine(Engine):
 
     def _completion(self, ids: list[int], done_len: int | None, stop: list[str] | None) -> Completion:
         ids = ids[:done_len] if done_len is not None else ids
-        # skip_special_tokens drops eos/pad; the tags survive (plain text or non-special added tokens)
-        text, matched = cut_at_stop(self.tokenizer.decode(ids, skip_special_tokens=True), stop)
+        text, matched = cut_at_stop(decode_keeping_tags(self.tokenizer, ids, self._drop), stop)
         return Completion(text=text, tokens=len(ids), finished=done_len is not None or matched)
 
     def close(self) -> None:
@@ -342,14 +343,15 @@ class VLLMEngine(Engine):
         _check_sampling(n, max_new_tokens, temperature, top_p)
         params = [self._vllm.SamplingParams(
             n=n, max_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-            seed=derive_seed(seed, i), stop=list(stop or []) or None, include_stop_str_in_output=True)
+            seed=derive_seed(seed, i), stop=list(stop or []) or None, include_stop_str_in_output=True,
+            skip_special_tokens=False, spaces_between_special_tokens=False)  # tags flagged special survive
             for i in range(len(prompts))]
         outs = self.llm.generate(list(prompts), params, use_tqdm=False)
-        result = []
+        drop, result = special_ids_except_tags(self.tokenizer), []
         for o in outs:
             comps = []
             for c in o.outputs:
-                text, matched = cut_at_stop(c.text, stop)
+                text, matched = cut_at_stop(decode_keeping_tags(self.tokenizer, c.token_ids, drop), stop)
                 comps.append(Completion(text=text, tokens=len(c.token_ids),
                                         finished=matched or c.finish_reason == "stop"))
             result.append(comps)

@@ -25,6 +25,48 @@ def student_assistant(explanation: str, solution: str) -> str:
     return f"{BEGIN_THOUGHT}\n\n{explanation}{END_THOUGHT}\n\n{BEGIN_SOLUTION}{solution}{END_SOLUTION}"
 
 
+# ----------------------------------------------------------------------------- decoding (one rule)
+
+
+def special_ids_except_tags(tok) -> set[int]:
+    """Ids of the tokenizer's special tokens (eos, pad, chat markers...) other than the six tags."""
+    special = set(getattr(tok, "all_special_ids", []) or [])
+    special |= {i for i, t in (getattr(tok, "added_tokens_decoder", None) or {}).items()
+                if getattr(t, "special", False)}
+    tag_ids = {i for i in (tok.convert_tokens_to_ids(t) for t in TAGS) if isinstance(i, int)}
+    unk = getattr(tok, "unk_token_id", None)
+    return special - (tag_ids - {unk})
+
+
+def decode_keeping_tags(tok, ids, drop: set[int] | None = None) -> str:
+    """Generated token ids -> text: the six tags survive, every other special token is dropped.
+
+    The one decode rule of every engine and stage (generate, eval, teach): it gives the
+    same text whether the tokenizer stores the tags as plain text, as non-special added
+    tokens, or flags them special (where `skip_special_tokens=True` would drop them and
+    every reward would lose its end tag). `drop` = `special_ids_except_tags(tok)`, computed
+    once by callers that decode many completions.
+    """
+    drop = special_ids_except_tags(tok) if drop is None else drop
+    return tok.decode([int(i) for i in ids if int(i) not in drop], skip_special_tokens=False)
+
+
+_warned_missing_tags: set[str] = set()
+
+
+def warn_if_tags_dropped(text: str, finish_reason: str | None, stop: list[str] | None, log) -> bool:
+    """For servers: warn ONCE per process when a completion ended with finish_reason 'stop' but holds
+    none of the stop tags (the server likely dropped them as special tokens). Returns whether it looks so."""
+    tags = [s for s in (stop or []) if s in TAGS]
+    dropped = finish_reason == "stop" and bool(tags) and not any(t in text for t in tags)
+    key = ",".join(tags)
+    if dropped and key not in _warned_missing_tags:
+        _warned_missing_tags.add(key)
+        log.warning("the server ended a completion (finish_reason=stop) without %s: it may drop special "
+                    "tokens; serve with skip_special_tokens=false so the tags survive", " / ".join(tags))
+    return dropped
+
+
 def split_completion(completion: str) -> tuple[str, bool]:
     """Teacher completion -> (explanation, has end tag). Text after the end tag is dropped."""
     head, sep, _ = completion.partition(END_EXPLANATION)

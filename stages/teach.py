@@ -35,7 +35,7 @@ from stages.artifacts import ArtifactWriter, read_rows
 from stages.checkpoints import last_checkpoint, truncate_jsonl
 from stages.config import PromptsConfig, RewardConfig, config_hash, opt, to_dict
 from stages.errors import UserError
-from stages.formats import teacher_view
+from stages.formats import decode_keeping_tags, special_ids_except_tags, teacher_view
 
 log = logging.getLogger(__name__)
 
@@ -217,14 +217,16 @@ class RLTRewardFunc:
 
     Bound to the trainer after construction (`bind`), it reads the policy from
     `trainer.model` at every call. Completion text is decoded from
-    `completion_ids` keeping special tokens (trailing eos/pad dropped), so the
-    end tag survives whatever TRL's own decoding removed.
+    `completion_ids` by the one decode rule (`formats.decode_keeping_tags`: tags
+    kept, other special tokens dropped), so the end tag survives whatever TRL's
+    own decoding removed.
     """
 
     def __init__(self, scorer, tokenizer, samples_per_log: int = 4):
         self.__name__ = "rlt"
         self.scorer, self.tok, self.samples_per_log = scorer, tokenizer, samples_per_log
         self.stop_ids = {i for i in (tokenizer.eos_token_id, tokenizer.pad_token_id) if i is not None}
+        self._drop = special_ids_except_tags(tokenizer)
         self._policy = None
         self.samples: list[dict] = []
 
@@ -241,9 +243,9 @@ class RLTRewardFunc:
 
     def completion_text(self, ids) -> str:
         ids = list(ids)
-        while ids and ids[-1] in self.stop_ids:
+        while ids and ids[-1] in self.stop_ids:  # eos / padding after the completion
             ids.pop()
-        return self.tok.decode(ids, skip_special_tokens=False)
+        return decode_keeping_tags(self.tok, ids, self._drop)
 
     def __call__(self, prompts, completions, completion_ids, question, solution, log_metric=None, **_) -> list[float]:
         import torch
