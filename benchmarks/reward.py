@@ -63,7 +63,7 @@ def naive_scores(student, teacher, tok, rows, cfg: RewardConfig, batch_size: int
     for i in range(0, len(rows), batch_size):
         views = [render(tok, tok, PromptsConfig(), r) for r in rows[i:i + batch_size]]
         s_lp = _full_logps(student, [v.s_ids for v in views], tok.pad_token_id, cfg.student_temperature)
-        t_lp = _full_logps(teacher, [v.t_ids for v in views], tok.pad_token_id, cfg.teacher_temperature)
+        t_lp = _full_logps(teacher, [v.t_ids for v in views], tok.pad_token_id, cfg.teacher_temperature or 0.7)
         for b, v in enumerate(views):
             sol = [s_lp[b, k - 1, v.s_ids[k]].item() for k in v.sol]
             kl = [t_lp[b, j - 1, v.t_ids[j]].item() - s_lp[b, k - 1, v.s_ids[k]].item()

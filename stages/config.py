@@ -33,6 +33,7 @@ STUDENT_SYSTEM = (
     "You are a careful problem solver. Think step by step inside the thought "
     "block, then give the final solution with the answer in \\boxed{}."
 )
+SAMPLING_TEMPERATURE = 0.7  # the paper's teacher sampling temperature (docs/method.md "Temperatures")
 
 
 def opt(default: Any = dataclasses.MISSING, help: str = "", hash: bool = True, flag: bool | str = False,
@@ -64,7 +65,10 @@ class RewardConfig:
 
     kl_coef: float = opt(3.0, "lambda: weight of the KL term.")
     alpha: float = opt(0.01, "Weight of the min (solution) / max (KL) reductions.")
-    teacher_temperature: float = opt(0.7, "Temperature of teacher log-probs (its sampling temperature).")
+    teacher_temperature: float | None = opt(
+        None, "Temperature of the teacher log-probs. Unset: the temperature the explanations were sampled at "
+        "(teach: its `temperature`), else 0.7. Set it apart only on purpose: the sampled-token KL assumes the two "
+        "are equal.")
     student_temperature: float = opt(0.7, "Temperature of student log-probs.")
     format_penalty: float = opt(-1.0, "Added when the end tag is missing; value of empty/misaligned rows.")
     full_kl: bool = opt(False, "Use the full-distribution KL instead of the sampled-token estimate.")
@@ -72,6 +76,17 @@ class RewardConfig:
     chunk_tokens: int = opt(1024, "Positions projected to the vocabulary at once (bounds memory).", hash=False)
     overlap_render: bool = opt(True, "Render and tokenize the next batch of rows on a worker thread while the "
                                      "current batch runs its forward passes (rlt score).", hash=False)
+
+
+def with_teacher_temperature(reward: RewardConfig, sampling: float | None) -> RewardConfig:
+    """A copy of `reward` whose teacher temperature is a number: the one set, else `sampling`, else 0.7.
+
+    docs/method.md "Temperatures": the teacher's log-probs use the temperature it sampled at.
+    """
+    tau = reward.teacher_temperature
+    if tau is None:
+        tau = sampling if sampling is not None else SAMPLING_TEMPERATURE
+    return dataclasses.replace(reward, teacher_temperature=tau)
 
 
 # ----------------------------------------------------------------------------- typing

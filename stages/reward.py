@@ -42,7 +42,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from stages.config import PromptsConfig, RewardConfig
+from stages.config import PromptsConfig, RewardConfig, with_teacher_temperature
 from stages.errors import UserError
 from stages.formats import (
     BEGIN_SOLUTION,
@@ -379,6 +379,7 @@ class RLTReward:
                  batch_size: int = 8, teacher_tokenizer=None):
         if batch_size < 1:
             raise UserError(f"batch size must be >= 1, got {batch_size}")
+        reward = with_teacher_temperature(reward, None)  # callers that sampled pass it tied already
         if reward.teacher_temperature <= 0 or reward.student_temperature <= 0:
             raise UserError("reward.teacher_temperature and reward.student_temperature must be > 0")
         if reward.chunk_tokens < 1:

@@ -33,7 +33,7 @@ from pathlib import Path
 from stages import launch
 from stages.artifacts import ArtifactWriter, read_rows
 from stages.checkpoints import last_checkpoint, truncate_jsonl
-from stages.config import PromptsConfig, RewardConfig, config_hash, opt, to_dict
+from stages.config import PromptsConfig, RewardConfig, config_hash, opt, to_dict, with_teacher_temperature
 from stages.errors import UserError
 from stages.formats import decode_keeping_tags, special_ids_except_tags, teacher_view
 
@@ -179,6 +179,16 @@ def validate(cfg: TeachConfig) -> int:
     return batch
 
 
+def temperatures(cfg: TeachConfig) -> dict:
+    """Sampling and reward temperatures of the teacher; a deliberate mismatch is logged (and kept in the manifest)."""
+    reward_tau = with_teacher_temperature(cfg.reward, cfg.temperature).teacher_temperature
+    apart = reward_tau != cfg.temperature
+    if apart:
+        log.warning("reward.teacher_temperature=%s is set apart from the sampling temperature %s: the sampled-token "
+                    "KL then no longer estimates the KL (docs/method.md \"Temperatures\")", reward_tau, cfg.temperature)
+    return {"sampling": cfg.temperature, "reward_teacher": reward_tau, "set_apart": apart}
+
+
 # ----------------------------------------------------------------------------- loading
 
 
@@ -198,7 +208,8 @@ def load(cfg: TeachConfig):
                          trust_remote_code=cfg.trust_remote_code)
     student.requires_grad_(False)
     student.eval()
-    scorer = RLTReward(student, student_tok, cfg.reward, cfg.prompts, teacher=None, batch_size=cfg.reward_batch_size,
+    reward = with_teacher_temperature(cfg.reward, cfg.temperature)
+    scorer = RLTReward(student, student_tok, reward, cfg.prompts, teacher=None, batch_size=cfg.reward_batch_size,
                        teacher_tokenizer=tok if tok.chat_template != student_tok.chat_template else None)
     return tok, teacher, scorer
 
@@ -438,6 +449,7 @@ class _Follower:
 def run(cfg: TeachConfig) -> Path:
     """validate -> load -> GRPO -> checkpoint artifact (manifest last)."""
     batch = validate(cfg)
+    tau = temperatures(cfg)
     if cfg.launch and not launch.in_launched_process():
         launch.relaunch("teach", to_dict(cfg), cfg.launch, cfg.gpus or 1)
         return Path(cfg.out)
@@ -458,6 +470,7 @@ def run(cfg: TeachConfig) -> Path:
         info = train(cfg, tok, teacher, scorer, rows, batch)
         if main:
             info.update(summarize(Path(cfg.out)))
-            w.finish(extra={"training": info, "teacher": cfg.teacher, "student": cfg.student}, rows=len(rows))
+            w.finish(extra={"training": info, "teacher": cfg.teacher, "student": cfg.student, "temperatures": tau},
+                     rows=len(rows))
             log.info("trained teacher written to %s (step %d)", cfg.out, info["global_step"])
     return Path(cfg.out)

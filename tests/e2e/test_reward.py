@@ -62,7 +62,8 @@ def _reference_row(row, teacher, student, tok, cfg: RewardConfig, prompts: Promp
     sol0 = s_text.rindex(BS) + len(BS)
     te0 = t_text.rindex(BE) + len(BE) + 2
     s_per, s_off, s_full, _ = _token_logps(student, tok, s_text, cfg.student_temperature)
-    t_per, t_off, t_full, _ = _token_logps(teacher, tok, t_text, cfg.teacher_temperature)
+    t_tau = 0.7 if cfg.teacher_temperature is None else cfg.teacher_temperature  # unset: the sampling default
+    t_per, t_off, t_full, _ = _token_logps(teacher, tok, t_text, t_tau)
     s_sol = [s_per[k] for k in _inside(s_off, sol0, sol0 + len(sol))]
     sk, tk = _inside(s_off, se0 - back, se0 + len(expl)), _inside(t_off, te0 - back, te0 + len(expl))
     if cfg.full_kl:

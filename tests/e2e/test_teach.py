@@ -40,6 +40,7 @@ def test_teach_writes_checkpoint_metrics_and_samples(tiny_teacher, tiny_student,
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["kind"] == "checkpoint" and manifest["training"]["global_step"] == 2
     assert set(manifest["inputs"]) == {"teacher", "student", "data"}
+    assert manifest["temperatures"] == {"sampling": 0.7, "reward_teacher": 0.7, "set_apart": False}
 
     metrics = _jsonl(out / "metrics.jsonl")
     assert [m["step"] for m in metrics] == [1, 2]
@@ -129,3 +130,14 @@ def test_reward_adapter_keeps_the_end_tag(which, tiny_teacher, tiny_student, tin
     direct = scorer.score([{"question": q, "solution": s, "completion": t} for t in texts], teacher=teacher)
     assert rewards == pytest.approx([d["reward"] for d in direct])
     assert rewards[1] == pytest.approx(direct[1]["reward"]) and direct[1]["format_ok"] is False
+
+
+@pytest.mark.parametrize("overrides,expected", [([], 1.1), (["reward.teacher_temperature=0.5"], 0.5)])
+def test_the_reward_scores_at_the_sampling_temperature(overrides, expected, tiny_teacher, tiny_student, synth_train):
+    from stages import teach
+    from stages.config import resolve
+
+    cfg = resolve(teach.TeachConfig, overrides=["temperature=1.1", *overrides], options={
+        "teacher": str(tiny_teacher), "student": str(tiny_student), "data": str(synth_train), "device": "cpu"})
+    _, _, scorer = teach.load(cfg)
+    assert scorer.reward.teacher_temperature == expected

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from stages.config import PromptsConfig, RewardConfig, config_hash, leaf_fields, opt, resolve
+from stages.config import PromptsConfig, RewardConfig, config_hash, leaf_fields, opt, resolve, with_teacher_temperature
 from stages.errors import UserError
 
 
@@ -24,7 +24,10 @@ class Demo:
 def test_defaults_are_the_paper_values():
     cfg = resolve(Demo)
     assert (cfg.reward.kl_coef, cfg.reward.alpha, cfg.reward.format_penalty) == (3.0, 0.01, -1.0)
-    assert (cfg.reward.teacher_temperature, cfg.reward.student_temperature) == (0.7, 0.7)
+    assert (cfg.reward.teacher_temperature, cfg.reward.student_temperature) == (None, 0.7)  # None: tied to sampling
+    assert with_teacher_temperature(cfg.reward, None).teacher_temperature == 0.7
+    assert with_teacher_temperature(cfg.reward, 1.3).teacher_temperature == 1.3
+    assert with_teacher_temperature(RewardConfig(teacher_temperature=0.5), 1.3).teacher_temperature == 0.5
 
 
 def test_precedence_preset_file_override_option(tmp_path):
