@@ -24,9 +24,9 @@ Roles (METHOD.md "Formats"): `student` - prompt = system + question, completion
 completion = explanation + `<|end_of_explanation|>`. Loss on the completion only.
 Rows longer than `max_length` tokens are counted, logged and recorded in the
 manifest, then dropped (`long_rows=drop`) or refused (`long_rows=error`).
-Padding-free and packed batches run SDPA once per sequence (no T x T mask over
-the flattened batch): 1.8x / 1.6x the tokens/s of padded batches on mixed-length
-traces (benchmarks/distill.py); `tiny` turns padding-free on.
+Padding-free and packed batches attend within each sequence through a library
+kernel chosen for the device (stages/attention.py: varlen FlashAttention on
+CUDA, SDPA per sequence on CPU); `tiny` turns padding-free on.
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ import contextlib
 import dataclasses
 import hashlib
 import importlib.util
-import itertools
 import json
 import logging
 import shutil
@@ -44,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stages import formats, launch
+from stages import attention, formats, launch
 from stages.artifacts import ArtifactWriter, config_hash, input_hash, read_manifest, read_rows, read_table
 from stages.checkpoints import last_checkpoint, truncate_jsonl
 from stages.config import PromptsConfig, opt, to_dict
@@ -325,37 +324,6 @@ def metrics_callback(path: Path):
     return MetricsCallback()
 
 
-VARLEN = "sdpa_varlen"
-
-
-def _varlen_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kw):
-    """Causal SDPA per packed sequence (cu_seq_lens from the padding-free collator): cost sum(L_i^2), not T^2."""
-    import torch
-    import torch.nn.functional as F
-    from transformers.integrations.sdpa_attention import repeat_kv
-
-    groups = getattr(module, "num_key_value_groups", 1)
-    key, value = repeat_kv(key, groups), repeat_kv(value, groups)  # [1, H, T, D]
-    cu = kw.get("cu_seq_lens_q")
-    bounds = cu.tolist() if cu is not None else [0, query.shape[2]]
-    p = dropout if module.training else 0.0
-    out = [F.scaled_dot_product_attention(query[:, :, a:b], key[:, :, a:b], value[:, :, a:b], dropout_p=p,
-                                          is_causal=True, scale=scaling) for a, b in itertools.pairwise(bounds)]
-    return torch.cat(out, dim=2).transpose(1, 2).contiguous(), None  # [1, T, H, D]
-
-
-def use_varlen_attention(model) -> bool:
-    """Padding-free batches with SDPA: attend within each sequence instead of masking a T x T square."""
-    from transformers import AttentionInterface, AttentionMaskInterface
-
-    if model.config._attn_implementation != "sdpa":
-        return False
-    AttentionInterface.register(VARLEN, _varlen_sdpa)
-    AttentionMaskInterface.register(VARLEN, lambda *a, **kw: None)  # causality is per sequence, in the kernel
-    model.set_attn_implementation(VARLEN)
-    return True
-
-
 @dataclass
 class Prepared:
     """Everything training needs, loaded and validated before the output is touched."""
@@ -367,6 +335,7 @@ class Prepared:
     train: list[dict]
     evals: list[dict]
     too_long: int
+    attn_before: str | None = None  # the attention implementation padding-free batches replaced
 
 
 def prepare(cfg: DistillConfig) -> Prepared:
@@ -394,7 +363,8 @@ def make_trainer(prep: Prepared, callbacks: tuple = ()):
 
     evals = Dataset.from_list(prep.evals) if prep.evals else None
     if prep.cfg.packing or prep.cfg.padding_free:
-        use_varlen_attention(prep.model)
+        device = "cpu" if prep.args.use_cpu else resolve_device(prep.cfg.device)
+        prep.attn_before = attention.use_packed_attention(prep.model, device)
     from transformers.trainer_callback import PrinterCallback
 
     trainer = SFTTrainer(model=prep.model, args=prep.args, processing_class=prep.tok,
@@ -428,8 +398,7 @@ def _fix_generation_config(model, tok) -> None:
 
 def _save_final(trainer, prep: Prepared, out: Path) -> None:
     _fix_generation_config(trainer.model, prep.tok)
-    if trainer.model.config._attn_implementation == VARLEN:
-        trainer.model.set_attn_implementation("sdpa")  # the saved model must load without this module
+    attention.restore(trainer.model, prep.attn_before)  # the saved model loads without rlt's kernels
     trainer.save_model(str(out))
     if trainer.is_world_process_zero():
         prep.tok.save_pretrained(str(out))

@@ -174,7 +174,8 @@ def test_padding_free_matches_padded_loss_and_saves_plain_sdpa(tiny_teacher, syn
     assert abs(grads[True][0] - grads[False][0]) < 1e-5
     assert (grads[True][1] - grads[False][1]).abs().max() < 1e-5
     out = distill.run(_cfg(tiny_teacher, synth_train, tmp_path / "pf", padding_free=True, max_steps=1))
-    assert "sdpa_varlen" not in (out / "config.json").read_text()
+    assert "rlt_" not in (out / "config.json").read_text()
+    assert (prep.attn_before, prep.model.config._attn_implementation) == ("sdpa", "rlt_sdpa_per_sequence")  # on CPU
 
 
 def test_launch_without_gpus_is_one_clear_error(tiny_teacher, synth_train, tmp_path):
