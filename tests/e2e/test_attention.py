@@ -6,6 +6,8 @@ device tensor raises, and (2) for numbers, with varlen_attn replaced by a
 reference that also checks the arguments against the documented contract.
 """
 
+import itertools
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -47,16 +49,16 @@ def _reference_varlen(q, k, v, cu_q, cu_k, max_q, max_k, *, scale=None, window_s
     assert cu_q.dtype == torch.int32 and cu_q.device == q.device and isinstance(max_q, int)
     assert tuple(window_size) == (-1, 0) and enable_gqa == (q.shape[1] != k.shape[1])
     bounds = cu_q.tolist()
-    assert max_q >= max(b - a for a, b in zip(bounds, bounds[1:]))
+    assert max_q >= max(b - a for a, b in itertools.pairwise(bounds))
     out = [F.scaled_dot_product_attention(*(t[a:b].transpose(0, 1)[None] for t in (q, k, v)), is_causal=True,
                                           scale=scale, enable_gqa=enable_gqa)[0].transpose(0, 1)
-           for a, b in zip(bounds, bounds[1:])]
+           for a, b in itertools.pairwise(bounds)]
     return torch.cat(out)
 
 
 @pytest.mark.parametrize("kernel", [attention.PER_SEQUENCE, attention.VARLEN])
 def test_packed_logits_match_each_sequence_alone(kernel, monkeypatch):
-    import torch.nn.attention.varlen as varlen
+    from torch.nn.attention import varlen
     from transformers import AttentionInterface
 
     monkeypatch.setattr(varlen, "varlen_attn", _reference_varlen)
