@@ -130,7 +130,9 @@ def _read_file(p: Path) -> pa.Table:
         if suffix == ".csv":
             import pyarrow.csv as pcsv
 
-            return pcsv.read_csv(p, convert_options=pcsv.ConvertOptions(strings_can_be_null=False))
+            # quoted cells may hold newlines (GPQA's CSV): without this, blocks split inside a cell
+            return pcsv.read_csv(p, parse_options=pcsv.ParseOptions(newlines_in_values=True),
+                                 convert_options=pcsv.ConvertOptions(strings_can_be_null=False))
     except (pa.ArrowException, ValueError, OSError) as e:
         raise UserError(f"cannot read {p}: {str(e).splitlines()[0][:200]}") from None
     raise UserError(f"unsupported file type {p} (use .parquet, .jsonl, .json or .csv)")

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 
-from stages import tasks
+from stages import tasks, verify
 from stages.artifacts import ArtifactWriter, read_manifest, read_table, row_id, validate
 from stages.config import opt
 from stages.errors import UserError
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 FORMATS = ("columns", "stratos", "math500", "aime", "gpqa")
 LETTERS = "ABCD"
 BENCHMARKS = ("math500", "aime", "gpqa")  # their rows get source = the format name
+FORMAT_TASKS = {"stratos": "math", "math500": "math", "aime": "integer", "gpqa": "choice"}
 
 
 @dataclass
@@ -54,6 +56,9 @@ class ImportConfig:
     format: str = opt("columns", f"Source layout: {', '.join(FORMATS)}.", flag=True)
     map: dict = opt(dict, "Column renames dst=src for the columns format, e.g. question=prompt.", flag="--map")
     split: str = opt("train", "Split of a DatasetDict folder or hub dataset.", flag=True)
+    task: str | None = opt(None, "Task of every imported row (math, choice, integer, addition); needed for "
+                           "--format columns of multiple-choice or integer data, overrides a format's own.",
+                           flag=True)
     seed: int = opt(0, "Seed of the GPQA option shuffle.")
     limit: int | None = opt(None, "Import only the first N rows.", flag=True)
     force: bool = opt(False, "Overwrite an existing output.", hash=False, flag=True)
@@ -159,54 +164,151 @@ def _boxed(ans: str) -> str:
     return f"The answer is \\boxed{{{ans}}}."
 
 
-def convert_row(row: dict, fmt: str, mapping: dict, seed: int, index: int) -> dict | None:
-    """One source row -> dataset row, or None when it does not parse."""
-    if fmt == "stratos":
-        conv = row.get("conversations") or []
-        user = next((c.get("value") for c in conv if c.get("from") in ("user", "human")), None)
-        asst = next((c.get("value") for c in conv if c.get("from") in ("assistant", "gpt")), None)
-        parsed = parse_stratos(asst) if isinstance(asst, str) else None
-        if not user or not parsed:
-            return None
-        trace, solution = parsed
-        return {"question": user, "solution": solution, "reasoning_trace": trace, "task": "math"}
-    if fmt == "math500":
-        q, s, a = _get(row, "problem"), _get(row, "solution"), _get(row, "answer")
-        return None if not q or a is None else {
-            "question": q, "solution": s or _boxed(a), "answer": str(a), "task": "math"}
-    if fmt == "aime":
-        q, a = _get(row, "problem", "question"), _get(row, "answer")
-        try:
-            a = str(int(str(a).strip()))
-        except ValueError:
-            return None
-        return None if not q else {"question": q, "solution": _get(row, "solution") or _boxed(a),
-                                   "answer": a, "task": "integer"}
-    if fmt == "gpqa":
-        return _gpqa_row(row, seed, index)
-    src = {dst: row.get(col) for dst, col in mapping.items()}
-    merged = {**row, **src}
-    if not merged.get("question") or merged.get("solution") is None:
-        return None
+class RowError(ValueError):
+    """A source row that does not parse; the message is the reason."""
+
+
+def _text(value) -> str | None:
+    return None if value is None else str(value).strip() or None
+
+
+def _stratos_row(row: dict) -> dict:
+    conv = row.get("conversations") or []
+    user = next((c.get("value") for c in conv if c.get("from") in ("user", "human")), None)
+    asst = next((c.get("value") for c in conv if c.get("from") in ("assistant", "gpt")), None)
+    if not user or not isinstance(asst, str):
+        raise RowError("no user and assistant turns in 'conversations'")
+    parsed = parse_stratos(asst)
+    if not parsed:
+        raise RowError("the assistant turn lacks the thought and solution tags")
+    trace, solution = parsed
+    return {"question": user, "solution": solution, "reasoning_trace": trace}
+
+
+def _math500_row(row: dict) -> dict:
+    q, a = _text(_get(row, "problem", "question")), _text(_get(row, "answer"))
+    if not q or a is None:
+        raise RowError("needs 'problem' and 'answer'")
+    return {"question": q, "solution": _text(_get(row, "solution")) or _boxed(a), "answer": a}
+
+
+def _aime_row(row: dict) -> dict:
+    q, a = _text(_get(row, "problem", "question")), _text(_get(row, "answer"))
+    if not q or a is None:
+        raise RowError("needs 'problem' (or 'question') and 'answer'")
+    try:
+        a = str(int(a))  # '070' -> '70'
+    except ValueError:
+        raise RowError(f"answer {a!r} is not an integer") from None
+    return {"question": q, "solution": _text(_get(row, "solution")) or _boxed(a), "answer": a}
+
+
+def _columns_row(row: dict, mapping: dict) -> dict:
+    merged = {**row, **{dst: row.get(col) for dst, col in mapping.items()}}
+    if not _text(merged.get("question")) or merged.get("solution") is None:
+        raise RowError("needs 'question' and 'solution' (rename with --map dst=src)")
     keep = ("id", "question", "solution", "reasoning_trace", "answer", "task", "source")
     return {k: (str(merged[k]) if merged.get(k) is not None else None) for k in keep}
 
 
-def _gpqa_row(row: dict, seed: int, index: int) -> dict | None:
+def convert_row(row: dict, fmt: str, mapping: dict, seed: int, index: int) -> dict:
+    """One source row -> dataset row (with its task); RowError(reason) when it does not parse."""
+    if fmt == "gpqa":
+        return gpqa_row(row, seed)
+    if fmt == "columns":
+        return _columns_row(row, mapping)
+    converters = {"stratos": _stratos_row, "math500": _math500_row, "aime": _aime_row}
+    return {**converters[fmt](row), "task": FORMAT_TASKS[fmt]}
+
+
+# ----------------------------------------------------------------------------- GPQA
+
+
+_LETTERED = re.compile(r"^\s*\(?([A-D])[.):]\s", re.MULTILINE)
+
+
+def gpqa_row(row: dict, seed: int) -> dict:
+    """A GPQA row as released (Question, Correct Answer, Incorrect Answer 1-3) or pre-formatted."""
+    if _get(row, "Correct Answer") is not None and _get(row, "Incorrect Answer 1") is not None:
+        return _gpqa_released(row, seed)
+    return _gpqa_formatted(row)
+
+
+def _gpqa_released(row: dict, seed: int) -> dict:
     """Options shuffled by (seed, question) so a row always gets the same letters."""
-    q, right = _get(row, "Question"), _get(row, "Correct Answer")
-    wrong = [_get(row, f"Incorrect Answer {i}") for i in (1, 2, 3)]
+    q, right = _text(_get(row, "Question")), _text(_get(row, "Correct Answer"))
+    wrong = [_text(_get(row, f"Incorrect Answer {i}")) for i in (1, 2, 3)]
     if not q or right is None or any(w is None for w in wrong):
-        return None
-    options = [str(right).strip()] + [str(w).strip() for w in wrong]
+        raise RowError("needs 'Question', 'Correct Answer' and 'Incorrect Answer 1'-'3'")
+    options = [right, *wrong]
     order = list(range(4))
     random.Random(f"{seed}:{q}").shuffle(order)
     letter = LETTERS[order.index(0)]
     body = "\n".join(f"{LETTERS[i]}) {options[j]}" for i, j in enumerate(order))
-    question = f"{str(q).strip()}\n\n{body}\n\nAnswer with the letter of the correct option in \\boxed{{}}."
-    expl = _get(row, "Explanation")
-    solution = (f"{str(expl).strip()}\n\n" if expl else "") + _boxed(letter)
+    question = f"{q}\n\n{body}\n\nAnswer with the letter of the correct option in \\boxed{{}}."
+    expl = _text(_get(row, "Explanation"))
+    solution = (f"{expl}\n\n" if expl else "") + _boxed(letter)
     return {"question": question, "solution": solution, "answer": letter, "task": "choice"}
+
+
+def _option_list(row: dict) -> list[str] | None:
+    options = _get(row, "options", "choices")
+    if options is None:
+        return None
+    if isinstance(options, str):
+        import json
+
+        try:
+            options = json.loads(options)
+        except ValueError:
+            raise RowError("'options' is text that is not a JSON list") from None
+    options = [str(o).strip() for o in list(options)]
+    if len(options) != len(LETTERS):
+        raise RowError(f"'options' holds {len(options)} options, expected {len(LETTERS)}")
+    return options
+
+
+def _option_index(value) -> int | None:
+    """0-3 from 2, 2.0 (a JSON column with gaps reads as floats) or '2'; None otherwise."""
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        return None
+    return int(number) if number.is_integer() and 0 <= number < len(LETTERS) else None
+
+
+def _letter(row: dict, options: list[str] | None) -> str:
+    """The correct letter: a letter `answer`, else `correct_option_index`, else the option text's place."""
+    answer = _text(_get(row, "answer", "correct_option", "label"))
+    if answer is not None and answer.strip("()").upper() in LETTERS and len(answer.strip("()")) == 1:
+        return answer.strip("()").upper()
+    index = _option_index(_get(row, "correct_option_index", "answer_index"))
+    if index is not None:
+        return LETTERS[index]
+    text = answer if answer is not None else _text(_get(row, "correct_answer"))
+    if options and text in options:
+        return LETTERS[options.index(text)]
+    raise RowError(f"answer {answer!r} is not a letter {LETTERS[0]}-{LETTERS[-1]}, an option index "
+                   "or one of the options")
+
+
+def _gpqa_formatted(row: dict) -> dict:
+    """Pre-formatted rows: the question with lettered options and a letter answer (+ options)."""
+    q = _text(_get(row, "question", "problem", "prompt"))
+    if not q:
+        raise RowError("no 'Question'/'Correct Answer' columns and no pre-formatted 'question'")
+    options = _option_list(row)
+    letter = _letter(row, options)
+    if options and len(set(_LETTERED.findall(q))) < len(LETTERS):  # options not in the text yet
+        q += "\n\n" + "\n".join(f"{LETTERS[i]}. {o}" for i, o in enumerate(options))
+    elif len(set(_LETTERED.findall(q))) < len(LETTERS):
+        raise RowError("the question does not list options A-D and there is no 'options' column")
+    expl = _text(_get(row, "explanation", "solution"))
+    solution = (f"{expl}\n\n" if expl else "") + _boxed(letter)
+    return {"question": q, "solution": solution, "answer": letter, "task": "choice"}
+
+
+# ----------------------------------------------------------------------------- import
 
 
 def _missing_columns(cfg: ImportConfig, rows: list[dict]) -> str:
@@ -217,31 +319,57 @@ def _missing_columns(cfg: ImportConfig, rows: list[dict]) -> str:
     return f"; missing column(s) {', '.join(missing)}, rename with --map dst=src" if missing else ""
 
 
-def import_(cfg: ImportConfig) -> Path:
-    """Convert a local dataset in a known layout to a dataset artifact."""
+def _check_import_config(cfg: ImportConfig) -> None:
     if cfg.format not in FORMATS:
         raise UserError(f"unknown --format {cfg.format!r} (valid: {', '.join(FORMATS)})")
     if cfg.map and cfg.format != "columns":
         raise UserError("--map applies to --format columns only")
+    if cfg.task is not None:
+        verify.get_checker(cfg.task)  # UserError listing the valid tasks
+
+
+def _finish_row(c: dict, cfg: ImportConfig) -> dict:
+    """Task, source and id of a converted row; its gold must be readable by its task's checker."""
+    if cfg.task is not None:
+        c["task"] = cfg.task
+    c.setdefault("source", cfg.format if cfg.format in BENCHMARKS else Path(cfg.src).name)
+    c["id"] = c.get("id") or row_id(c["question"], c["solution"])
+    if c.get("answer") is not None:
+        try:
+            verify.check_gold(c.get("task") or "math", c["answer"])
+        except ValueError:
+            raise RowError(f"gold answer {c['answer']!r} cannot be read by the {c.get('task') or 'math'} "
+                           "checker") from None
+    return c
+
+
+def import_(cfg: ImportConfig) -> Path:
+    """Convert a local dataset in a known layout to a dataset artifact.
+
+    Rows that do not parse are skipped with a warning naming the first one and its reason
+    (counts and examples in the manifest); when none parses, UserError naming the file,
+    the row and the reason.
+    """
+    _check_import_config(cfg)
     rows = load_source(cfg.src, cfg.split)[: cfg.limit]
     out, bad = [], []
     for i, r in enumerate(rows):
-        c = convert_row(r, cfg.format, cfg.map, cfg.seed, i)
-        if c is None:
-            bad.append(i)
-            continue
-        c.setdefault("source", cfg.format if cfg.format in BENCHMARKS else Path(cfg.src).name)
-        c["id"] = c.get("id") or row_id(c["question"], c["solution"])
-        out.append(c)
+        try:
+            out.append(_finish_row(convert_row(r, cfg.format, cfg.map, cfg.seed, i), cfg))
+        except RowError as e:
+            bad.append((i, str(e)))
     if not out:
+        first = f"; row {bad[0][0]}: {bad[0][1]}" if bad else ""
         raise UserError(f"{cfg.src}: no row parsed as format {cfg.format} ({len(rows)} rows read"
-                        f"{_missing_columns(cfg, rows)})")
+                        f"{_missing_columns(cfg, rows) or first})")
     if bad:
-        log.warning("%d of %d rows did not parse as %s (first: row %d)", len(bad), len(rows), cfg.format, bad[0])
+        log.warning("%s: %d of %d rows did not parse as %s (first: row %d: %s)", cfg.src, len(bad), len(rows),
+                    cfg.format, *bad[0])
     table = pa.Table.from_pylist(out)
     validate(table, "dataset", cfg.src)
     inputs = {"src": cfg.src} if Path(cfg.src).exists() else {}
-    return _write_dataset(cfg, out, inputs, {"skipped_rows": len(bad), "skipped_examples": bad[:20]})
+    return _write_dataset(cfg, out, inputs, {"skipped_rows": len(bad),
+                                             "skipped_examples": [{"row": i, "reason": why} for i, why in bad[:20]]})
 
 
 # ----------------------------------------------------------------------------- merge

@@ -10,7 +10,7 @@ import pytest
 
 from stages import verify
 from stages.artifacts import read_manifest, read_rows
-from stages.data import ImportConfig, convert_row, import_
+from stages.data import ImportConfig, RowError, convert_row, import_
 from stages.errors import UserError
 
 MATH500 = [
@@ -138,7 +138,8 @@ def test_gpqa_row_order_does_not_change_letters():
 def test_gpqa_missing_option_is_skipped():
     row = _gpqa_row(0)
     row["Incorrect Answer 3"] = None
-    assert convert_row(row, "gpqa", {}, 0, 0) is None
+    with pytest.raises(RowError, match="Incorrect Answer"):
+        convert_row(row, "gpqa", {}, 0, 0)
 
 
 def test_nothing_parses_is_a_user_error(tmp_path):
