@@ -53,7 +53,7 @@ def opt(default: Any = dataclasses.MISSING, help: str = "", hash: bool = True, f
 
 @dataclass
 class PromptsConfig:
-    """System prompts of the two views (METHOD.md "Formats")."""
+    """System prompts of the two views (docs/method.md "Formats")."""
 
     teacher_system: str = opt(TEACHER_SYSTEM, "System prompt of the teacher view.")
     student_system: str = opt(STUDENT_SYSTEM, "System prompt of the student view; use the one your student was trained with.")
@@ -61,7 +61,7 @@ class PromptsConfig:
 
 @dataclass
 class RewardConfig:
-    """The RLT reward (METHOD.md "The reward")."""
+    """The RLT reward (docs/method.md "The reward")."""
 
     kl_coef: float = opt(3.0, "lambda: weight of the KL term.")
     alpha: float = opt(0.01, "Weight of the min (solution) / max (KL) reductions.")

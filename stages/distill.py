@@ -18,7 +18,7 @@ after a kill resumes from the last one.
     accelerate launch --config_file stages/presets/zero3.yaml --num_processes 8 \\
         -m rltcli distill --config resolved.yaml
 
-Roles (METHOD.md "Formats"): `student` - prompt = system + question, completion
+Roles (docs/method.md "Formats"): `student` - prompt = system + question, completion
 = the student view's assistant turn (`--no-explanation`: solution only);
 `teacher` - prompt = system + question + the prefilled solution block,
 completion = explanation + `<|end_of_explanation|>`. Loss on the completion only.
@@ -112,7 +112,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {"preset": "tiny", "lr": 3e-3, "lr_scheduler": "constant_with_warmup", "warmup_ratio": 0.05, "epochs": 3.0,
              "batch_size": 32, "grad_accum": 1, "max_length": 1024, "weight_decay": 0.0,
              "padding_free": True, "logging_steps": 5, "save_steps": 50},
-    # The paper's student distillation (METHOD.md); the teacher warm-up values are in PAPER_TEACHER.
+    # The paper's student distillation (docs/method.md); the teacher warm-up values are in PAPER_TEACHER.
     "paper": {"preset": "paper", "lr": 1e-5, "lr_scheduler": "cosine", "warmup_ratio": 0.1, "epochs": 3.0,
               "batch_size": 1, "global_batch": 96, "max_length": 16384, "weight_decay": 0.0},
 }

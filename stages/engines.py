@@ -219,10 +219,6 @@ class HFEngine(Engine):
 # ----------------------------------------------------------------------------- openai
 
 
-class _Fatal(Exception):
-    """A request error that retrying cannot fix."""
-
-
 class OpenAIEngine(Engine):
     """Any OpenAI-compatible server through the legacy /completions endpoint (raw prompt text)."""
 

@@ -1,4 +1,4 @@
-"""The teacher and student views (METHOD.md "Formats"): exact strings and rendering.
+"""The teacher and student views (docs/method.md "Formats"): exact strings and rendering.
 
 Tags are found in text, never by a single token id, so this works both with the
 tiny tokenizer (each tag one added, non-special token) and with real tokenizers

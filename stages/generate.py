@@ -1,4 +1,4 @@
-"""`rlt generate`: teacher explanations -> student-format traces (METHOD.md stage 3).
+"""`rlt generate`: teacher explanations -> student-format traces (docs/method.md "Generation and selection").
 
 Input: a dataset artifact (`id, question, solution`) and a teacher model.
 Output: a traces artifact (`id, sample, question, solution, explanation, text`,

@@ -1,4 +1,4 @@
-"""The RLT reward (METHOD.md "The reward"), batched and exact.
+"""The RLT reward (docs/method.md "The reward"), batched and exact.
 
 Input: rows with `question`, `solution` and either `explanation` (what the
 teacher wrote, tags excluded) or `completion` (the raw teacher continuation
@@ -194,7 +194,7 @@ def _locate(text: str, content: str, what: str) -> int:
 
 
 def _texts(tok, teacher_tok, prompts: PromptsConfig, row: dict) -> _Texts:
-    """Render both views of a row and locate its pieces (METHOD.md "Exact strings")."""
+    """Render both views of a row and locate its pieces (docs/method.md "Formats", exact strings)."""
     q, sol = str(row["question"]), str(row["solution"])
     expl, format_ok = extract_explanation(row)
     s_text = student_view(tok, prompts.student_system, q, sol, expl)

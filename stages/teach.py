@@ -1,4 +1,4 @@
-"""`rlt teach`: GRPO training of the teacher with the RLT reward (METHOD.md "Mapping onto TRL").
+"""`rlt teach`: GRPO training of the teacher with the RLT reward (docs/method.md "Teacher RL").
 
 Inputs: a teacher model (M), a student model (M, same vocabulary) and a dataset
 artifact (A: `id, question, solution`). Output (D): a checkpoint artifact - the

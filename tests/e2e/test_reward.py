@@ -1,4 +1,4 @@
-"""The batched RLT reward against a slow per-token reference written straight from METHOD.md.
+"""The batched RLT reward against a slow per-token reference written straight from docs/method.md.
 
 The reference scores one row at a time: full forward of the HF model with
 labels, log-softmax over all logits / tau, pick each span token's log-prob;
