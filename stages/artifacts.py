@@ -53,6 +53,8 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("reward", _F), ("sol_logp_mean", _F), ("sol_logp_min", _F), ("kl_mean", _F),
         ("kl_max", _F), ("format_ok", _B), ("aligned", _B), ("truncated", _B),
         ("explanation_tokens", _I), ("solution_tokens", _I), ("student_tokens", _I),
+        # provenance: the sampling settings of generated rows and the KL estimator used to score them
+        ("temperature", _F), ("top_p", _F), ("kl_estimator", _S),
     ]),
     "eval": pa.schema([
         ("id", _S), ("sample", _I), ("question", _S), ("answer", _S), ("task", _S),

@@ -71,7 +71,9 @@ class RewardConfig:
         "are equal.")
     student_temperature: float = opt(0.7, "Temperature of student log-probs.")
     format_penalty: float = opt(-1.0, "Added when the end tag is missing; value of empty/misaligned rows.")
-    full_kl: bool = opt(False, "Use the full-distribution KL instead of the sampled-token estimate.")
+    full_kl: bool | None = opt(None, "KL estimator: true = full-distribution KL, false = sampled-token estimate, "
+                                     "unset = by provenance (sampled for explanations this teacher sampled at "
+                                     "teacher_temperature, as in teach; full otherwise).")
     kl_include_prefill: bool = opt(False, "Also average KL over the prefilled newlines (the reference code's numbers).")
     chunk_tokens: int = opt(1024, "Positions projected to the vocabulary at once (bounds memory).", hash=False)
     overlap_render: bool = opt(True, "Render and tokenize the next batch of rows on a worker thread while the "

@@ -44,6 +44,8 @@ class SynthConfig:
     split: str = opt("train", "train or test (disjoint question sets).", flag=True)
     min_digits: int = opt(2, "Fewest digits of an operand.")
     max_digits: int = opt(3, "Most digits of an operand.")
+    unhelpful: float = opt(0.0, "Share (0-1) of rows whose trace is correct but unhelpful (see style).", flag=True)
+    style: str = opt("asserted", "Unhelpful trace style: asserted (the sum without the column work).")
     force: bool = opt(False, "Overwrite an existing output.", hash=False, flag=True)
 
 
@@ -85,7 +87,8 @@ def synth(cfg: SynthConfig) -> Path:
     if cfg.n < 1:
         raise UserError(f"--n must be positive, got {cfg.n}")
     try:
-        rows = tasks.synth_rows(cfg.n, cfg.seed, cfg.split, cfg.min_digits, cfg.max_digits)
+        rows = tasks.synth_rows(cfg.n, cfg.seed, cfg.split, cfg.min_digits, cfg.max_digits,
+                                unhelpful=cfg.unhelpful, style=cfg.style)
     except ValueError as e:
         raise UserError(str(e)) from None
     return _write_dataset(cfg, rows, {})

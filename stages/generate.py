@@ -180,6 +180,7 @@ def make_row(cfg: GenerateConfig, tok, row: dict, sample: int, completion) -> di
         "id": row["id"], "sample": sample, "question": row["question"], "solution": row["solution"],
         "explanation": explanation, "text": text, "answer": row.get("answer"), "task": row.get("task"),
         "teacher": cfg.teacher, "student": cfg.student, "format_ok": has_end,
+        "temperature": cfg.temperature, "top_p": cfg.top_p,  # provenance: decides the KL estimator
         "truncated": not completion.finished, "generated_tokens": completion.tokens,
         "explanation_tokens": _count(tok, explanation), "solution_tokens": _count(tok, row["solution"]),
         "student_tokens": _count(tok, text),
@@ -194,10 +195,18 @@ SCORE_COLUMNS = ("reward", "sol_logp_mean", "sol_logp_min", "kl_mean", "kl_max",
                  "explanation_tokens", "solution_tokens", "student_tokens", "text")
 
 
-def score_rows(scorer, rows: list[dict]) -> None:
-    """Add the RLT reward columns to `rows` in place (batched inside the scorer)."""
-    for row, res in zip(rows, scorer.score(rows)):
-        row.update({k: res[k] for k in SCORE_COLUMNS if k in res})
+def score_rows(scorer, rows: list[dict], cfg: GenerateConfig) -> None:
+    """Add the RLT reward columns to `rows` in place (batched inside the scorer).
+
+    These rows were sampled from this teacher: the sampled-token KL estimate
+    applies when they were drawn at `reward.teacher_temperature` with top-p 1;
+    greedy or nucleus decoding gets the full-distribution KL (stages/score.py).
+    """
+    from stages.score import kl_estimator, score_by_estimator
+
+    estimators = [kl_estimator(r, cfg.teacher, cfg.reward) for r in rows]
+    for row, res in zip(rows, score_by_estimator(scorer, rows, estimators)):
+        row.update({k: res[k] for k in (*SCORE_COLUMNS, "kl_estimator") if k in res})
 
 
 def choose(rows: list[dict], select: str, max_student_tokens: int | None) -> list[dict]:
@@ -248,7 +257,7 @@ def _loop(cfg: GenerateConfig, engine, scorer, rows: list[dict], w: ArtifactWrit
         for batch in todo:
             traces, tokens = generate_batch(cfg, engine, [rows[i] for i in batch])
             if scorer is not None:
-                score_rows(scorer, traces)
+                score_rows(scorer, traces, cfg)
             kept = choose(traces, cfg.select, cfg.max_student_tokens)
             if cfg.select != "all":  # one row per id: never a second sample of an id already written
                 done_ids = {key[0] for key in w.done}

@@ -10,6 +10,11 @@ step's output directory, `runs/<pipeline>/<step>`. A step is skipped when its
 output holds a complete manifest whose config hash and input hashes match;
 a changed config or input re-runs it, and every step downstream of a re-run
 step re-runs too.
+
+Pipeline variables: a pipeline may declare `vars: {seed: 0}`; `${seed}` in an
+option is then that variable's value (YAML-typed), overridden per run with
+`rlt run demo --var seed=1 --runs runs/seed1` (another `--runs` folder keeps
+each run's outputs apart).
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from stages.artifacts import PROGRESS, input_hash, read_manifest
 from stages.commands import STEPS, call, make_config
@@ -41,6 +48,8 @@ class RunConfig:
     until: str | None = opt(None, "Stop after this step.", flag=True)
     force: bool = opt(False, "With --from: re-run those steps even if complete; alone: re-run all.", flag=True)
     plan: bool = opt(False, "Print what would run and why, run nothing.", flag=True)
+    vars: dict = opt(dict, "Pipeline variables NAME=VALUE, replacing ${NAME} in step options "
+                           "(the pipeline's `vars` declares them and their defaults).", flag="--var")
 
 
 @dataclass
@@ -62,14 +71,36 @@ def load_pipelines(path: str | Path) -> dict[str, dict]:
     return data
 
 
-def parse(name: str, spec: Any, runs: Path, source: str = "pipelines") -> list[Step]:
+def pipeline_vars(spec: dict, overrides: dict, where: str) -> dict[str, Any]:
+    """Declared variables with `overrides` applied; UserError on an undeclared one.
+
+    Override values given as text are read as YAML scalars (`seed=1` -> 1).
+    """
+    declared = spec.get("vars") or {}
+    if not isinstance(declared, dict):
+        raise UserError(f"{where}: 'vars' must be a mapping of NAME: default")
+    clash = set(declared) & set(spec["steps"])
+    if clash:
+        raise UserError(f"{where}: {sorted(clash)} name both a variable and a step")
+    unknown = set(overrides) - set(declared)
+    if unknown:
+        valid = ", ".join(sorted(declared)) or "none declared"
+        raise UserError(f"{where}: unknown variable(s) {sorted(unknown)} (valid: {valid})")
+    values = dict(declared)
+    for k, v in overrides.items():
+        values[k] = yaml.safe_load(v) if isinstance(v, str) else v
+    return values
+
+
+def parse(name: str, spec: Any, runs: Path, source: str = "pipelines", overrides: dict | None = None) -> list[Step]:
     """Validate one pipeline spec and return its steps in order, references resolved."""
     where = f"{source}: pipeline '{name}'"
     if not isinstance(spec, dict) or not isinstance(spec.get("steps"), dict) or not spec["steps"]:
         raise UserError(f"{where} needs a non-empty 'steps' mapping")
-    unknown = set(spec) - {"description", "steps"}
+    unknown = set(spec) - {"description", "vars", "steps"}
     if unknown:
-        raise UserError(f"{where}: unknown keys {sorted(unknown)} (valid: description, steps)")
+        raise UserError(f"{where}: unknown keys {sorted(unknown)} (valid: description, vars, steps)")
+    variables = pipeline_vars(spec, overrides or {}, where)
     steps: list[Step] = []
     for sname, s in spec["steps"].items():
         if not isinstance(s, dict) or s.get("command") not in STEPS:
@@ -80,25 +111,30 @@ def parse(name: str, spec: Any, runs: Path, source: str = "pipelines") -> list[S
         if not isinstance(options, dict):
             raise UserError(f"{where}, step '{sname}': 'options' must be a mapping")
         step = Step(sname, s["command"], {}, runs / name / sname)
-        step.options = _resolve_refs(options, {p.name: p for p in steps}, step, where)
+        step.options = _resolve_refs(options, {p.name: p for p in steps}, step, where, variables)
         steps.append(step)
     for step in steps:
         build_config(step)  # unknown keys and bad types surface before anything runs
     return steps
 
 
-def _resolve_refs(value: Any, earlier: dict[str, Step], step: Step, where: str) -> Any:
+def _resolve_refs(value: Any, earlier: dict[str, Step], step: Step, where: str, variables: dict) -> Any:
     if isinstance(value, dict):
-        return {k: _resolve_refs(v, earlier, step, where) for k, v in value.items()}
+        return {k: _resolve_refs(v, earlier, step, where, variables) for k, v in value.items()}
     if isinstance(value, list):
-        return [_resolve_refs(v, earlier, step, where) for v in value]
+        return [_resolve_refs(v, earlier, step, where, variables) for v in value]
     if not isinstance(value, str):
         return value
+    whole = REF.fullmatch(value)
+    if whole and whole.group(1) in variables:  # `seed: ${seed}` keeps the variable's type
+        return variables[whole.group(1)]
 
     def sub(m: re.Match) -> str:
         ref = m.group(1)
+        if ref in variables:
+            return str(variables[ref])
         if ref not in earlier:
-            raise UserError(f"{where}, step '{step.name}': ${{{ref}}} is not an earlier step")
+            raise UserError(f"{where}, step '{step.name}': ${{{ref}}} is not an earlier step or a variable")
         step.needs.append(ref)
         return str(earlier[ref].out)
 
@@ -142,7 +178,7 @@ def run(cfg: RunConfig) -> list[dict]:
     pipelines = load_pipelines(cfg.file)
     if cfg.name not in pipelines:
         raise UserError(f"no pipeline {cfg.name!r} in {cfg.file} (has: {', '.join(pipelines)})")
-    steps = parse(cfg.name, pipelines[cfg.name], Path(cfg.runs), cfg.file)
+    steps = parse(cfg.name, pipelines[cfg.name], Path(cfg.runs), cfg.file, cfg.vars)
     names = [s.name for s in steps]
     for opt_name, value in (("--from", cfg.start), ("--until", cfg.until)):
         if value is not None and value not in names:

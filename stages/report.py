@@ -2,11 +2,17 @@
 
     rlt report runs/demo --out runs/demo/report
 
+    rlt report runs/seed0/demo runs/seed1/demo runs/seed2/demo --out runs/report   # several seeds
+
 Input: run directories (`runs/<pipeline>`, whose sub-directories are step
 artifacts) or step artifacts themselves. Reads each step's manifest,
-`metrics.jsonl` (training stages) and `summary.json` (eval). Output: `D/report.md`
-with the step table, the accuracy table (95 % intervals) and the teacher's
-reward trend, plus `teacher_reward.png`, `loss.png` and `accuracy.png`.
+`metrics.jsonl` (training stages), `summary.json` (eval) and the rows of
+traces artifacts. Output: `D/report.md` with the step table, the accuracy table
+(95 % Wilson intervals), per run the differences between students (`compare`
+pairs, 95 % Newcombe hybrid-score intervals), the share of helpful explanations
+in each traces artifact of the addition task (`stages.tasks.explanation_style`)
+and the teacher's reward trend, plus `teacher_reward.png`, `loss.png` and
+`accuracy.png`.
 """
 
 from __future__ import annotations
@@ -31,6 +37,10 @@ class ReportConfig:
 
     runs: list[str] = opt(list, "Run directories (or step artifacts) to report on.", arg=True)
     out: str = opt("", "Output directory for report.md and the PNG plots.", hash=False, flag=True)
+    compare: list[str] = opt(lambda: ["student-rl:student-warmup", "student-rl:student-solution",
+                                      "student-warmup:student-solution"],
+                             "Model pairs A:B (eval model directory names) whose accuracy difference A-B "
+                             "is reported per run with a 95 % interval; pairs not evaluated are skipped.", flag=True)
 
 
 # ----------------------------------------------------------------------------- collecting
@@ -39,6 +49,8 @@ class ReportConfig:
 def find_steps(paths: list[str]) -> list[tuple[str, Path, dict]]:
     """(label, dir, manifest) of every complete artifact in the given runs, in time order."""
     steps = []
+    names = [Path(p).name for p in paths]
+    unique = len(set(names)) == len(names)  # runs/seed0/demo, runs/seed1/demo: label by the whole path
     for p in map(Path, paths):
         if not p.is_dir():
             raise UserError(f"run not found: {p}")
@@ -46,7 +58,7 @@ def find_steps(paths: list[str]) -> list[tuple[str, Path, dict]]:
         for c in candidates:
             m = read_manifest(c)
             if m:
-                label = c.name if len(paths) == 1 else f"{p.name}/{c.name}"
+                label = c.name if len(paths) == 1 else f"{p.name if unique else p.as_posix()}/{c.name}"
                 steps.append((label, c, m))
     if not steps:
         raise UserError(f"no finished artifacts under {', '.join(paths)}")
@@ -89,6 +101,60 @@ def accuracy_rows(steps) -> list[dict]:
         for model, s in json.loads(f.read_text())["models"].items():
             for bench, st in s["benchmarks"].items():
                 out.append({"step": label, "model": Path(model).name, "benchmark": bench, **st})
+    return out
+
+
+def newcombe(c1: int, n1: int, c2: int, n2: int) -> tuple[float, float, float]:
+    """Difference p1 - p2 of two independent proportions and its 95 % interval.
+
+    Newcombe's hybrid score interval (Newcombe 1998, Stat. Med. 17:873, method
+    10), built from the two Wilson intervals. Needs n1, n2 >= 1.
+    """
+    from stages.evaluate import wilson
+
+    p1, p2 = c1 / n1, c2 / n2
+    (l1, u1), (l2, u2) = wilson(p1, n1), wilson(p2, n2)
+    d = p1 - p2
+    return d, d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+
+
+def _run_of(label: str) -> str:
+    return label.rsplit("/", 1)[0] if "/" in label else ""
+
+
+def differences(acc: list[dict], pairs: list[str]) -> list[dict]:
+    """Per run (and benchmark), accuracy differences of the `A:B` model pairs with Newcombe intervals."""
+    out = []
+    for pair in pairs:
+        a, _, b = pair.partition(":")
+        for r in acc:
+            other = next((o for o in acc if o["model"] == b and o["benchmark"] == r["benchmark"]
+                          and _run_of(o["step"]) == _run_of(r["step"])), None)
+            if r["model"] != a or other is None:
+                continue
+            d, lo, hi = newcombe(r["correct"], r["n"], other["correct"], other["n"])
+            out.append({"run": _run_of(r["step"]) or r["step"], "benchmark": r["benchmark"], "pair": f"{a} - {b}",
+                        "difference": d, "ci95": [lo, hi]})
+    return out
+
+
+def style_rows(steps) -> list[dict]:
+    """Share of each explanation style in every traces artifact of the addition task."""
+    from collections import Counter
+
+    from stages.artifacts import read_rows
+    from stages.tasks import STYLES, TASK, explanation_style, is_helpful
+
+    out = []
+    for label, path, m in steps:
+        if m.get("kind") != "traces":
+            continue
+        rows = [r for r in read_rows(path, "traces") if r.get("task") == TASK]
+        if not rows:
+            continue
+        counts = Counter(explanation_style(r["explanation"], r["question"]) for r in rows)
+        out.append({"step": label, "n": len(rows), **{k: counts.get(k, 0) / len(rows) for k in STYLES},
+                    "helpful": sum(v for k, v in counts.items() if is_helpful(k)) / len(rows)})
     return out
 
 
@@ -192,6 +258,19 @@ def run(cfg: ReportConfig) -> dict:
         lines += ["", "## Accuracy", ""] + accuracy_markdown(acc)
         if _plot_accuracy(acc, out / "accuracy.png"):
             lines += ["", "![accuracy](accuracy.png)"]
+    diffs = differences(acc, cfg.compare)
+    if diffs:
+        lines += ["", "## Differences between students (95 % Newcombe interval)", ""]
+        lines += _md_table(["run", "benchmark", "difference", "points", "95 % interval", "excludes 0"],
+                           [[d["run"], d["benchmark"], d["pair"], f"{100 * d['difference']:+.1f}",
+                             f"{100 * d['ci95'][0]:+.1f} to {100 * d['ci95'][1]:+.1f}",
+                             "yes" if d["ci95"][0] > 0 or d["ci95"][1] < 0 else "no"] for d in diffs])
+    styles = style_rows(steps)
+    if styles:
+        lines += ["", "## Explanation style (helpful = column work in order)", ""]
+        lines += _md_table(["traces", "rows", "helpful %", "columns %", "asserted %", "other %"],
+                           [[r["step"], r["n"], f"{100 * r['helpful']:.1f}", f"{100 * r['columns']:.1f}",
+                             f"{100 * r['asserted']:.1f}", f"{100 * r['other']:.1f}"] for r in styles])
     metrics = {lbl: read_metrics(p) for lbl, p, _ in steps}
     teach = [(lbl, rows) for lbl, rows in metrics.items() if series(rows, "reward")[1]]
     for i, (lbl, rows) in enumerate(teach):
@@ -205,4 +284,4 @@ def run(cfg: ReportConfig) -> dict:
     if _plot_loss({lbl: rows for lbl, rows in metrics.items() if not series(rows, "reward")[1]}, out / "loss.png"):
         lines += ["", "## Training loss", "", "![loss](loss.png)"]
     (out / "report.md").write_text("\n".join(lines) + "\n")
-    return {"path": out / "report.md", "accuracy": acc}
+    return {"path": out / "report.md", "accuracy": acc, "differences": diffs, "styles": styles}

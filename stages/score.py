@@ -10,6 +10,16 @@ interrupted run resumes where it stopped.
 
     rlt score --teacher models/teacher --student models/student --data traces/gen --out traces/scored
     rlt score ... --batch-size 16 --shard 0/4 reward.kl_coef=2
+    rlt score ... reward.full_kl=true       # force the full-distribution KL for every row
+
+KL estimator by provenance (METHOD.md "The reward"): the single-sample estimate
+log pi_teacher(t) - log pi_student(t) is a KL estimate only for explanations
+sampled from this teacher at the scoring temperature (`reward.teacher_temperature`,
+top-p 1). Rows that `rlt generate` sampled that way from `--teacher` get it;
+every other row (imported traces, another teacher, greedy or nucleus decoding,
+unknown origin) gets the full-distribution KL, on which foreign text cannot
+score a negative KL. Each row records its estimator in `kl_estimator`
+(`sampled` or `full`); `reward.full_kl=true|false` forces one for all rows.
 """
 
 from __future__ import annotations
@@ -77,13 +87,75 @@ def load_rows(path: str) -> list[dict]:
     return rows
 
 
+def _same_model(a: str | None, b: str | None) -> bool:
+    if not a or not b:
+        return False
+    pa_, pb = Path(a), Path(b)
+    if pa_.exists() and pb.exists():
+        return pa_.resolve() == pb.resolve()
+    return a == b
+
+
+def sampled_by(row: dict, teacher: str, temperature: float, default: dict | None = None) -> bool:
+    """Whether `row`'s explanation was sampled from `teacher` at `temperature` with top-p 1.
+
+    Reads the row's `teacher`, `temperature` and `top_p` columns (written by
+    `rlt generate`), falling back to `default` (the input artifact's generate
+    config) for the last two; an unknown origin counts as not sampled.
+    """
+    default = default or {}
+    temp = row.get("temperature", default.get("temperature"))
+    top_p = row.get("top_p", default.get("top_p", 1.0))
+    if temp is None or top_p is None:
+        return False
+    return _same_model(row.get("teacher"), teacher) and abs(float(temp) - temperature) < 1e-6 \
+        and float(top_p) >= 1.0
+
+
+def kl_estimator(row: dict, teacher: str, reward: RewardConfig, default: dict | None = None) -> str:
+    """`full` or `sampled` for one row: forced by `reward.full_kl`, else by provenance."""
+    if reward.full_kl is not None:
+        return "full" if reward.full_kl else "sampled"
+    return "sampled" if sampled_by(row, teacher, reward.teacher_temperature, default) else "full"
+
+
+def score_by_estimator(scorer, rows: list[dict], estimators: list[str]) -> list[dict]:
+    """Score `rows`, each with its estimator (rows grouped so each group is one batched call)."""
+    import dataclasses
+
+    out: list[dict | None] = [None] * len(rows)
+    base = scorer.reward
+    try:
+        for name in ("sampled", "full"):
+            idx = [i for i, e in enumerate(estimators) if e == name]
+            if not idx:
+                continue
+            scorer.reward = dataclasses.replace(base, full_kl=name == "full")
+            group = rows if len(idx) == len(rows) else [rows[i] for i in idx]  # same list: prefetch applies
+            for i, res in zip(idx, scorer.score(group)):
+                out[i] = {**res, "kl_estimator": name}
+    finally:
+        scorer.reward = base
+    return out  # type: ignore[return-value]
+
+
+def _generate_config(path: str) -> dict:
+    """The generate config recorded in the input artifact's manifest ({} when there is none)."""
+    from stages.artifacts import read_manifest
+
+    p = Path(path)
+    manifest = read_manifest(p) if p.is_dir() else None
+    cfg = (manifest or {}).get("config") or {}
+    return {k: cfg[k] for k in ("temperature", "top_p") if k in cfg} if "max_new_tokens" in cfg else {}
+
+
 def to_trace(row: dict, scored: dict, cfg: ScoreConfig) -> dict:
     """One output row of the traces schema."""
     out = {k: row[k] for k in ("id", "sample", "question", "solution")}
-    out.update({k: row.get(k) for k in PASS_THROUGH})
+    out.update({k: row.get(k) for k in PASS_THROUGH + ("temperature", "top_p")})
     out.update({k: scored[k] for k in ("explanation", "text", "reward", "sol_logp_mean", "sol_logp_min",
                                        "kl_mean", "kl_max", "format_ok", "aligned", "explanation_tokens",
-                                       "solution_tokens", "student_tokens")})
+                                       "solution_tokens", "student_tokens", "kl_estimator")})
     truncated = row.get("truncated")
     out.update(teacher=cfg.teacher, student=cfg.student,
                truncated=bool(truncated) if truncated is not None else not scored["format_ok"])
@@ -93,12 +165,14 @@ def to_trace(row: dict, scored: dict, cfg: ScoreConfig) -> dict:
 def _score_all(scorer, w: ArtifactWriter, todo: list[dict], cfg: ScoreConfig) -> None:
     from stages.progress import progress
 
+    default = _generate_config(cfg.data)
     with progress(total=len(todo), desc="score") as bar:
         batches = [todo[i:i + cfg.batch_size] for i in range(0, len(todo), cfg.batch_size)]
         for batch, after in itertools.zip_longest(batches, batches[1:]):
             if after:
                 scorer.prefetch(after)  # rendered while this batch runs its forward passes
-            scored = scorer.score(batch)
+            scored = score_by_estimator(scorer, batch, [kl_estimator(r, cfg.teacher, cfg.reward, default)
+                                                        for r in batch])
             w.write([to_trace(r, s, cfg) for r, s in zip(batch, scored)])
             bar.advance(rows=len(batch), tokens=sum(s["student_tokens"] for s in scored))
 
@@ -106,6 +180,7 @@ def _score_all(scorer, w: ArtifactWriter, todo: list[dict], cfg: ScoreConfig) ->
 def _summary(rows: list[dict]) -> dict:
     rewards = [r["reward"] for r in rows]
     return {"reward_mean": sum(rewards) / len(rewards) if rewards else None,
+            "kl_estimator": dict(Counter(r.get("kl_estimator") or "unknown" for r in rows)),
             "format_missing": sum(not r["format_ok"] for r in rows),
             "misaligned": sum(not r["aligned"] for r in rows)}
 

@@ -1,17 +1,26 @@
 """The built-in synthetic reasoning task: multi-digit addition with column carries.
 
-Each row has a question, a short solution with the answer in `\\boxed{}`, a gold
-step-by-step `reasoning_trace` (one line per column, carries explicit) and the
-integer `answer`. Train and test splits are disjoint by construction: a question
-belongs to `test` iff a hash of its operands falls in a fixed 20 % bucket.
+Each row has a question, a short solution with the answer in `\\boxed{}`, a
+step-by-step `reasoning_trace` and the integer `answer`. Train and test splits
+are disjoint by construction: a question belongs to `test` iff a hash of its
+operands falls in a fixed 20 % bucket.
 
-    rows = synth_rows(n=1000, seed=0, split="train")
+Teaching quality. The gold trace works the columns least significant first with
+explicit carries: every line follows from the question and the lines before it,
+so a student can learn to write it without knowing the answer. A documented
+share (`unhelpful`) of the rows instead get a trace that is *correct but
+unhelpful*, like the paper's premise about R1 traces: it asserts the sum without
+the column work (`asserted`) - the student would have to produce the answer in
+one step. `explanation_style` classifies any explanation into these styles.
+
+    rows = synth_rows(n=1000, seed=0, split="train", unhelpful=0.5)
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
+import re
 
 from stages.artifacts import row_id
 
@@ -45,6 +54,43 @@ def carry_trace(a: int, b: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def asserted_trace(a: int, b: int) -> str:
+    """The sum stated without the column work: correct, but nothing a student can follow."""
+    return f"Adding the two numbers gives {a + b}.\nSo {a} + {b} = {a + b}.\n"
+
+
+UNHELPFUL = {"asserted": asserted_trace}
+STYLES = ("columns", "asserted", "other")
+_QUESTION = re.compile(r"What is (\d+) \+ (\d+)\?")
+_COLUMN = re.compile(r"^([a-z-]+): (\d) \+ (\d)(?: \+ (\d))? = (\d+), write (\d)(?:, carry (\d))?\.$")
+
+
+def explanation_style(explanation: str, question: str) -> str:
+    """Style of one explanation of an addition question: `columns`, `asserted` or `other`.
+
+    `columns` (helpful): every column of the question worked least significant
+    first, each line arithmetically right, carries passed on, ending on the sum.
+    `asserted` (unhelpful): no column line, the correct sum stated. `other`:
+    anything else (wrong, incomplete, out-of-order or foreign explanations).
+    Raises nothing; a question that is not an addition gives `other`.
+    """
+    m = _QUESTION.search(question or "")
+    if not m:
+        return "other"
+    a, b = int(m.group(1)), int(m.group(2))
+    text = (explanation or "").strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if lines and lines == [ln.strip() for ln in carry_trace(a, b).splitlines()]:
+        return "columns"
+    if lines and lines == [ln.strip() for ln in asserted_trace(a, b).splitlines()]:
+        return "asserted"
+    return "other"
+
+
+def is_helpful(style: str) -> bool:
+    return style == "columns"
+
+
 def in_test_split(a: int, b: int) -> bool:
     """Deterministic 20 % of all operand pairs form the test split."""
     h = hashlib.sha256(f"{a}+{b}".encode()).digest()[0]
@@ -52,9 +98,19 @@ def in_test_split(a: int, b: int) -> bool:
 
 
 def synth_rows(n: int, seed: int = 0, split: str = "train", min_digits: int = 2,
-               max_digits: int = 3) -> list[dict]:
-    """`n` distinct addition problems of the split, reproducible from `seed`."""
+               max_digits: int = 3, unhelpful: float = 0.0, style: str = "asserted") -> list[dict]:
+    """`n` distinct addition problems of the split, reproducible from `seed`.
+
+    A share `unhelpful` (0-1) of the rows, drawn with the same seed, gets the
+    unhelpful trace `style` (a key of `UNHELPFUL`) instead of the column work;
+    raises ValueError on a share outside [0, 1], an unknown style or too many rows.
+    """
+    if not 0.0 <= unhelpful <= 1.0:
+        raise ValueError(f"unhelpful must be in [0, 1], got {unhelpful}")
+    if style not in UNHELPFUL:
+        raise ValueError(f"unknown unhelpful style {style!r} (valid: {', '.join(UNHELPFUL)})")
     rng = random.Random(f"{seed}-{split}")
+    pick = random.Random(f"{seed}-{split}-style")
     lo, hi = 10 ** (min_digits - 1), 10 ** max_digits - 1
     capacity = (hi - lo + 1) ** 2 * (0.2 if split == "test" else 0.8)  # pairs in the split's pool
     if n > int(capacity * 0.7):  # keep rejection sampling fast
@@ -66,8 +122,9 @@ def synth_rows(n: int, seed: int = 0, split: str = "train", min_digits: int = 2,
             continue
         seen.add((a, b))
         q, s = question_text(a, b), solution_text(a, b)
+        trace = UNHELPFUL[style](a, b) if pick.random() < unhelpful else carry_trace(a, b)
         rows.append({"id": row_id(q, s), "question": q, "solution": s,
-                     "reasoning_trace": carry_trace(a, b), "answer": str(a + b),
+                     "reasoning_trace": trace, "answer": str(a + b),
                      "task": TASK, "source": f"synth-{split}"})
     return rows
 
@@ -76,5 +133,6 @@ def corpus(n: int = 2000, seed: int = 0) -> list[str]:
     """Text the tiny tokenizer is trained on: questions, traces and solutions."""
     out = []
     for r in synth_rows(n, seed, "train") + synth_rows(max(1, n // 4), seed, "test"):
-        out += [r["question"], r["reasoning_trace"], r["solution"]]
+        a, b = map(int, _QUESTION.search(r["question"]).groups())
+        out += [r["question"], r["reasoning_trace"], r["solution"], asserted_trace(a, b)]
     return out

@@ -6,10 +6,11 @@ from tests.conftest import rlt
 
 MINI = """
 mini:
+  vars: {seed: 0}
   steps:
     teacher-base: {command: model tiny, options: {seed: 0}}
     student-base: {command: model tiny, options: {seed: 1, tokenizer: "${teacher-base}"}}
-    train: {command: data synth, options: {n: 16, min_digits: 2, max_digits: 2}}
+    train: {command: data synth, options: {n: 16, seed: "${seed}", min_digits: 2, max_digits: 2, unhelpful: 0.5}}
     test: {command: data synth, options: {n: 4, split: test, min_digits: 2, max_digits: 2}}
     warmup: {command: distill, options: {model: "${teacher-base}", data: "${train}", role: teacher, preset: tiny, max_steps: 2, save_steps: 1, logging_steps: 1}}
     teach: {command: teach, options: {teacher: "${warmup}", student: "${student-base}", data: "${train}", preset: tiny,
@@ -25,7 +26,8 @@ def test_mini_pipeline_runs_skips_and_reports(tmp_path):
     f = tmp_path / "pipelines.yaml"
     f.write_text(MINI)
     runs = tmp_path / "runs"
-    rlt("run", "mini", "--file", f, "--runs", runs, check=True, env=ENV)
+    rlt("run", "mini", "--file", f, "--runs", runs, "--var", "seed=1", check=True, env=ENV)
+    assert json.loads((runs / "mini/train/manifest.json").read_text())["config"]["seed"] == 1
     steps = ["teacher-base", "student-base", "train", "test", "warmup", "teach", "traces", "student", "eval"]
     for s in steps:
         assert (runs / "mini" / s / "manifest.json").is_file(), s
@@ -35,14 +37,16 @@ def test_mini_pipeline_runs_skips_and_reports(tmp_path):
     summary = json.loads((runs / "mini/eval/summary.json").read_text())
     assert len(summary["models"]) == 2
 
-    again = rlt("run", "mini", "--file", f, "--runs", runs, check=True, env=ENV)
+    again = rlt("run", "mini", "--file", f, "--runs", runs, "--var", "seed=1", check=True, env=ENV)
     assert again.stdout.count("skip") == len(steps) and "run " not in again.stderr
 
-    plan = rlt("run", "mini", "--file", f, "--runs", runs, "--from", "student", "--plan", check=True, env=ENV)
+    plan = rlt("run", "mini", "--file", f, "--runs", runs, "--var", "seed=1", "--from", "student", "--plan",
+               check=True, env=ENV)
     text = " ".join(plan.stdout.replace("│", " ").split())
     assert "student distill run forced" in text and "eval eval run forced" in text
 
     rep = rlt("report", runs / "mini", "--out", tmp_path / "report", check=True, env=ENV)
     assert "report.md" in rep.stdout
+    assert "## Explanation style" in (tmp_path / "report" / "report.md").read_text()
     for name in ("report.md", "accuracy.png", "teacher_reward.png", "loss.png"):
         assert (tmp_path / "report" / name).is_file(), name

@@ -50,7 +50,10 @@ def test_score_writes_traces_matching_the_library(explanations, tiny_teacher, ti
     empty = next(r for r in rows if r["explanation"] == "")
     assert empty["reward"] == -1.0 and empty["explanation_tokens"] == 0
 
-    scorer = load_reward(str(tiny_student), str(tiny_teacher), RewardConfig(kl_coef=2.0), PromptsConfig(), "cpu")
+    # imported explanations (no generation provenance) are scored with the full-distribution KL
+    assert {r["kl_estimator"] for r in rows} == {"full"} and manifest["kl_estimator"] == {"full": 6}
+    scorer = load_reward(str(tiny_student), str(tiny_teacher), RewardConfig(kl_coef=2.0, full_kl=True),
+                         PromptsConfig(), "cpu")
     lib = scorer.score(rows)
     for r, s in zip(rows, lib):
         assert r["reward"] == pytest.approx(s["reward"], abs=1e-5)
@@ -141,3 +144,29 @@ def test_load_rows_fills_ids_samples_and_accepts_completions(tmp_path):
     dup.write_text("".join(json.dumps({**r, "sample": 3}) + "\n" for r in rows))
     with pytest.raises(UserError, match="sample 3"):
         load_rows(str(dup))
+
+
+def test_kl_estimator_follows_provenance_and_can_be_forced(tiny_teacher, tiny_student, synth_train, tmp_path):
+    """Sampled estimate only for rows this teacher sampled at the reward's temperature; else full KL."""
+    from stages.reward import load_reward
+
+    gen = tmp_path / "gen"
+    rlt("generate", "--teacher", tiny_teacher, "--data", synth_train, "--out", gen, "--limit", "3",
+        "--samples", "2", "--temperature", "0.7", "--max-new-tokens", "16", "--device", "cpu", check=True)
+    greedy = tmp_path / "greedy"
+    rlt("generate", "--teacher", tiny_teacher, "--data", synth_train, "--out", greedy, "--limit", "3",
+        "--temperature", "0", "--max-new-tokens", "16", "--device", "cpu", check=True)
+    cases = [(gen, tiny_teacher, [], "sampled"), (greedy, tiny_teacher, [], "full"),
+             (gen, tiny_student, [], "full"),  # another teacher's explanations
+             (gen, tiny_teacher, ["reward.full_kl=true"], "full"),
+             (greedy, tiny_teacher, ["reward.full_kl=false"], "sampled")]
+    for k, (data, teacher, extra, want) in enumerate(cases):
+        out = tmp_path / f"scored{k}"
+        rlt("score", "--teacher", teacher, "--student", tiny_student, "--data", data, "--out", out,
+            "--device", "cpu", *extra, check=True)
+        rows = read_rows(out, "traces")
+        assert {r["kl_estimator"] for r in rows} == {want}, (k, want)
+        scorer = load_reward(str(tiny_student), str(teacher), RewardConfig(full_kl=want == "full"),
+                             PromptsConfig(), "cpu")
+        for r, s in zip(rows, scorer.score(rows)):
+            assert r["reward"] == pytest.approx(s["reward"], abs=1e-5) and r["kl_mean"] == pytest.approx(s["kl_mean"], abs=1e-5)

@@ -95,3 +95,34 @@ def _write(tmp_path):
     f = tmp_path / "p.yaml"
     f.write_text(MINI)
     return f
+
+
+VARS = """
+seeded:
+  vars: {seed: 0, n: 12}
+  steps:
+    a: {command: data synth, options: {n: "${n}", seed: "${seed}", split: train}}
+    b: {command: data merge, options: {inputs: ["${a}"], out: "unused-${seed}"}}
+"""
+
+
+def test_pipeline_variables_default_override_and_refusals(tmp_path):
+    spec = yaml.safe_load(VARS)["seeded"]
+    steps = P.parse("seeded", spec, tmp_path)
+    assert steps[0].options == {"n": 12, "seed": 0, "split": "train"}  # whole-value refs keep their type
+    steps = P.parse("seeded", spec, tmp_path, overrides={"seed": "3"})
+    assert steps[0].options["seed"] == 3 and P.build_config(steps[0]).seed == 3
+    assert steps[1].options["out"] == "unused-3" and steps[1].needs == ["a"]
+    with pytest.raises(UserError, match=r"unknown variable\(s\) \['sed'\] \(valid: n, seed\)"):
+        P.parse("seeded", spec, tmp_path, overrides={"sed": "1"})
+    clash = {"vars": {"a": 1}, "steps": spec["steps"]}
+    with pytest.raises(UserError, match="name both a variable and a step"):
+        P.parse("seeded", clash, tmp_path)
+
+
+def test_run_with_var_writes_under_another_runs_folder(tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text(VARS.replace("    b: {command: data merge, options: {inputs: [\"${a}\"], out: \"unused-${seed}\"}}\n", ""))
+    P.run(P.RunConfig(name="seeded", file=str(f), runs=str(tmp_path / "s1"), vars={"seed": "1"}))
+    manifest = yaml.safe_load((tmp_path / "s1/seeded/a/manifest.json").read_text())
+    assert manifest["config"]["seed"] == 1

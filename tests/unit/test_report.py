@@ -63,3 +63,44 @@ def test_report_needs_finished_artifacts(tmp_path):
 def test_fifths():
     assert report.fifths([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]) == (1.5, 9.5)
     assert report.fifths([1, 2]) is None
+
+
+def test_newcombe_matches_the_published_example():
+    # Newcombe (1998) Stat. Med. 17:873, example (a): 56/70 - 48/80, method 10 -> 0.0524 to 0.3339
+    d, lo, hi = report.newcombe(56, 70, 48, 80)
+    assert d == pytest.approx(0.2) and lo == pytest.approx(0.0524, abs=1e-4) and hi == pytest.approx(0.3339, abs=1e-4)
+
+
+def test_report_aggregates_runs_with_differences_and_styles(tmp_path):
+    from stages import tasks
+
+    runs = []
+    for seed, (rl, wu) in enumerate([([True] * 30 + [False] * 10, [True] * 10 + [False] * 30),
+                                     ([True] * 20 + [False] * 20, [True] * 19 + [False] * 21)]):
+        run = tmp_path / f"seed{seed}" / "demo"
+        _eval_step(run / "eval", "runs/demo/student-rl", rl)
+        (run / "eval" / "summary.json").write_text(json.dumps(summarize(
+            _rows("runs/demo/student-rl", rl) + _rows("runs/demo/student-warmup", wu))))
+        runs.append(str(run))
+    rows = tasks.synth_rows(10, seed=0, min_digits=2, max_digits=2, unhelpful=0.3)
+    traces = [{"id": r["id"], "sample": 0, "question": r["question"], "solution": r["solution"],
+               "explanation": r["reasoning_trace"], "text": "t", "task": "addition"} for r in rows]
+    with ArtifactWriter(tmp_path / "seed0/demo/traces-rl", "traces", Cfg()) as w:
+        w.write(traces)
+        w.finish()
+    result = report.run(report.ReportConfig(runs=runs, out=str(tmp_path / "rep")))
+    diffs = {d["run"]: d for d in result["differences"]}
+    assert set(diffs) == {f"{tmp_path.as_posix()}/seed0/demo", f"{tmp_path.as_posix()}/seed1/demo"}
+    d0 = diffs[f"{tmp_path.as_posix()}/seed0/demo"]
+    assert d0["difference"] == pytest.approx(0.5) and d0["ci95"] == pytest.approx(report.newcombe(30, 40, 10, 40)[1:])
+    (style,) = result["styles"]
+    want = sum(tasks.explanation_style(t["explanation"], t["question"]) == "columns" for t in traces) / 10
+    assert style["helpful"] == pytest.approx(want) and 0 < want < 1
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert "student-rl - student-warmup | +50.0" in text and "Explanation style" in text
+
+
+def _rows(model, correct):
+    return [{"id": str(i), "sample": 0, "question": "q", "answer": "1", "task": "addition", "model": model,
+             "response": "r", "extracted": "1", "correct": c, "response_tokens": 10, "truncated": False,
+             "source": "synth-test"} for i, c in enumerate(correct)]
