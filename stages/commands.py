@@ -61,6 +61,8 @@ COMMANDS: dict[str, Command] = {
     "data synth": Command("data", "SynthConfig", "synth", "Synthetic addition task with gold column-carry traces."),
     "data import": Command("data", "ImportConfig", "import_",
                            "Import a dataset in a known layout (Bespoke-Stratos, MATH-500, AIME, GPQA, plain columns)."),
+    "data decontaminate": Command("decontaminate", "DecontaminateConfig", "run",
+                                  "Drop training rows whose question shares a word n-gram with a benchmark question."),
     "data merge": Command("data", "MergeConfig", "merge",
                           "Merge shards or resumed runs into one artifact, refusing conflicting rows."),
     "model tiny": Command("tinymodel", "TinyModelConfig", "run",
