@@ -10,10 +10,9 @@ Prompts are already-rendered raw text (chat template applied by the caller with
 
 - `hf`: batched `model.generate` (left padding, length-sorted batches, KV cache),
   stops on stop strings (checked in decoded text, so multi-token tags work) and eos.
-- `openai`: POST {base_url}/completions of any OpenAI-compatible server (vLLM serve,
-  SGLang, `transformers serve`), one request per sample, bounded concurrency,
-  timeouts and retries with exponential backoff. The API key is read from the
-  environment variable *named* by `api_key_env`; it is never written anywhere.
+- `openai`: any OpenAI-compatible server (vLLM serve, SGLang, `transformers serve`)
+  through the `openai` client: async, `n` samples per request, seeded per request
+  (stages/openai_engine.py).
 - `vllm`: in-process `vllm.LLM` (the `[vllm]` extra).
 """
 
@@ -22,11 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import time
-import urllib.error
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from stages.config import opt
@@ -103,11 +97,13 @@ def make_engine(cfg: EngineConfig, model: str) -> Engine:
     if cfg.name == "vllm":
         return VLLMEngine(cfg, model)
     if cfg.name == "openai":
+        from stages.openai_engine import OpenAIEngine
+
         return OpenAIEngine(cfg, model)
     return HFEngine(cfg, model)
 
 
-def _check_sampling(n: int, max_new_tokens: int, temperature: float, top_p: float) -> None:
+def check_sampling(n: int, max_new_tokens: int, temperature: float, top_p: float) -> None:
     if n < 1 or max_new_tokens < 1:
         raise UserError(f"need n >= 1 and max_new_tokens >= 1 (got n={n}, max_new_tokens={max_new_tokens})")
     if temperature < 0 or not 0 < top_p <= 1:
@@ -163,7 +159,7 @@ class HFEngine(Engine):
         self._drop = special_ids_except_tags(self.tokenizer)
 
     def generate(self, prompts, *, n=1, max_new_tokens, temperature, top_p=1.0, seed=0, stop=None):
-        _check_sampling(n, max_new_tokens, temperature, top_p)
+        check_sampling(n, max_new_tokens, temperature, top_p)
         items = [(i, k) for i in range(len(prompts)) for k in range(n)]
         lengths = [len(ids) for ids in self.tokenizer(list(prompts), add_special_tokens=False)["input_ids"]]
         items.sort(key=lambda it: (-lengths[it[0]], it))  # longest first: memory problems show at once
@@ -216,106 +212,6 @@ class HFEngine(Engine):
             pass
 
 
-# ----------------------------------------------------------------------------- openai
-
-
-class OpenAIEngine(Engine):
-    """Any OpenAI-compatible server through the legacy /completions endpoint (raw prompt text)."""
-
-    def __init__(self, cfg: EngineConfig, model: str):
-        from stages.models import load_tokenizer
-
-        self.cfg = cfg
-        self.tokenizer = load_tokenizer(model, trust_remote_code=cfg.trust_remote_code)
-        self.url = cfg.base_url.rstrip("/") + "/completions"
-        if not self.url.startswith(("http://", "https://")):
-            raise UserError(f"engine.base_url must start with http:// or https://, got {cfg.base_url!r}")
-        self.model_name = cfg.api_model or model
-        self._probe()
-        self._pool = ThreadPoolExecutor(max_workers=cfg.concurrency, thread_name_prefix="rlt-openai")
-
-    def _probe(self) -> None:
-        """GET {base_url}/models so an unreachable server fails before any work starts."""
-        url, last = self.cfg.base_url.rstrip("/") + "/models", ""
-        for attempt in range(self.cfg.retries + 1):
-            if attempt:
-                time.sleep(min(0.5 * 2 ** (attempt - 1), 30.0))
-            try:
-                with urllib.request.urlopen(urllib.request.Request(url, headers=self._headers()),
-                                            timeout=min(self.cfg.timeout, 30.0)):
-                    return
-            except urllib.error.HTTPError:
-                return  # it answers; the completions request reports what is wrong
-            except (urllib.error.URLError, TimeoutError, OSError) as e:
-                last = str(getattr(e, "reason", e))
-        raise UserError(f"cannot reach the server at {self.cfg.base_url} ({last}); start it or fix --base-url")
-
-    def _headers(self) -> dict:
-        headers = {"Content-Type": "application/json"}
-        key = os.environ.get(self.cfg.api_key_env)
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        return headers
-
-    def generate(self, prompts, *, n=1, max_new_tokens, temperature, top_p=1.0, seed=0, stop=None):
-        _check_sampling(n, max_new_tokens, temperature, top_p)
-        base = {"model": self.model_name, "max_tokens": max_new_tokens, "temperature": temperature,
-                "top_p": top_p}
-        if stop:
-            base["stop"] = list(stop)
-        # n separate requests: some servers (transformers serve) ignore `n`
-        bodies = [{**base, "prompt": p, "seed": derive_seed(seed, i, k)}
-                  for i, p in enumerate(prompts) for k in range(n)]
-        flat = list(self._pool.map(lambda body: self._one(body, stop), bodies))
-        return [flat[i * n:(i + 1) * n] for i in range(len(prompts))]
-
-    def _one(self, body: dict, stop: list[str] | None) -> Completion:
-        choice, usage = self._post(body)
-        text = choice.get("text") or ""
-        text, matched = cut_at_stop(text, stop)
-        reason = choice.get("finish_reason")
-        hit = choice.get("stop_reason", choice.get("matched_stop"))  # vLLM / SGLang: stop string left out
-        if not matched and isinstance(hit, str) and hit in (stop or []):
-            text, matched = text + hit, True
-        tokens = (usage or {}).get("completion_tokens")
-        if tokens is None:
-            tokens = len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-        return Completion(text=text, tokens=int(tokens), finished=matched or reason == "stop")
-
-    def _post(self, body: dict) -> tuple[dict, dict]:
-        data, headers, last = json.dumps(body).encode(), self._headers(), ""
-        for attempt in range(self.cfg.retries + 1):
-            if attempt:
-                time.sleep(min(0.5 * 2 ** (attempt - 1), 30.0))
-            try:
-                req = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
-                with urllib.request.urlopen(req, timeout=self.cfg.timeout) as resp:
-                    payload = json.loads(resp.read().decode())
-                return payload["choices"][0], payload.get("usage") or {}
-            except urllib.error.HTTPError as e:
-                last = f"HTTP {e.code}: {_error_text(e)}"
-                if e.code < 500 and e.code not in (408, 429):
-                    raise UserError(f"{self.url} refused the request ({last})") from None
-            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as e:
-                last = str(getattr(e, "reason", e))
-            except (json.JSONDecodeError, KeyError, IndexError, TypeError):
-                last = "the response is not an OpenAI completions reply"
-            log.debug("request to %s failed (attempt %d): %s", self.url, attempt + 1, last)
-        raise UserError(f"cannot get completions from {self.url} after {self.cfg.retries + 1} attempts: {last}")
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _error_text(e) -> str:
-    try:
-        body = e.read().decode(errors="replace")
-        detail = json.loads(body).get("detail") or json.loads(body).get("error") or body
-    except (ValueError, AttributeError, OSError):
-        detail = e.reason
-    return " ".join(str(detail).split())[:200]
-
-
 # ----------------------------------------------------------------------------- vllm
 
 
@@ -336,7 +232,7 @@ class VLLMEngine(Engine):
         self.llm = vllm.LLM(model=model, dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code)
 
     def generate(self, prompts, *, n=1, max_new_tokens, temperature, top_p=1.0, seed=0, stop=None):
-        _check_sampling(n, max_new_tokens, temperature, top_p)
+        check_sampling(n, max_new_tokens, temperature, top_p)
         params = [self._vllm.SamplingParams(
             n=n, max_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
             seed=derive_seed(seed, i), stop=list(stop or []) or None, include_stop_str_in_output=True,
