@@ -11,9 +11,10 @@ after a kill resumes from the last one.
     rlt distill --model models/tiny --data traces/train --out ckpt/student --preset tiny
     rlt distill --model models/tiny --data data/train --out ckpt/teacher --role teacher
     rlt distill --model Qwen/Qwen2.5-7B-Instruct --data traces/all --out ckpt/rlt-7b \\
-        --preset paper --launch zero3 --gpus 8
+        --preset paper --launch zero3 --nproc 8
+    rlt distill ... lora.r=16 lora.alpha=32     # LoRA (stages/lora.py)
 
-`--launch zero3 --gpus 8` is the same as (see stages/launch.py):
+`--launch zero3 --nproc 8` (alias `--gpus 8`) is the same as (see stages/launch.py):
 
     accelerate launch --config_file stages/presets/zero3.yaml --num_processes 8 \\
         -m rltcli distill --config resolved.yaml
@@ -43,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stages import attention, formats, launch
+from stages import attention, formats, launch, lora
 from stages.artifacts import ArtifactWriter, config_hash, input_hash, read_manifest, read_rows, read_table
 from stages.checkpoints import last_checkpoint, truncate_jsonl
 from stages.config import PromptsConfig, opt, to_dict
@@ -95,13 +96,16 @@ class DistillConfig:
     logging_steps: int = opt(10, "Log (and write metrics.jsonl) every N steps.", hash=False)
     device: str = opt("auto", "auto, cpu or cuda.", hash=False, flag=True)
     dtype: str = opt("auto", "Weights dtype: auto (bf16 on a bf16 GPU, else float32), float32, bfloat16.")
-    launch: str | None = opt(None, "Re-run under accelerate with a preset: ddp, zero2, zero3, zero3-offload.", hash=False,
-                             flag=True)
-    gpus: int = opt(1, "Processes (GPUs) for --launch, over all machines.", hash=False, flag=True)
-    launch_args: list[str] = opt(list, "Extra `accelerate launch` arguments (multi-node).", hash=False)
+    launch: str | None = opt(None, "Preset of a multi-process run: ddp (gloo CPU processes when no GPU is visible), "
+                             "zero2, zero3, zero3-offload.", hash=False, flag=True)
+    nproc: int | None = opt(None, "Processes for --launch, all machines (default: one per GPU).", hash=False, flag=True)
+    gpus: int | None = opt(None, "Alias of --nproc.", hash=False, flag=True)
+    launch_args: list[str] = opt(list, "Extra `accelerate launch` arguments (multi-node: --num_machines, "
+                                 "--machine_rank, --main_process_ip, --main_process_port).", hash=False)
     force: bool = opt(False, "Overwrite an existing output.", hash=False, flag=True)
     trust_remote_code: bool = opt(False, "Allow model code from the hub.", flag=True)
     prompts: PromptsConfig = opt(PromptsConfig, "System prompts.")
+    lora: lora.LoraConfig = opt(lora.LoraConfig, "LoRA adapters (PEFT); lora.r=0 = full fine-tuning.")
     trl: dict = opt(dict, "Any other trl.SFTConfig option, e.g. trl.adam_beta2=0.95.")
 
 
@@ -155,6 +159,7 @@ def validate(cfg: DistillConfig) -> None:
             raise UserError(f"--report-to {name} needs the {REPORTERS[name]} package (pip install {REPORTERS[name]})")
     if cfg.preset is not None and cfg.preset not in PRESETS:
         raise UserError(f"unknown preset {cfg.preset!r} (valid: {', '.join(sorted(PRESETS))})")
+    lora.validate(cfg.lora, on_cuda=resolve_device(cfg.device).startswith("cuda"))
 
 
 def apply_role_preset(cfg: DistillConfig) -> DistillConfig:
@@ -352,7 +357,10 @@ def prepare(cfg: DistillConfig) -> Prepared:
     dtype = cfg.dtype
     if dtype == "auto":
         dtype = "bfloat16" if args.bf16 else "float32"
-    model = load_model(cfg.model, device="cpu", dtype=dtype, trust_remote_code=cfg.trust_remote_code)
+    quant = lora.quantization_config(cfg.lora)  # QLoRA: the 4-bit base is placed on this process's GPU at load
+    model = load_model(cfg.model, device=f"cuda:{launch.local_rank()}" if quant else "cpu", dtype=dtype,
+                       trust_remote_code=cfg.trust_remote_code, quantization=quant)
+    lora.check_targets(model, cfg.lora)
     return Prepared(cfg, args, model, tok, train, evals, too_long)
 
 
@@ -368,7 +376,8 @@ def make_trainer(prep: Prepared, callbacks: tuple = ()):
     from transformers.trainer_callback import PrinterCallback
 
     trainer = SFTTrainer(model=prep.model, args=prep.args, processing_class=prep.tok,
-                         train_dataset=Dataset.from_list(prep.train), eval_dataset=evals, callbacks=list(callbacks))
+                         train_dataset=Dataset.from_list(prep.train), eval_dataset=evals, callbacks=list(callbacks),
+                         peft_config=lora.peft_config(prep.cfg.lora))
     trainer.remove_callback(PrinterCallback)  # metrics go to the log and metrics.jsonl instead
     return trainer
 
@@ -397,9 +406,10 @@ def _fix_generation_config(model, tok) -> None:
 
 
 def _save_final(trainer, prep: Prepared, out: Path) -> None:
-    _fix_generation_config(trainer.model, prep.tok)
-    attention.restore(trainer.model, prep.attn_before)  # the saved model loads without rlt's kernels
-    trainer.save_model(str(out))
+    def finalize(model):
+        _fix_generation_config(model, prep.tok)
+        attention.restore(model, prep.attn_before)  # the saved model loads without rlt's kernels
+    lora.save(trainer, out, prep.cfg.lora, prep.cfg.model, finalize, prep.cfg.trust_remote_code)
     if trainer.is_world_process_zero():
         prep.tok.save_pretrained(str(out))
         (out / "training_args.bin").unlink(missing_ok=True)  # a pickle; the manifest has the config
@@ -423,11 +433,13 @@ def train(prep: Prepared, callbacks: tuple = ()) -> Path:
         result = trainer.train(resume_from_checkpoint=resume)
         _save_final(trainer, prep, out)
         if writer:
-            extra = {"role": cfg.role, "global_step": trainer.state.global_step,
+            extra = {"role": cfg.role, "global_step": trainer.state.global_step, "processes": launch.world_size(),
+                     "rows_per_step": launch.per_step(cfg.batch_size, prep.args.gradient_accumulation_steps),
                      "train_loss": result.training_loss, "train_rows": len(prep.train),
                      "eval_rows": len(prep.evals), "rows_too_long": prep.too_long,
                      "tokens_seen": trainer.state.num_input_tokens_seen,
-                     "resumed_from": Path(resume).name if resume else None}
+                     "resumed_from": Path(resume).name if resume else None,
+                     "lora": lora.describe(cfg.lora, cfg.model)}
             writer.finish(extra, rows=len(prep.train))
             if not cfg.keep_checkpoints:  # only once the manifest is written: a kill before it can still resume
                 shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
@@ -446,8 +458,9 @@ def run(cfg: DistillConfig, callbacks: tuple = ()) -> Path:
     validate(cfg)
     if cfg.launch and not launch.in_launched_process():
         child = dataclasses.replace(cfg, launch=None)
-        launch.relaunch("distill", to_dict(child), cfg.launch, cfg.gpus, cfg.launch_args)
+        launch.relaunch("distill", to_dict(child), cfg.launch, launch.processes(cfg.nproc, cfg.gpus), cfg.launch_args)
         return Path(cfg.out)
+    launch.die_with_launcher()
     inputs = {"model": cfg.model, "data": cfg.data}
     if _already_complete(apply_role_preset(cfg), inputs):
         log.info("%s is already complete with this config; use --force to retrain", cfg.out)

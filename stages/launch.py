@@ -1,17 +1,22 @@
-"""Multi-GPU / multi-node launching of a training stage through `accelerate launch`.
+"""Multi-process / multi-node launching of a training stage (`rlt distill`, `rlt teach`) through `accelerate launch`.
 
 The presets in `stages/presets/*.yaml` are accelerate config files: `ddp`
-(plain data parallel), `zero2`, `zero3` and `zero3-offload` (DeepSpeed, the
-`[deepspeed]` extra). `rlt distill ... --launch zero3 --gpus 8` writes the
-resolved stage config to a temporary YAML file and re-executes the same stage
-as (an argv list, never a shell string):
+(plain data parallel, one process per GPU), `ddp-cpu` (data parallel on CPU
+processes with the gloo backend, no mixed precision: what `--launch ddp` uses
+when no GPU is visible), `zero2`, `zero3` and `zero3-offload` (DeepSpeed, the
+`[deepspeed]` extra, GPUs only). `rlt distill ... --launch zero3 --nproc 8`
+(`--gpus` is an alias of `--nproc`) writes the resolved stage config to a
+temporary YAML file and re-executes the same stage as (an argv list, never a
+shell string):
 
     accelerate launch --config_file <rlt>/stages/presets/zero3.yaml --num_processes 8 \\
-        -m rltcli distill --config <resolved.yaml>
+        --main_process_port <free port> -m rltcli distill --config <resolved.yaml>
 
-Multi-node: run the same line on every machine with `launch_args` adding
+Multi-node: run the same command on every machine with `launch_args` adding
 `--num_machines N --machine_rank R --main_process_ip IP --main_process_port P`
-(`--num_processes` counts the processes of all machines).
+(`--nproc` counts the processes of all machines); see README "Multi-node".
+Launched processes die with their launcher (Linux `PR_SET_PDEATHSIG`), so
+killing the launching command stops the whole run and a rerun resumes it.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +38,7 @@ from stages.errors import UserError
 log = logging.getLogger(__name__)
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 DEEPSPEED_PRESETS = ("zero2", "zero3", "zero3-offload")
+CPU_PRESET = "ddp-cpu"
 
 
 def preset_names() -> list[str]:
@@ -51,44 +59,115 @@ def in_launched_process() -> bool:
     return "LOCAL_RANK" in os.environ or "ACCELERATE_LAUNCHED" in os.environ
 
 
+def local_rank() -> int:
+    """This process's index on its machine (0 outside a launcher)."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
 def world_size() -> int:
     """Number of training processes of this run (1 outside a launcher)."""
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def check_launch(name: str, gpus: int) -> Path:
-    """Validate a launch request before any process starts."""
+def per_step(per_device: int, grad_accum: int) -> int:
+    """Rows (completions) per optimizer step over all processes: per device x accumulation x processes."""
+    return per_device * grad_accum * world_size()
+
+
+def processes(nproc: int | None, gpus: int | None = None) -> int:
+    """Processes of a launch: `nproc`, or its alias `gpus`; default one per visible GPU (1 without)."""
+    if nproc is not None and gpus is not None and nproc != gpus:
+        raise UserError(f"--nproc {nproc} and its alias --gpus {gpus} disagree; give one of them")
+    n = nproc if nproc is not None else gpus
+    if n is None:
+        import torch
+
+        n = max(torch.cuda.device_count(), 1)
+    if n < 1:
+        raise UserError(f"--nproc must be at least 1, got {n}")
+    return n
+
+
+def check_launch(name: str, nproc: int) -> Path:
+    """Validate a launch request before any process starts; returns the preset file to use.
+
+    Without a visible CUDA GPU, `ddp` becomes `ddp-cpu` (gloo); DeepSpeed presets are refused.
+    """
     path = preset_path(name)
-    if gpus < 1:
-        raise UserError(f"--gpus must be at least 1, got {gpus}")
+    if nproc < 1:
+        raise UserError(f"--nproc must be at least 1, got {nproc}")
     if importlib.util.find_spec("accelerate") is None:
         raise UserError("--launch needs accelerate (pip install accelerate)")
     import torch
 
+    if name == CPU_PRESET:
+        return path
     if not torch.cuda.is_available():
-        raise UserError(f"--launch {name} runs one process per GPU, and no CUDA GPU is visible here")
+        if name != "ddp":
+            raise UserError(f"--launch {name} (DeepSpeed) needs CUDA GPUs and none is visible here; "
+                            f"--launch ddp runs {nproc} CPU processes instead")
+        log.info("no CUDA GPU visible: --launch ddp runs %d CPU processes (gloo backend, float32)", nproc)
+        return preset_path(CPU_PRESET)
     if name in DEEPSPEED_PRESETS and importlib.util.find_spec("deepspeed") is None:
         raise UserError(f"--launch {name} needs DeepSpeed: pip install 'rlt[deepspeed]'")
     return path
 
 
-def accelerate_argv(preset: str | Path, gpus: int, stage_argv: list[str], extra: list[str] | None = None) -> list[str]:
-    """The `accelerate launch` command line (argv list) running `python -m <stage_argv>`."""
+def free_port() -> int:
+    """A free TCP port on the loopback interface (the rendezvous of a one-machine launch)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def accelerate_argv(preset: str | Path, nproc: int, stage_argv: list[str], extra: list[str] | None = None) -> list[str]:
+    """The `accelerate launch` command line (argv list) running `python -m <stage_argv>`.
+
+    A one-machine launch gets a free `--main_process_port` unless `extra` sets one, so two
+    runs on one machine do not collide on accelerate's default port.
+    """
+    extra = list(extra or [])
+    if "--main_process_port" not in extra and "--num_machines" not in extra:
+        extra += ["--main_process_port", str(free_port())]
     return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(preset),
-            "--num_processes", str(gpus), *(extra or []), "-m", *stage_argv]
+            "--num_processes", str(nproc), *extra, "-m", *stage_argv]
 
 
-def relaunch(command: str, cfg_dict: dict, preset: str, gpus: int, extra: list[str] | None = None) -> int:
+def launch_env(preset: Path) -> dict[str, str]:
+    """Environment of the launched processes: CPU presets hide GPUs and default to one thread each."""
+    env = dict(os.environ)
+    if preset.stem == CPU_PRESET:
+        env["CUDA_VISIBLE_DEVICES"] = ""
+        env.setdefault("OMP_NUM_THREADS", "1")
+    return env
+
+
+def relaunch(command: str, cfg_dict: dict, preset: str, nproc: int, extra: list[str] | None = None) -> int:
     """Write the resolved config to a temp YAML and run `rlt <command> --config it` under accelerate."""
-    path = check_launch(preset, gpus)
+    path = check_launch(preset, nproc)
     with tempfile.TemporaryDirectory(prefix="rlt-launch-") as tmp:
         cfg_file = Path(tmp) / "config.yaml"
         cfg_file.write_text(yaml.safe_dump(cfg_dict, sort_keys=False, allow_unicode=True))
-        argv = accelerate_argv(path, gpus, ["rltcli", *command.split(), "--config", str(cfg_file)], extra)
+        argv = accelerate_argv(path, nproc, ["rltcli", *command.split(), "--config", str(cfg_file)], extra)
         log.info("launching: %s", " ".join(argv))
-        proc = subprocess.run(argv, check=False)
+        proc = subprocess.run(argv, check=False, env=launch_env(path))
     if proc.returncode == 2:
         raise UserError("the launched run refused its input (see its message above)")
     if proc.returncode != 0:
         raise RuntimeError(f"launched run exited with code {proc.returncode} (see its log above)")
     return proc.returncode
+
+
+def die_with_launcher() -> None:
+    """In a launched process: get SIGKILL when the launcher dies (torchrun starts workers in new sessions,
+
+    so killing the launching command's process group would otherwise leave them training). Linux only.
+    """
+    if not in_launched_process() or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        log.debug("prctl unavailable: launched processes will not follow their launcher's death")

@@ -32,7 +32,13 @@ def resolve_device(device: str = "auto") -> str:
 
 
 def check_model_path(path: str, allow_pickle: bool = False, need_weights: bool = True) -> None:
-    """Refuse a missing directory, one without a tokenizer, or pickle-only weights."""
+    """Refuse a missing directory, one without a tokenizer, or pickle-only weights.
+
+    A PEFT adapter directory (`adapter_config.json`, see stages/lora.py) is accepted
+    when its adapter weights are safetensors and its base model passes these checks.
+    """
+    from stages import lora
+
     p = Path(path)
     if not p.exists():
         if _HUB_ID.match(str(path)) and not str(path).startswith((".", "/")):
@@ -40,9 +46,16 @@ def check_model_path(path: str, allow_pickle: bool = False, need_weights: bool =
         raise UserError(f"model not found: {path}")
     if not p.is_dir():
         raise UserError(f"model path {path} is a file; give the model directory")
+    if lora.is_adapter_dir(p):
+        base = lora.check_adapter_dir(p)
+        try:
+            check_model_path(base, allow_pickle=allow_pickle, need_weights=need_weights)
+        except UserError as e:
+            raise UserError(f"base model of adapter {path}: {e}") from None
+        return
     if not (p / "config.json").is_file():
         raise UserError(f"{path} is not a model directory (no config.json)")
-    if not any((p / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "vocab.json")):
+    if not _has_tokenizer(p):
         raise UserError(f"model directory {path} has no tokenizer (tokenizer.json / tokenizer_config.json)")
     if need_weights:
         safe = list(p.glob("*.safetensors"))
@@ -54,11 +67,19 @@ def check_model_path(path: str, allow_pickle: bool = False, need_weights: bool =
             raise UserError(f"model directory {path} has no weights (*.safetensors)")
 
 
+def _has_tokenizer(p: Path) -> bool:
+    return any((p / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "vocab.json"))
+
+
 def load_tokenizer(path: str, trust_remote_code: bool = False, padding_side: str | None = None):
     """AutoTokenizer with a pad token (falls back to eos) and an optional padding side."""
     from transformers import AutoTokenizer
 
+    from stages import lora
+
     check_model_path(path, need_weights=False)
+    if lora.is_adapter_dir(path) and not _has_tokenizer(Path(path)):
+        path = lora.adapter_base(path)  # an adapter saved without its tokenizer uses the base's
     try:
         tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:
@@ -71,33 +92,52 @@ def load_tokenizer(path: str, trust_remote_code: bool = False, padding_side: str
 
 
 def load_model(path: str, device: str = "auto", dtype: str = "auto", trust_remote_code: bool = False,
-               allow_pickle: bool = False):
-    """AutoModelForCausalLM from safetensors on `device`; float32 on CPU unless told."""
-    import torch
-    from transformers import AutoModelForCausalLM
+               allow_pickle: bool = False, quantization=None):
+    """AutoModelForCausalLM from safetensors on `device`; float32 on CPU unless told.
+
+    An adapter directory loads its base model with the adapter merged in.
+    `quantization` (a transformers BitsAndBytesConfig, QLoRA) places the model on `device` at load.
+    """
+    from stages import lora
 
     check_model_path(path, allow_pickle=allow_pickle)
+    if lora.is_adapter_dir(path):
+        base = load_model(lora.adapter_base(path), device="cpu", dtype=dtype, trust_remote_code=trust_remote_code,
+                          allow_pickle=allow_pickle)
+        return lora.merge_adapter(base, path).to(resolve_device(device))
     device = resolve_device(device)
+    kw = {"dtype": _torch_dtype(dtype, device), "trust_remote_code": trust_remote_code,
+          "use_safetensors": None if allow_pickle else True}
+    if quantization is not None:
+        kw.update(quantization_config=quantization, device_map={"": device})
+    model = _from_pretrained(path, kw)
+    return model if quantization is not None else model.to(device)
+
+
+def _torch_dtype(dtype: str, device: str):
+    import torch
+
     if dtype == "auto":
-        torch_dtype = torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
-    else:
-        torch_dtype = getattr(torch, dtype, None)
-        if not isinstance(torch_dtype, torch.dtype):
-            raise UserError(f"unknown dtype {dtype!r} (use auto, float32, bfloat16 or float16)")
+        return torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
+    torch_dtype = getattr(torch, dtype, None)
+    if not isinstance(torch_dtype, torch.dtype):
+        raise UserError(f"unknown dtype {dtype!r} (use auto, float32, bfloat16 or float16)")
+    return torch_dtype
+
+
+def _from_pretrained(path: str, kw: dict):
+    from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 
     bar = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # stderr stays ours: log lines, and one line on a bad input
     try:
-        model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=torch_dtype, trust_remote_code=trust_remote_code,
-            use_safetensors=None if allow_pickle else True)
+        return AutoModelForCausalLM.from_pretrained(path, **kw)
     except (OSError, ValueError) as e:
         raise UserError(f"cannot load model {path}: {str(e).splitlines()[0][:200]}") from None
     finally:
         if bar:
             hf_logging.enable_progress_bar()
-    return model.to(device)
 
 
 def check_same_vocab(tok_a, tok_b, name_a: str = "teacher", name_b: str = "student") -> None:

@@ -9,7 +9,8 @@ explanations per logging step), periodic resumable checkpoints under
 
     rlt teach --teacher models/teacher-sft --student models/student --data data/train \\
         --out runs/teach --preset tiny
-    rlt teach ... --preset paper --launch zero3 --gpus 8
+    rlt teach ... --preset paper --launch zero3 --nproc 8
+    rlt teach ... lora.r=16                  # LoRA policy; the GRPO reference is the base without adapters
 
 The policy is TRL's `GRPOTrainer` on the teacher view (question + prefilled
 solution; the completion is the explanation). The reward object holds the frozen
@@ -22,20 +23,21 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import json
 import logging
-import math
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from stages import launch
+from stages import launch, lora
 from stages.artifacts import ArtifactWriter, read_rows
 from stages.checkpoints import last_checkpoint, truncate_jsonl
 from stages.config import PromptsConfig, RewardConfig, config_hash, opt, to_dict, with_teacher_temperature
 from stages.errors import UserError
-from stages.formats import decode_keeping_tags, special_ids_except_tags, teacher_view
+from stages.formats import teacher_view
+from stages.lora import LoraConfig
+from stages.teach_metrics import metrics_callback, summarize
+from stages.teach_reward import RLTRewardFunc, reward_summary  # noqa: F401  (reward_summary: public name)
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +105,12 @@ class TeachConfig:
     dtype: str = opt("auto", "Weights dtype: auto (bf16 on GPU, float32 on CPU), float32, bfloat16.")
     use_vllm: bool = opt(False, "Generate with vLLM (GPU; needs the vllm extra).", hash=False, flag=True)
     vllm_mode: str = opt("colocate", "vLLM mode: colocate or server.", hash=False)
-    launch: str | None = opt(None, "Scale out with an accelerate preset: ddp, zero2, zero3, zero3-offload.",
-                             hash=False, flag=True)
-    gpus: int | None = opt(None, "Processes (GPUs) for --launch.", hash=False, flag=True)
+    launch: str | None = opt(None, "Preset of a multi-process run: ddp (gloo CPU processes when no GPU is visible), "
+                             "zero2, zero3, zero3-offload.", hash=False, flag=True)
+    nproc: int | None = opt(None, "Processes for --launch, all machines (default: one per GPU).", hash=False, flag=True)
+    gpus: int | None = opt(None, "Alias of --nproc.", hash=False, flag=True)
+    launch_args: list[str] = opt(list, "Extra `accelerate launch` arguments (multi-node: --num_machines, "
+                                 "--machine_rank, --main_process_ip, --main_process_port).", hash=False)
     force: bool = opt(False, "Overwrite an existing output.", hash=False, flag=True)
     trust_remote_code: bool = opt(False, "Allow model code from the model directory.", hash=False, flag=True)
     offload_student: bool = opt(False, "Keep the student on the CPU (saves accelerator memory, slower).",
@@ -114,6 +119,7 @@ class TeachConfig:
     samples_per_log: int = opt(4, "Sampled explanations written to samples.jsonl per logging step.", hash=False)
     prompts: PromptsConfig = opt(PromptsConfig, "System prompts of the two views.")
     reward: RewardConfig = opt(RewardConfig, "The RLT reward.")
+    lora: LoraConfig = opt(LoraConfig, "LoRA adapters on the teacher (PEFT); lora.r=0 = full fine-tuning.")
     trl: dict = opt(dict, "Any other GRPOConfig option, e.g. trl.warmup_ratio=0.05.")
 
 
@@ -121,9 +127,9 @@ class TeachConfig:
 
 
 def devices(cfg: TeachConfig) -> int:
-    """Training processes of this run: --gpus before launching, the launcher's world size inside it."""
+    """Training processes of this run: --nproc before launching, the launcher's world size inside it."""
     if cfg.launch and not launch.in_launched_process():
-        return cfg.gpus or 1
+        return launch.processes(cfg.nproc, cfg.gpus)
     return launch.world_size()
 
 
@@ -162,6 +168,8 @@ def check_trl_options(options: dict) -> None:
 
 def validate(cfg: TeachConfig) -> int:
     """Checks that need no model; returns the per-device batch size."""
+    from stages.models import resolve_device
+
     for name in ("teacher", "student", "data", "out"):
         if not getattr(cfg, name):
             raise UserError(f"--{name} is required")
@@ -172,8 +180,9 @@ def validate(cfg: TeachConfig) -> int:
             raise UserError(f"{name} must be one of {', '.join(valid)}, got {getattr(cfg, name)!r}")
     if cfg.use_vllm and importlib.util.find_spec("vllm") is None:
         raise UserError("use_vllm needs vLLM, which is not installed: pip install 'rlt[vllm]' (GPU only)")
-    if cfg.launch:
-        launch.check_launch(cfg.launch, cfg.gpus or 1)
+    if cfg.launch and not launch.in_launched_process():
+        launch.check_launch(cfg.launch, launch.processes(cfg.nproc, cfg.gpus))
+    lora.validate(cfg.lora, on_cuda=resolve_device(cfg.device).startswith("cuda"))
     batch = per_device_batch(cfg, devices(cfg))
     check_trl_options(cfg.trl)
     return batch
@@ -203,7 +212,9 @@ def load(cfg: TeachConfig):
     tok = load_tokenizer(cfg.teacher, cfg.trust_remote_code)
     student_tok = load_tokenizer(cfg.student, cfg.trust_remote_code)
     check_same_vocab(tok, student_tok)
-    teacher = load_model(cfg.teacher, device=device, dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code)
+    teacher = load_model(cfg.teacher, device=device, dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code,
+                         quantization=lora.quantization_config(cfg.lora))
+    lora.check_targets(teacher, cfg.lora)
     student = load_model(cfg.student, device="cpu" if cfg.offload_student else device, dtype=cfg.dtype,
                          trust_remote_code=cfg.trust_remote_code)
     student.requires_grad_(False)
@@ -218,133 +229,6 @@ def prompt_rows(tok, rows: list[dict], system: str) -> list[dict]:
     """Training rows: the raw-text teacher view up to the prefill, plus the reward's columns."""
     return [{"prompt": teacher_view(tok, system, r["question"], r["solution"]), "id": r["id"],
              "question": r["question"], "solution": r["solution"]} for r in rows]
-
-
-# ----------------------------------------------------------------------------- reward adapter
-
-
-class RLTRewardFunc:
-    """GRPO reward function: the RLT reward of each completion under the current policy.
-
-    Bound to the trainer after construction (`bind`), it reads the policy from
-    `trainer.model` at every call. Completion text is decoded from
-    `completion_ids` by the one decode rule (`formats.decode_keeping_tags`: tags
-    kept, other special tokens dropped), so the end tag survives whatever TRL's
-    own decoding removed.
-    """
-
-    def __init__(self, scorer, tokenizer, samples_per_log: int = 4):
-        self.__name__ = "rlt"
-        self.scorer, self.tok, self.samples_per_log = scorer, tokenizer, samples_per_log
-        self.stop_ids = {i for i in (tokenizer.eos_token_id, tokenizer.pad_token_id) if i is not None}
-        self._drop = special_ids_except_tags(tokenizer)
-        self._policy = None
-        self.samples: list[dict] = []
-
-    def bind(self, trainer) -> RLTRewardFunc:
-        """Take teacher log-probs from `trainer.model` (unwrapped from accelerate) from now on."""
-        self.stop_ids |= set(getattr(trainer, "eos_token_ids", []) or [])
-        self._policy = lambda: trainer.accelerator.unwrap_model(trainer.model)
-        return self
-
-    def bind_model(self, model) -> RLTRewardFunc:
-        """Use a fixed model as the teacher (scoring outside a trainer)."""
-        self._policy = lambda: model
-        return self
-
-    def completion_text(self, ids) -> str:
-        ids = list(ids)
-        while ids and ids[-1] in self.stop_ids:  # eos / padding after the completion
-            ids.pop()
-        return decode_keeping_tags(self.tok, ids, self._drop)
-
-    def __call__(self, prompts, completions, completion_ids, question, solution, log_metric=None, **_) -> list[float]:
-        import torch
-
-        if self._policy is None:
-            raise RuntimeError("RLTRewardFunc used before bind(trainer) or bind_model(model)")
-        rows = [{"question": q, "solution": s, "completion": self.completion_text(ids)}
-                for q, s, ids in zip(question, solution, completion_ids)]
-        teacher = self._policy()
-        was_training = teacher.training
-        teacher.eval()
-        try:
-            with torch.no_grad():
-                scored = self.scorer.score(rows, teacher=teacher)
-        finally:
-            teacher.train(was_training)
-        if log_metric is not None:
-            for name, value in reward_summary(scored).items():
-                log_metric(f"rlt/{name}", value)
-        self._keep(rows, scored)
-        return [float(r["reward"]) for r in scored]
-
-    def _keep(self, rows: list[dict], scored: list[dict]) -> None:
-        keep = ("explanation", "reward", "sol_logp_mean", "sol_logp_min", "kl_mean", "kl_max", "format_ok",
-                "aligned", "explanation_tokens")
-        room = max(self.samples_per_log - len(self.samples), 0)
-        self.samples += [{"question": row["question"], "solution": row["solution"], **{k: r.get(k) for k in keep}}
-                         for row, r in zip(rows[:room], scored)]
-
-    def take_samples(self) -> list[dict]:
-        out, self.samples = self.samples, []
-        return out
-
-
-def reward_summary(scored: list[dict]) -> dict[str, float]:
-    """Batch means of the reward components, format-ok rate and alignment failures."""
-    n = max(len(scored), 1)
-    out = {k: sum(float(r[k]) for r in scored) / n
-           for k in ("sol_logp_mean", "sol_logp_min", "kl_mean", "kl_max", "explanation_tokens")}
-    out["format_ok"] = sum(bool(r["format_ok"]) for r in scored) / n
-    out["align_fail"] = sum(not r["aligned"] for r in scored) / n
-    return out
-
-
-# ----------------------------------------------------------------------------- metrics
-
-
-METRIC_KEYS = {"reward": "reward", "reward_std": "reward_std", "sol_logp_mean": "rlt/sol_logp_mean",
-               "sol_logp_min": "rlt/sol_logp_min", "kl_mean": "rlt/kl_mean", "kl_max": "rlt/kl_max",
-               "format_ok": "rlt/format_ok", "align_fail": "rlt/align_fail",
-               "explanation_tokens": "rlt/explanation_tokens", "completion_length": "completions/mean_length",
-               "clipped_ratio": "completions/clipped_ratio", "kl_ref": "kl", "entropy": "entropy",
-               "loss": "loss", "grad_norm": "grad_norm", "lr": "learning_rate"}
-
-
-def _append_jsonl(path: Path, rows: list[dict]) -> None:
-    with open(path, "a") as f:
-        f.writelines(json.dumps(r, default=str) + "\n" for r in rows)
-
-
-def metrics_callback(out: Path, reward_fn: RLTRewardFunc):
-    """A TrainerCallback writing metrics.jsonl and samples.jsonl on the main process."""
-    from transformers import TrainerCallback
-
-    class MetricsLog(TrainerCallback):
-        def __init__(self):
-            self.t_last, self.step_seconds = time.time(), []
-
-        def on_step_end(self, args, state, control, **kw):
-            now = time.time()
-            self.step_seconds.append(now - self.t_last)
-            self.t_last = now
-
-        def on_log(self, args, state, control, logs=None, **kw):
-            if not state.is_world_process_zero or not logs or "reward" not in logs:
-                return
-            row = {"step": state.global_step, "epoch": logs.get("epoch")}
-            row.update({k: logs.get(src) for k, src in METRIC_KEYS.items()})
-            secs, self.step_seconds = self.step_seconds, []
-            row["seconds_per_step"] = sum(secs) / len(secs) if secs else None
-            _append_jsonl(out / "metrics.jsonl", [row])
-            log.info("step %d reward=%.4f format_ok=%.2f sol_logp=%.3f kl=%.3f kl_ref=%.4f %.2fs/step",
-                     row["step"], *(row[k] if row[k] is not None else math.nan
-                                    for k in ("reward", "format_ok", "sol_logp_mean", "kl_mean", "kl_ref",
-                                              "seconds_per_step")))
-            _append_jsonl(out / "samples.jsonl", [{"step": state.global_step, **s} for s in reward_fn.take_samples()])
-
-    return MetricsLog()
 
 
 # ----------------------------------------------------------------------------- training
@@ -367,6 +251,11 @@ def grpo_args(cfg: TeachConfig, batch: int, on_gpu: bool):
         trust_remote_code=cfg.trust_remote_code, bf16=on_gpu, use_cpu=not on_gpu, gradient_checkpointing=False,
         disable_dropout=True, log_completions=False, dataloader_num_workers=0, disable_tqdm=True,
     )
+    if kwargs["sync_ref_model"] and lora.enabled(cfg.lora):
+        # TRL refuses sync_ref_model with PEFT: the reference is the frozen base (adapters disabled)
+        log.info("lora: the GRPO reference model is the base without adapters; reference syncing "
+                 "(sync_ref_model) is off")
+        kwargs["sync_ref_model"] = False
     kwargs.update(cfg.trl)
     try:
         return GRPOConfig(**kwargs)
@@ -384,7 +273,8 @@ def train(cfg: TeachConfig, tok, teacher, scorer, rows: list[dict], batch: int) 
     args = grpo_args(cfg, batch, on_gpu=teacher.device.type == "cuda")
     reward_fn = RLTRewardFunc(scorer, tok, cfg.samples_per_log)
     trainer = GRPOTrainer(model=teacher, reward_funcs=[reward_fn], args=args, processing_class=tok,
-                          train_dataset=Dataset.from_list(prompt_rows(tok, rows, cfg.prompts.teacher_system)))
+                          train_dataset=Dataset.from_list(prompt_rows(tok, rows, cfg.prompts.teacher_system)),
+                          peft_config=lora.peft_config(cfg.lora))  # reference = the base, adapters disabled
     reward_fn.bind(trainer)
     trainer.remove_callback(PrinterCallback)  # metrics go to metrics.jsonl and one log line per step
     trainer.add_callback(metrics_callback(out, reward_fn))
@@ -396,24 +286,14 @@ def train(cfg: TeachConfig, tok, teacher, scorer, rows: list[dict], batch: int) 
         log.info("resuming from %s (step %d)", resume, step)
     t0 = time.time()
     result = trainer.train(resume_from_checkpoint=resume)
-    trainer.save_model(str(out))
+    lora.save(trainer, out, cfg.lora, cfg.teacher, trust_remote_code=cfg.trust_remote_code)
     if trainer.is_world_process_zero():
+        tok.save_pretrained(str(out))
         (out / "training_args.bin").unlink(missing_ok=True)  # a pickle; the manifest holds the config
     return {"global_step": trainer.state.global_step, "resumed_from": resume,
-            "train_seconds": round(time.time() - t0, 2), "train_loss": result.training_loss}
-
-
-def summarize(out: Path) -> dict:
-    """First-fifth vs last-fifth mean reward of metrics.jsonl, for the manifest and the log."""
-    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()] \
-        if (out / "metrics.jsonl").is_file() else []
-    rewards = [r["reward"] for r in rows if r.get("reward") is not None and math.isfinite(r["reward"])]
-    if not rewards:
-        return {}
-    k = max(len(rewards) // 5, 1)
-    secs = [r["seconds_per_step"] for r in rows if r.get("seconds_per_step")]
-    return {"reward_first_fifth": sum(rewards[:k]) / k, "reward_last_fifth": sum(rewards[-k:]) / k,
-            "seconds_per_step": sum(secs) / len(secs) if secs else None, "metric_rows": len(rows)}
+            "train_seconds": round(time.time() - t0, 2), "train_loss": result.training_loss,
+            "processes": launch.world_size(), "per_device_batch": batch,
+            "completions_per_step": launch.per_step(batch, cfg.grad_accum)}
 
 
 # ----------------------------------------------------------------------------- run
@@ -451,8 +331,9 @@ def run(cfg: TeachConfig) -> Path:
     batch = validate(cfg)
     tau = temperatures(cfg)
     if cfg.launch and not launch.in_launched_process():
-        launch.relaunch("teach", to_dict(cfg), cfg.launch, cfg.gpus or 1)
+        launch.relaunch("teach", to_dict(cfg), cfg.launch, launch.processes(cfg.nproc, cfg.gpus), cfg.launch_args)
         return Path(cfg.out)
+    launch.die_with_launcher()
     inputs = {"teacher": cfg.teacher, "student": cfg.student, "data": cfg.data}
     if already_complete(cfg, inputs):
         log.info("%s is already complete (use --force to train again)", cfg.out)
@@ -470,7 +351,7 @@ def run(cfg: TeachConfig) -> Path:
         info = train(cfg, tok, teacher, scorer, rows, batch)
         if main:
             info.update(summarize(Path(cfg.out)))
-            w.finish(extra={"training": info, "teacher": cfg.teacher, "student": cfg.student, "temperatures": tau},
-                     rows=len(rows))
+            w.finish(extra={"training": info, "teacher": cfg.teacher, "student": cfg.student, "temperatures": tau,
+                            "lora": lora.describe(cfg.lora, cfg.teacher)}, rows=len(rows))
             log.info("trained teacher written to %s (step %d)", cfg.out, info["global_step"])
     return Path(cfg.out)
