@@ -228,8 +228,11 @@ class VLLMEngine(Engine):
         check_model_path(model, allow_pickle=cfg.allow_pickle)
         self.cfg, self._vllm = cfg, vllm
         self.tokenizer = load_tokenizer(model, trust_remote_code=cfg.trust_remote_code)
+        from stages.lora import vllm_model
+
         # vLLM schedules its own batches; engine.batch_size only sets how often rows are flushed
-        self.llm = vllm.LLM(model=model, dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code)
+        weights, extra, self._lora = vllm_model(model)  # an adapter directory: its base + the adapter
+        self.llm = vllm.LLM(model=weights, dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code, **extra)
 
     def generate(self, prompts, *, n=1, max_new_tokens, temperature, top_p=1.0, seed=0, stop=None):
         check_sampling(n, max_new_tokens, temperature, top_p)
@@ -238,7 +241,7 @@ class VLLMEngine(Engine):
             seed=derive_seed(seed, i), stop=list(stop or []) or None, include_stop_str_in_output=True,
             skip_special_tokens=False, spaces_between_special_tokens=False)  # tags flagged special survive
             for i in range(len(prompts))]
-        outs = self.llm.generate(list(prompts), params, use_tqdm=False)
+        outs = self.llm.generate(list(prompts), params, use_tqdm=False, lora_request=self._lora)
         drop, result = special_ids_except_tags(self.tokenizer), []
         for o in outs:
             comps = []

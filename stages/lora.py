@@ -235,3 +235,18 @@ def merge_adapter(model, path: str | Path):
         return PeftModel.from_pretrained(model, str(path)).merge_and_unload()
     except (ValueError, KeyError, RuntimeError) as e:
         raise UserError(f"cannot apply adapter {path}: {str(e).splitlines()[0][:200]}") from None
+
+
+def vllm_model(path: str) -> tuple[str, dict, object]:
+    """(model vLLM loads, extra `vllm.LLM` options, LoRARequest or None): an adapter is served over its base.
+
+    vLLM's `max_lora_rank` takes powers of two from 8 (vLLM docs, "LoRA Adapters").
+    """
+    if not is_adapter_dir(path):
+        return path, {}, None
+    from vllm.lora.request import LoRARequest
+
+    r = int(json.loads((Path(path) / ADAPTER_CONFIG).read_text())["r"])
+    rank = max(8, 1 << (r - 1).bit_length())
+    return adapter_base(path), {"enable_lora": True, "max_lora_rank": rank}, \
+        LoRARequest("rlt-adapter", 1, str(Path(path).resolve()))

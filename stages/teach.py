@@ -263,21 +263,28 @@ def grpo_args(cfg: TeachConfig, batch: int, on_gpu: bool):
         raise UserError(f"GRPO settings: {str(e).splitlines()[0]}") from None
 
 
-def train(cfg: TeachConfig, tok, teacher, scorer, rows: list[dict], batch: int) -> dict:
-    """Build the GRPOTrainer, bind the reward, train (resuming when a checkpoint exists), save the teacher."""
+def make_trainer(cfg: TeachConfig, tok, teacher, scorer, rows: list[dict], batch: int):
+    """(GRPOTrainer, its bound RLTRewardFunc). With LoRA the policy is the adapted teacher and the
+    reference the same weights with adapters disabled (TRL's PEFT path: no second copy)."""
     from datasets import Dataset
     from transformers import PrinterCallback
     from trl import GRPOTrainer
 
-    out = Path(cfg.out)
     args = grpo_args(cfg, batch, on_gpu=teacher.device.type == "cuda")
     reward_fn = RLTRewardFunc(scorer, tok, cfg.samples_per_log)
     trainer = GRPOTrainer(model=teacher, reward_funcs=[reward_fn], args=args, processing_class=tok,
                           train_dataset=Dataset.from_list(prompt_rows(tok, rows, cfg.prompts.teacher_system)),
-                          peft_config=lora.peft_config(cfg.lora))  # reference = the base, adapters disabled
+                          peft_config=lora.peft_config(cfg.lora))
     reward_fn.bind(trainer)
     trainer.remove_callback(PrinterCallback)  # metrics go to metrics.jsonl and one log line per step
-    trainer.add_callback(metrics_callback(out, reward_fn))
+    trainer.add_callback(metrics_callback(Path(cfg.out), reward_fn))
+    return trainer, reward_fn
+
+
+def train(cfg: TeachConfig, tok, teacher, scorer, rows: list[dict], batch: int) -> dict:
+    """Build the GRPOTrainer, train (resuming when a checkpoint exists), save the teacher."""
+    out = Path(cfg.out)
+    trainer, _ = make_trainer(cfg, tok, teacher, scorer, rows, batch)
     resume, step = (None, 0) if cfg.force else last_checkpoint(out / "checkpoints")
     if trainer.is_world_process_zero():
         for name in ("metrics.jsonl", "samples.jsonl"):
@@ -331,7 +338,8 @@ def run(cfg: TeachConfig) -> Path:
     batch = validate(cfg)
     tau = temperatures(cfg)
     if cfg.launch and not launch.in_launched_process():
-        launch.relaunch("teach", to_dict(cfg), cfg.launch, launch.processes(cfg.nproc, cfg.gpus), cfg.launch_args)
+        child = dataclasses.replace(cfg, launch=None)
+        launch.relaunch("teach", to_dict(child), cfg.launch, launch.processes(cfg.nproc, cfg.gpus), cfg.launch_args)
         return Path(cfg.out)
     launch.die_with_launcher()
     inputs = {"teacher": cfg.teacher, "student": cfg.student, "data": cfg.data}

@@ -125,3 +125,69 @@ def test_lora_options_without_a_rank_are_refused():
     with pytest.raises(UserError, match="set lora.r > 0"):
         lora.validate(lora.LoraConfig(r=0, save="adapter"), on_cuda=False)
     lora.validate(lora.LoraConfig(r=0), on_cuda=False)  # the default: full fine-tuning
+
+
+# ----------------------------------------------------------------------------- rlt teach
+
+TEACH_FAST = ["prompts_per_step=2", "num_generations=2", "max_completion_length=12", "reward_batch_size=8"]
+
+
+def test_teach_reward_uses_the_adapted_policy_and_grpo_the_base(tiny_teacher, tiny_student, synth_train, tmp_path,
+                                                                caplog, one_thread):
+    import copy
+    import logging
+
+    import torch
+
+    from stages import teach
+    from stages.artifacts import read_rows
+    from stages.config import resolve
+    from stages.formats import END_EXPLANATION
+
+    cfg = resolve(teach.TeachConfig, options={"teacher": str(tiny_teacher), "student": str(tiny_student),
+                                              "data": str(synth_train), "out": str(tmp_path / "t"),
+                                              "device": "cpu", "max_steps": 1},
+                  overrides=[*TEACH_FAST, "lora.r=4", "sync_ref_model=true"])
+    batch = teach.validate(cfg)
+    tok, teacher, scorer = teach.load(cfg)
+    rows = read_rows(str(synth_train), "dataset")[:2]
+    with caplog.at_level(logging.INFO, logger="stages.teach"):
+        trainer, reward_fn = teach.make_trainer(cfg, tok, teacher, scorer, rows, batch)
+    assert "reference syncing (sync_ref_model) is off" in caplog.text and not trainer.args.sync_ref_model
+    policy = trainer.accelerator.unwrap_model(trainer.model)
+    assert trainer.ref_model is None and list(policy.peft_config) == ["default"]  # no second copy of weights
+    torch.manual_seed(0)
+    for name, p in policy.named_parameters():
+        if "lora_B" in name:
+            p.data.normal_(0, 0.5)  # adapters away from their zero init
+
+    ids = [tok(r["reasoning_trace"] + END_EXPLANATION, add_special_tokens=False)["input_ids"] for r in rows]
+    got = reward_fn(prompts=None, completions=None, completion_ids=ids, question=[r["question"] for r in rows],
+                    solution=[r["solution"] for r in rows])
+    scored_rows = [{"question": r["question"], "solution": r["solution"], "completion": reward_fn.completion_text(i)}
+                   for r, i in zip(rows, ids)]
+    merged = copy.deepcopy(policy).merge_and_unload()
+    with torch.no_grad():
+        adapted = [r["reward"] for r in scorer.score(scored_rows, teacher=merged)]
+        with policy.disable_adapter():  # what TRL's reference pass sees
+            base = [r["reward"] for r in scorer.score(scored_rows, teacher=policy)]
+    fresh = [r["reward"] for r in scorer.score(scored_rows, teacher=teach.load(cfg)[1])]
+    assert got == pytest.approx(adapted, abs=1e-5)
+    assert base == pytest.approx(fresh, abs=1e-5) and max(abs(a - b) for a, b in zip(got, base)) > 1e-3
+
+
+def test_teach_with_lora_writes_a_merged_teacher(tiny_teacher, tiny_student, synth_train, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / "teach"
+    proc = rlt("teach", "--teacher", tiny_teacher, "--student", tiny_student, "--data", synth_train, "--out", out,
+               "--max-steps", 2, "--device", "cpu", "--preset", "tiny", *TEACH_FAST, "lora.r=4", env=ONE_THREAD)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "reference syncing (sync_ref_model) is off" in " ".join(proc.stderr.split())  # tiny syncs without LoRA
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in out.iterdir()}
+    assert not (out / "adapter_config.json").exists()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["training"]["global_step"] == 2 and manifest["lora"]["save"] == "merged"
+    assert manifest["lora"]["base_model"] == str(tiny_teacher.resolve())
+    assert AutoModelForCausalLM.from_pretrained(out).num_parameters() == \
+        AutoModelForCausalLM.from_pretrained(tiny_teacher).num_parameters()
