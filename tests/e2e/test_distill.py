@@ -122,17 +122,6 @@ def test_long_rows_are_counted_not_cut(tiny_teacher, synth_train, tmp_path):
         distill.drop_long(cfg, examples, lengths)
 
 
-def test_paper_preset_picks_the_teacher_recipe_by_role():
-    teacher = resolve(distill.DistillConfig, preset=distill.PRESETS["paper"], options={"role": "teacher"})
-    distill.apply_role_preset(teacher)
-    assert (teacher.lr, teacher.warmup_ratio, teacher.weight_decay, teacher.global_batch) == (1e-5, 0.05, 1e-4, 16)
-    assert teacher.trl == {"adam_beta1": 0.9, "adam_beta2": 0.95, "max_grad_norm": 1.0}
-    student = distill.apply_role_preset(resolve(distill.DistillConfig, preset=distill.PRESETS["paper"]))
-    assert (student.warmup_ratio, student.global_batch, student.max_length, student.epochs) == (0.1, 96, 16384, 3.0)
-    mine = resolve(distill.DistillConfig, preset=distill.PRESETS["paper"], options={"role": "teacher"},
-                   overrides=["global_batch=32"])
-    assert distill.apply_role_preset(mine).global_batch == 32  # an explicit choice wins
-
 
 def _bad(tmp_path, tiny_teacher, synth_train):
     no_trace = tmp_path / "no_trace.parquet"
@@ -179,9 +168,7 @@ def test_padding_free_matches_padded_loss_and_saves_plain_sdpa(tiny_teacher, syn
 
 
 def test_deepspeed_launch_without_gpus_is_one_clear_error(tiny_teacher, synth_train, tmp_path):
-    torch = pytest.importorskip("torch")
-    if torch.cuda.is_available():
-        pytest.skip("this machine has a GPU")
-    out = tmp_path / "o"
-    proc = rlt("distill", "--model", tiny_teacher, "--data", synth_train, "--out", out, "--launch", "zero3", "--gpus", 2)
+    out = tmp_path / "o"  # GPUs hidden, so the test runs (and means the same) on GPU machines too
+    proc = rlt("distill", "--model", tiny_teacher, "--data", synth_train, "--out", out, "--launch", "zero3", "--gpus", 2,
+               env={"CUDA_VISIBLE_DEVICES": ""})
     assert proc.returncode == 2 and "needs CUDA GPUs" in proc.stderr and not out.exists()

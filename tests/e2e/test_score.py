@@ -128,23 +128,6 @@ def test_score_refuses_bad_input(explanations, tiny_teacher, tiny_plain, tiny_st
     assert proc.returncode == 2 and "kl_coeff" in proc.stderr and not out.exists()
 
 
-def test_load_rows_fills_ids_samples_and_accepts_completions(tmp_path):
-    from stages.artifacts import row_id
-    from stages.errors import UserError
-    from stages.score import load_rows
-
-    path = tmp_path / "gen.jsonl"
-    rows = [{"question": "q", "solution": "s", "completion": "a<|end_of_explanation|>"},
-            {"question": "q", "solution": "s", "completion": "b"}]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    got = load_rows(str(path))
-    assert [(r["id"], r["sample"]) for r in got] == [(row_id("q", "s"), 0), (row_id("q", "s"), 1)]
-
-    dup = tmp_path / "dup.jsonl"
-    dup.write_text("".join(json.dumps({**r, "sample": 3}) + "\n" for r in rows))
-    with pytest.raises(UserError, match="sample 3"):
-        load_rows(str(dup))
-
 
 def test_kl_estimator_follows_provenance_and_can_be_forced(tiny_teacher, tiny_student, synth_train, tmp_path):
     """Sampled estimate only for rows this teacher sampled at the reward's temperature; else full KL."""

@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
 
-def test_one_bf16_step(tiny_teacher, tiny_student, synth_train, tmp_path):
+def test_one_bf16_step(tiny_teacher, tiny_student, synth_train, tmp_path, monkeypatch):
     from stages import teach
     from stages.config import resolve
 
@@ -17,13 +17,14 @@ def test_one_bf16_step(tiny_teacher, tiny_student, synth_train, tmp_path):
     cfg = resolve(teach.TeachConfig, preset=teach.PRESETS["tiny"], options={
         "teacher": str(tiny_teacher), "student": str(tiny_student), "data": str(synth_train), "out": str(out),
         "device": "cuda", "max_steps": 1, "max_completion_length": 32})
-    args = teach.grpo_args(cfg, teach.validate(cfg), on_gpu=True)
-    assert args.bf16 and not args.use_cpu
+    built, real = [], teach.grpo_args
+    monkeypatch.setattr(teach, "grpo_args", lambda *a, **kw: built.append(real(*a, **kw)) or built[-1])
     teach.run(cfg)
+    (args,) = built  # the trainer arguments run() itself chose for a CUDA teacher
+    assert args.bf16 and not args.use_cpu
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["training"]["global_step"] == 1
     (row,) = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert all(math.isfinite(row[k]) for k in ("reward", "sol_logp_mean", "sol_logp_min", "kl_mean", "kl_max"))
-    from stages.models import load_model
-
-    assert load_model(str(out), device="cuda").dtype == torch.bfloat16
+    saved = json.loads((out / "config.json").read_text())
+    assert saved.get("dtype", saved.get("torch_dtype")) == "bfloat16"  # trained and saved in bf16
