@@ -37,7 +37,7 @@ from stages.artifacts import (
     read_rows,
     select_shard,
 )
-from stages.config import PromptsConfig, RewardConfig, config_hash, opt
+from stages.config import PromptsConfig, RewardConfig, config_hash, opt, with_teacher_temperature
 from stages.engines import EngineConfig, derive_seed, make_engine
 from stages.errors import UserError
 
@@ -132,13 +132,19 @@ def load_rows(cfg: GenerateConfig) -> list[dict]:
     return select_shard(unique, cfg.shard)
 
 
+def reward_config(cfg: GenerateConfig) -> RewardConfig:
+    """The reward of this run: the teacher's log-probs at its sampling temperature unless
+    `reward.teacher_temperature` is set; greedy runs (temperature 0) score at 0.7."""
+    return with_teacher_temperature(cfg.reward, cfg.temperature if cfg.temperature > 0 else None)
+
+
 def load_scorer(cfg: GenerateConfig, engine):
     """The RLT reward; the hf engine's teacher weights are reused instead of loaded twice."""
     from stages.models import check_same_vocab, load_model
     from stages.reward import RLTReward, load_reward
 
     if cfg.engine.name != "hf":
-        return load_reward(cfg.student, cfg.teacher, cfg.reward, cfg.prompts, device=cfg.engine.device,
+        return load_reward(cfg.student, cfg.teacher, reward_config(cfg), cfg.prompts, device=cfg.engine.device,
                            batch_size=cfg.score_batch_size, trust_remote_code=cfg.engine.trust_remote_code)
     from stages.models import load_tokenizer
 
@@ -147,7 +153,7 @@ def load_scorer(cfg: GenerateConfig, engine):
     student = load_model(cfg.student, device=cfg.engine.device, trust_remote_code=cfg.engine.trust_remote_code,
                          allow_pickle=cfg.engine.allow_pickle)
     teacher_tok = None if engine.tokenizer.chat_template == tok.chat_template else engine.tokenizer
-    return RLTReward(student, tok, cfg.reward, cfg.prompts, teacher=engine.model,
+    return RLTReward(student, tok, reward_config(cfg), cfg.prompts, teacher=engine.model,
                      batch_size=cfg.score_batch_size, teacher_tokenizer=teacher_tok)
 
 
@@ -204,7 +210,7 @@ def score_rows(scorer, rows: list[dict], cfg: GenerateConfig) -> None:
     """
     from stages.score import kl_estimator, score_by_estimator
 
-    estimators = [kl_estimator(r, cfg.teacher, cfg.reward) for r in rows]
+    estimators = [kl_estimator(r, cfg.teacher, reward_config(cfg)) for r in rows]
     for row, res in zip(rows, score_by_estimator(scorer, rows, estimators)):
         row.update({k: res[k] for k in (*SCORE_COLUMNS, "kl_estimator") if k in res})
 

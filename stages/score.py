@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stages.artifacts import ArtifactWriter, read_table, row_id, select_shard, validate
-from stages.config import PromptsConfig, RewardConfig, opt
+from stages.config import PromptsConfig, RewardConfig, opt, with_teacher_temperature
 from stages.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,8 @@ def kl_estimator(row: dict, teacher: str, reward: RewardConfig, default: dict | 
     """`full` or `sampled` for one row: forced by `reward.full_kl`, else by provenance."""
     if reward.full_kl is not None:
         return "full" if reward.full_kl else "sampled"
-    return "sampled" if sampled_by(row, teacher, reward.teacher_temperature, default) else "full"
+    tau = with_teacher_temperature(reward, None).teacher_temperature  # unset: 0.7 (docs/method.md "Temperatures")
+    return "sampled" if sampled_by(row, teacher, tau, default) else "full"
 
 
 def score_by_estimator(scorer, rows: list[dict], estimators: list[str]) -> list[dict]:

@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from stages import pipeline as P
 from stages.commands import STEPS
