@@ -158,6 +158,38 @@ def style_rows(steps) -> list[dict]:
     return out
 
 
+def reward_vs_accuracy(steps, acc: list[dict]) -> list[dict]:
+    """Pairs (mean RLT reward of `score-X`, accuracy of `student-X`) within each run (demo-correlation)."""
+    from stages.artifacts import read_rows
+
+    out = []
+    for label, path, m in steps:
+        name = path.name
+        if m.get("kind") != "traces" or not name.startswith("score-"):
+            continue
+        student = "student-" + name[len("score-"):]
+        hit = next((r for r in acc if r["model"] == student and _run_of(r["step"]) == _run_of(label)), None)
+        if hit is None:
+            continue
+        rewards = [r["reward"] for r in read_rows(path, "traces") if r.get("reward") is not None]
+        if rewards:
+            out.append({"run": _run_of(label), "traces": name, "student": student, "rows": len(rewards),
+                        "reward_mean": sum(rewards) / len(rewards), "accuracy": hit["accuracy"], "ci95": hit["ci95"]})
+    return out
+
+
+def pearson(xs: list[float], ys: list[float]) -> float | None:
+    """Pearson correlation coefficient (statistics.correlation); None below 3 points or without spread."""
+    import statistics
+
+    if len(xs) < 3:
+        return None
+    try:
+        return statistics.correlation(xs, ys)
+    except statistics.StatisticsError:
+        return None
+
+
 # ----------------------------------------------------------------------------- plots
 
 
@@ -201,6 +233,24 @@ def _plot_loss(curves: dict[str, list[dict]], out: Path) -> bool:
     return True
 
 
+def _plot_scatter(points: list[dict], r: float | None, out: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    xs, ys = [p["reward_mean"] for p in points], [100 * p["accuracy"] for p in points]
+    err = [[max(0.0, 100 * (p["accuracy"] - p["ci95"][0])) for p in points],
+           [max(0.0, 100 * (p["ci95"][1] - p["accuracy"])) for p in points]]
+    ax.errorbar(xs, ys, yerr=err, fmt="o", capsize=3)
+    for p, x, y in zip(points, xs, ys):
+        ax.annotate(p["traces"].removeprefix("score-"), (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel("mean RLT reward of the trace set")
+    ax.set_ylabel("student accuracy % (95 % interval)")
+    ax.set_title("reward vs accuracy" + (f" (Pearson r = {r:.2f})" if r is not None else ""))
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
 def _plot_accuracy(rows: list[dict], out: Path) -> bool:
     import matplotlib.pyplot as plt
 
@@ -237,8 +287,59 @@ def accuracy_markdown(rows: list[dict]) -> list[str]:
           f"{100 * r['truncation_rate']:.1f}"] for r in rows])
 
 
+def _differences_md(diffs: list[dict]) -> list[str]:
+    if not diffs:
+        return []
+    return ["", "## Differences between students (95 % Newcombe interval)", ""] + _md_table(
+        ["run", "benchmark", "difference", "points", "95 % interval", "excludes 0"],
+        [[d["run"], d["benchmark"], d["pair"], f"{100 * d['difference']:+.1f}",
+          f"{100 * d['ci95'][0]:+.1f} to {100 * d['ci95'][1]:+.1f}",
+          "yes" if d["ci95"][0] > 0 or d["ci95"][1] < 0 else "no"] for d in diffs])
+
+
+def _correlation_md(points: list[dict], corr: float | None, out: Path) -> list[str]:
+    if not points:
+        return []
+    lines = ["", "## RLT reward of a trace set vs accuracy of its student", ""]
+    lines += _md_table(["run", "traces", "rows", "mean reward", "student", "accuracy %", "95 % interval"],
+                       [[p["run"], p["traces"], p["rows"], f"{p['reward_mean']:.3f}", p["student"],
+                         f"{100 * p['accuracy']:.1f}", f"{100 * p['ci95'][0]:.1f}-{100 * p['ci95'][1]:.1f}"]
+                        for p in points])
+    lines += ["", f"Pearson correlation over {len(points)} trace sets: "
+              + (f"{corr:.3f}" if corr is not None else "n/a (fewer than 3 sets or no spread)") + "."]
+    _plot_scatter(points, corr, out / "reward_vs_accuracy.png")
+    return lines + ["", "![reward vs accuracy](reward_vs_accuracy.png)"]
+
+
+def _styles_md(styles: list[dict]) -> list[str]:
+    if not styles:
+        return []
+    return ["", "## Explanation style (helpful = column work in order)", ""] + _md_table(
+        ["traces", "rows", "helpful %", "columns %", "asserted %", "other %"],
+        [[r["step"], r["n"], f"{100 * r['helpful']:.1f}", f"{100 * r['columns']:.1f}",
+          f"{100 * r['asserted']:.1f}", f"{100 * r['other']:.1f}"] for r in styles])
+
+
+def _training_md(steps, out: Path) -> list[str]:
+    lines = []
+    metrics = {lbl: read_metrics(p) for lbl, p, _ in steps}
+    teach = [(lbl, rows) for lbl, rows in metrics.items() if series(rows, "reward")[1]]
+    for i, (lbl, rows) in enumerate(teach):
+        name = "teacher_reward.png" if i == 0 else f"teacher_reward_{i}.png"
+        lines += ["", f"## Teacher reward: {lbl}", ""]
+        trend = fifths(series(rows, "reward")[1])
+        if trend:
+            lines.append(f"Mean RLT reward, first fifth of steps {trend[0]:.3f} -> last fifth {trend[1]:.3f}.")
+        if _plot_reward(Path(lbl), lbl, rows, out / name):
+            lines += ["", f"![teacher reward]({name})"]
+    if _plot_loss({lbl: rows for lbl, rows in metrics.items() if not series(rows, "reward")[1]}, out / "loss.png"):
+        lines += ["", "## Training loss", "", "![loss](loss.png)"]
+    return lines
+
+
 def run(cfg: ReportConfig) -> dict:
-    """Collect the runs, draw the plots, write report.md; returns its path and accuracy rows."""
+    """Collect the runs, draw the plots, write report.md; returns its path, accuracy, differences,
+    explanation styles and the reward-accuracy correlation."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -259,29 +360,11 @@ def run(cfg: ReportConfig) -> dict:
         if _plot_accuracy(acc, out / "accuracy.png"):
             lines += ["", "![accuracy](accuracy.png)"]
     diffs = differences(acc, cfg.compare)
-    if diffs:
-        lines += ["", "## Differences between students (95 % Newcombe interval)", ""]
-        lines += _md_table(["run", "benchmark", "difference", "points", "95 % interval", "excludes 0"],
-                           [[d["run"], d["benchmark"], d["pair"], f"{100 * d['difference']:+.1f}",
-                             f"{100 * d['ci95'][0]:+.1f} to {100 * d['ci95'][1]:+.1f}",
-                             "yes" if d["ci95"][0] > 0 or d["ci95"][1] < 0 else "no"] for d in diffs])
+    points = reward_vs_accuracy(steps, acc)
+    corr = pearson([p["reward_mean"] for p in points], [p["accuracy"] for p in points])
     styles = style_rows(steps)
-    if styles:
-        lines += ["", "## Explanation style (helpful = column work in order)", ""]
-        lines += _md_table(["traces", "rows", "helpful %", "columns %", "asserted %", "other %"],
-                           [[r["step"], r["n"], f"{100 * r['helpful']:.1f}", f"{100 * r['columns']:.1f}",
-                             f"{100 * r['asserted']:.1f}", f"{100 * r['other']:.1f}"] for r in styles])
-    metrics = {lbl: read_metrics(p) for lbl, p, _ in steps}
-    teach = [(lbl, rows) for lbl, rows in metrics.items() if series(rows, "reward")[1]]
-    for i, (lbl, rows) in enumerate(teach):
-        name = "teacher_reward.png" if i == 0 else f"teacher_reward_{i}.png"
-        lines += ["", f"## Teacher reward: {lbl}", ""]
-        trend = fifths(series(rows, "reward")[1])
-        if trend:
-            lines.append(f"Mean RLT reward, first fifth of steps {trend[0]:.3f} -> last fifth {trend[1]:.3f}.")
-        if _plot_reward(Path(lbl), lbl, rows, out / name):
-            lines += ["", f"![teacher reward]({name})"]
-    if _plot_loss({lbl: rows for lbl, rows in metrics.items() if not series(rows, "reward")[1]}, out / "loss.png"):
-        lines += ["", "## Training loss", "", "![loss](loss.png)"]
+    lines += _differences_md(diffs) + _correlation_md(points, corr, out) + _styles_md(styles)
+    lines += _training_md(steps, out)
     (out / "report.md").write_text("\n".join(lines) + "\n")
-    return {"path": out / "report.md", "accuracy": acc, "differences": diffs, "styles": styles}
+    return {"path": out / "report.md", "accuracy": acc, "differences": diffs, "styles": styles,
+            "correlation": {"pearson": corr, "points": points}}

@@ -104,3 +104,28 @@ def _rows(model, correct):
     return [{"id": str(i), "sample": 0, "question": "q", "answer": "1", "task": "addition", "model": model,
              "response": "r", "extracted": "1", "correct": c, "response_tokens": 10, "truncated": False,
              "source": "synth-test"} for i, c in enumerate(correct)]
+
+
+def test_report_correlates_trace_set_reward_with_student_accuracy(tmp_path):
+    run = tmp_path / "runs" / "demo-correlation"
+    rewards = {"a": [-1.0, -3.0], "b": [0.5, 0.5], "c": [-0.2, 0.0]}
+    correct = {"a": [True] + [False] * 9, "b": [True] * 8 + [False] * 2, "c": [True] * 3 + [False] * 7}
+    for name, rs in rewards.items():
+        with ArtifactWriter(run / f"score-{name}", "traces", Cfg()) as w:
+            w.write([{"id": str(i), "sample": 0, "question": "q", "solution": "s", "explanation": "e", "text": "t",
+                      "reward": r} for i, r in enumerate(rs)])
+            w.finish()
+    rows = [r for name, c in correct.items() for r in _rows(f"runs/x/student-{name}", c)]
+    with ArtifactWriter(run / "eval", "eval", Cfg(), key=("model", "id", "sample")) as w:
+        w.write(rows)
+        (run / "eval" / "summary.json").write_text(json.dumps(summarize(rows)))
+        w.finish()
+    result = report.run(report.ReportConfig(runs=[str(run)], out=str(tmp_path / "rep")))
+    xs, ys = [-2.0, 0.5, -0.1], [0.1, 0.8, 0.3]
+    mx, my = sum(xs) / 3, sum(ys) / 3
+    want = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / (
+        sum((x - mx) ** 2 for x in xs) * sum((y - my) ** 2 for y in ys)) ** 0.5
+    assert result["correlation"]["pearson"] == pytest.approx(want)
+    assert sorted(p["student"] for p in result["correlation"]["points"]) == ["student-a", "student-b", "student-c"]
+    assert (tmp_path / "rep" / "reward_vs_accuracy.png").read_bytes().startswith(PNG)
+    assert f"Pearson correlation over 3 trace sets: {want:.3f}" in (tmp_path / "rep" / "report.md").read_text()
