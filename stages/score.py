@@ -12,9 +12,9 @@ interrupted run resumes where it stopped.
     rlt score ... --batch-size 16 --shard 0/4 reward.kl_coef=2
     rlt score ... reward.full_kl=true       # force the full-distribution KL for every row
 
-KL estimator by provenance (METHOD.md "The reward"): the single-sample estimate
+KL estimator by provenance (docs/method.md "The reward"): the single-sample estimate
 log pi_teacher(t) - log pi_student(t) is a KL estimate only for explanations
-sampled from this teacher at the scoring temperature (`reward.teacher_temperature`,
+sampled from this teacher at the scoring temperature (`reward.teacher_temperature`, 0.7 when unset;
 top-p 1). Rows that `rlt generate` sampled that way from `--teacher` get it;
 every other row (imported traces, another teacher, greedy or nucleus decoding,
 unknown origin) gets the full-distribution KL, on which foreign text cannot
