@@ -138,10 +138,9 @@ def distill_bench(s: dict, device: str, dtype) -> dict:
         step(batches[0])  # warm-up (kernels, allocator)
         tokens = sum(int(b["attention_mask"].sum()) if "attention_mask" in b else b["input_ids"].numel()
                      for b in batches)
-        secs = clock(lambda: [step(b) for b in batches])
+        secs = clock(lambda bs=batches: [step(b) for b in bs])
         attention.restore(model, before)
         out[variant] = {"tokens_per_s": tokens / secs, "tokens": tokens, "seconds": secs, "attention": kernel}
-    del model, optim
     return out
 
 
@@ -151,8 +150,8 @@ def distill_bench(s: dict, device: str, dtype) -> dict:
 def reward_bench(s: dict, device: str, dtype) -> dict:
     import numpy as np
     import torch
-
     from reward import make_rows
+
     from stages.config import PromptsConfig, RewardConfig
     from stages.reward import RLTReward, body_and_head, hidden_at, pack_batch
 
@@ -195,7 +194,6 @@ def reward_bench(s: dict, device: str, dtype) -> dict:
     t = {"batched": clock(lambda: scorer.score(rows)), "bodies": clock(bodies), "floor": clock(floor),
          "one_at_a_time_full_logits": clock(one_at_a_time)}
     n_expl = [v.n_expl for v in views]
-    del student, teacher, scorer
     return {"rows": len(rows), "explanation_tokens": [min(n_expl), max(n_expl)], "seconds": t,
             "rows_per_s": {k: len(rows) / v for k, v in t.items()}}
 
@@ -227,8 +225,8 @@ def generate_bench(s: dict, device: str, teacher: Path, data: Path) -> dict:
                                         r["solution"]) for r in rows]
         engine.generate(prompts[:1], max_new_tokens=2, temperature=0.0)  # warm-up
         done = []
-        secs = clock(lambda e=engine, p=prompts: done.extend(e.generate(p, max_new_tokens=s["gen_tokens"],
-                                                                          temperature=0.0)))
+        secs = clock(lambda e=engine, p=prompts, d=done: d.extend(e.generate(p, max_new_tokens=s["gen_tokens"],
+                                                                               temperature=0.0)))
         tokens = sum(c[0].tokens for c in done)
         out[name] = {"tokens_per_s": tokens / secs, "tokens": tokens, "prompts": len(prompts)}
         engine.close()
@@ -258,9 +256,9 @@ def table(res: dict) -> str:
     d, r, g = res["distill"], res["reward"], res["generate"]
     pad = d["padded"]["tokens_per_s"]
     rps = r["rows_per_s"]
-    lines = [f"rlt benchmark ({res['mode']}, {res['device_name']}, {res['dtype']}, hidden {res['shape']['hidden']}, "
-             f"{res['shape']['layers']} layers, vocab {res['shape']['vocab']})",
-             f"{'measure':<58}{'value':>14}  ratio"]
+    head = (f"rlt benchmark ({res['mode']}, {res['device_name']}, {res['dtype']}, hidden {res['shape']['hidden']}, "
+            f"{res['shape']['layers']} layers, vocab {res['shape']['vocab']})")
+    lines = [head, f"{'measure':<58}{'value':>14}  ratio"]
     for k in ("padded", "padding_free", "packed"):
         lines.append(f"{'distill tokens/s, ' + k + ' (' + d[k]['attention'] + ')':<58}{d[k]['tokens_per_s']:>14.0f}"
                      f"  {d[k]['tokens_per_s'] / pad:.2f}x padded")

@@ -11,7 +11,7 @@ from tests.conftest import ONE_THREAD, ROOT
 def test_gpu_benchmark_smoke_prints_the_table_and_writes_json(tmp_path):
     out = tmp_path / "bench.json"
     proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu.sh"), "--smoke", "--out", str(out)],
-                          capture_output=True, text=True, timeout=300,
+                          capture_output=True, text=True, timeout=300, check=False,
                           env={**os.environ, **ONE_THREAD, "PYTHON": sys.executable})
     assert proc.returncode == 0, proc.stderr[-3000:]
     for needle in ("distill tokens/s, padding_free (rlt_sdpa_per_sequence)", "reward rows/s, batched",
