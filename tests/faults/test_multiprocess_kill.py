@@ -1,0 +1,78 @@
+"""SIGKILL of a whole `--launch ddp --nproc 2` process group mid-run, then a rerun: it resumes.
+
+The launched workers die with their launcher (they run in sessions of their own),
+the dead rank 0's lock is taken over, training resumes from the last checkpoint
+and ends at the promised step with each metrics row once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, rlt
+from tests.faults.conftest import ONE_THREAD, checkpoints
+
+pytestmark = pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="the CPU path (no GPU visible)")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _kill_group_after_checkpoint(args: list, out: Path, step: int) -> int:
+    """Run `rlt ARGS` in its own process group; SIGKILL the group once checkpoint `step` exists.
+
+    Returns the pid of the rank-0 worker that held the output's lock."""
+    proc = subprocess.Popen([sys.executable, "-m", "rltcli", *map(str, args)], cwd=ROOT, start_new_session=True,
+                            env={**os.environ, **ONE_THREAD}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 400
+        while checkpoints(out) < step:
+            assert proc.poll() is None and time.time() < deadline, "no checkpoint before the run ended"
+            time.sleep(0.1)
+        holder = json.loads((out / ".lock").read_text())["pid"]
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    return holder
+
+
+@pytest.mark.parametrize("command", ["distill", "teach"])
+def test_killed_process_group_resumes_from_its_last_checkpoint(command, tiny_teacher, tiny_student, synth_train,
+                                                               tmp_path):
+    out = tmp_path / command
+    if command == "distill":
+        args = ["distill", "--model", tiny_teacher, "--data", synth_train, "--batch-size", 2, "global_batch=4",
+                "logging_steps=1", "keep_checkpoints=true"]
+    else:
+        args = ["teach", "--teacher", tiny_teacher, "--student", tiny_student, "--data", synth_train,
+                "prompts_per_step=2", "num_generations=2", "max_completion_length=12"]
+    args += ["--out", out, "--max-steps", 6, "--device", "cpu", "save_steps=2", "--launch", "ddp", "--nproc", 2]
+    rank0 = _kill_group_after_checkpoint(args, out, 2)
+    deadline = time.time() + 60
+    while _alive(rank0):  # the workers follow their launcher
+        assert time.time() < deadline, f"rank 0 (pid {rank0}) outlived its killed launcher"
+        time.sleep(0.2)
+    assert not (out / "manifest.json").exists() and (out / ".lock").exists()  # the dead rank 0's lock
+
+    done = rlt(*args, env=ONE_THREAD)
+    assert done.returncode == 0, done.stderr[-3000:]
+    log = " ".join(done.stderr.split())
+    assert "taking over stale lock" in log and "resuming from" in log
+    manifest = json.loads((out / "manifest.json").read_text())
+    step = manifest["global_step"] if command == "distill" else manifest["training"]["global_step"]
+    assert step == 6 and not (out / ".lock").exists()
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "loss" in r] == [1, 2, 3, 4, 5, 6]  # each row once
