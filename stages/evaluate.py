@@ -214,9 +214,8 @@ def _item(r: dict, i: int, source: str) -> dict:
                         "\\boxed{} in its solution")
     try:
         verify.check_gold(task, gold)
-    except ValueError:
-        raise UserError(f"{source}: row {i} (id {r['id']}): gold answer {gold!r} cannot be read by the "
-                        f"{task} checker") from None
+    except ValueError as e:  # the checker says why, naming the gold
+        raise UserError(f"{source}: row {i} (id {r['id']}): {e} (task {task})") from None
     return {"id": r["id"], "question": r["question"], "answer": gold, "task": task,
             "source": r.get("source") or task}
 

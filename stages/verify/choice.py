@@ -5,7 +5,8 @@ A letter counts only where it is stated as the answer, in the solution part:
 - an answer statement: "answer" (or "correct/right/best option|choice")
   followed by is / would be / : / =, then markup (`**`, `$`, `(`,
   `\\textbf{`) and an upper-case letter standing alone: "Answer: C",
-  "the answer is (B)", "The correct answer is **C. The mass ...**";
+  "the answer is (B)", "The correct answer is **C. The mass ...**"; or the
+  letter first: "(C) is the correct answer", "Option C is correct";
 - a last line that is only the letter: `C`, `(C)`, `**C**`, `C.`;
 - the solution part opening with an option label: `(C) ...`, `C. ...`, `C) ...`.
 The rightmost statement decides (a box whose letter cannot be read, or that is
@@ -26,6 +27,9 @@ _STATEMENT = re.compile(
     r"(?i:(?:is|would\s+be|should\s+be|must\s+be|will\s+be)\s*[:=]?|[:=])" + _MARKUP +
     r"(?:(?i:option|choice|letter)" + _MARKUP + r")?"
     r"([A-D])(?![A-Za-z0-9])")
+_LETTER_FIRST = re.compile(  # "(C) is the correct answer", "Option C is correct"
+    r"(?<![A-Za-z0-9])\(?([A-D])\)?[*_]*\s+(?i:is)\s+(?:(?i:the)\s+)?"
+    r"(?:(?i:(?:correct|right|best|final)\s+)?(?i:answer|option|choice)|(?i:correct|right))\b")
 _LINE = re.compile(r"^[\s*_$]*\(?([A-D])\)?[\s*_$.]*$", re.MULTILINE)
 _OPENING = re.compile(r"^[\s*_]*(?:\(([A-D])\)|([A-D])[.)](?=\s|$))")
 _BOXED_LETTER = re.compile("^" + _MARKUP + r"([A-Da-d])(?![A-Za-z0-9])")
@@ -41,7 +45,7 @@ def _box_letter(content: str | None) -> str | None:
 def statements(text: str) -> list[tuple[int, str | None]]:
     """(position, letter or None) of every answer statement in `text`."""
     found = [(pos, _box_letter(content)) for pos, content in boxes(text)]
-    found += [(m.start(), m.group(1)) for m in _STATEMENT.finditer(text)]
+    found += [(m.start(), m.group(1)) for pattern in (_STATEMENT, _LETTER_FIRST) for m in pattern.finditer(text)]
     found += [(m.start(), m.group(1)) for m in _LINE.finditer(text)]
     m = _OPENING.match(text)
     if m:

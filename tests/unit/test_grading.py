@@ -138,6 +138,10 @@ LETTERS = [
     ("choice", "B", "Therefore:\n\n(B)", True),
     ("choice", "B", "(B) 3,4-dimethylhexane, because the chain is longest.", True),
     ("choice", "B", "B", True),
+    ("choice", "C", "After checking each one, (C) is the correct answer.", True),
+    ("choice", "C", "So option C is correct, since the others fail.", True),
+    ("choice", "C", "Option C is incorrect; the answer is D.", False),
+    ("choice", "D", "Option C is not correct. D is the answer.", True),
     ("choice", "C", "The answer is B. Wait, re-checking the units, the answer is C.", True),
     ("choice", "B", "The answer is B. Wait, re-checking the units, the answer is C.", False),
     # never an article, a letter in a word, or a discussed option
