@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -45,8 +46,8 @@ CASES = [
 
 
 class _Stub(BaseHTTPRequestHandler):
-    responses: dict[str, tuple[str, str]] = {}
-    requests: list[dict] = []
+    responses: ClassVar[dict[str, tuple[str, str]]] = {}  # question -> (text, finish_reason)
+    requests: ClassVar[list[dict]] = []
 
     def log_message(self, *args):  # keep test output quiet
         pass
