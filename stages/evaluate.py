@@ -215,7 +215,8 @@ def _item(r: dict, i: int, source: str) -> dict:
     try:
         verify.check_gold(task, gold)
     except ValueError as e:  # the checker says why, naming the gold
-        raise UserError(f"{source}: row {i} (id {r['id']}): {e} (task {task})") from None
+        raise UserError(f"{source}: row {i} (id {r['id']}): {e}: it cannot be read by the {task} checker") \
+            from None
     return {"id": r["id"], "question": r["question"], "answer": gold, "task": task,
             "source": r.get("source") or task}
 
