@@ -135,6 +135,15 @@ def main() -> None:
             t_old = min(t_old, best(lambda i=indices: old_path(tok, rows, args.batch_size, i), 1))
             t_new = min(t_new, best(lambda i=indices: new_path(tok, rows, args.batch_size, i), 1))
         print(f"{name:<34}{t_old:>9.3f}{t_new:>9.3f}{t_old / t_new:>14.1f}x")
+    from stages.reward import _texts
+
+    views = [_texts(tok, tok, PromptsConfig(), r) for r in rows]
+    texts = [v.student for v in views] + [v.teacher for v in views]
+    backend = tok.backend_tokenizer
+    t_enc = best(lambda: backend.encode_batch(texts, add_special_tokens=False), args.repeat)
+    t_one = best(lambda: [backend.encode(x, add_special_tokens=False) for x in texts], args.repeat)
+    print(f"{'tokenizer alone (the floor)':<34}{t_one:>9.3f}{t_enc:>9.3f}{t_one / t_enc:>14.1f}x"
+          "   (one encode per view vs one batch encode, same texts)")
 
 
 if __name__ == "__main__":
