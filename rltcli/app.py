@@ -18,6 +18,7 @@ stays instant; torch and transformers load only when a command runs.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -71,7 +72,8 @@ def build(name: str) -> click.Command:
     cls = commands.config_class(name)
     options, positional = params_of(cls)
     common = [click.Option(["--config"], type=click.Path(dir_okay=False), help="YAML file of config keys."),
-              click.Option(["--print-config"], is_flag=True, help="Print the resolved config and exit.")]
+              click.Option(["--print-config"], is_flag=True, help="Print the resolved config and exit."),
+              click.Option(["-v", "--verbose"], is_flag=True, help="Also show library logs, warnings and bars.")]
     if commands.presets(name):
         common.append(click.Option(["--preset"], help=f"Named settings: {', '.join(commands.presets(name))}."))
     args = click.Argument(["args"], nargs=-1, metavar=usage_metavar(positional))
@@ -92,7 +94,7 @@ def execute(name: str, cls: type, positional: list, values: dict[str, Any]) -> N
     from stages import commands
     from stages.errors import UserError
 
-    setup_logging()
+    setup_logging(values.pop("verbose", False))
     try:
         args, overrides = split_args(values.pop("args"), positional)
         options, pairs = collect(cls, values)
@@ -111,7 +113,14 @@ def execute(name: str, cls: type, positional: list, values: dict[str, Any]) -> N
         fail("interrupted; rerun the same command to resume", code=130)
 
 
-app = Group(name="rlt", help=HELP)
+def _verbose(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        os.environ["RLT_VERBOSE"] = "1"  # read by setup_logging, inherited by launched processes
+
+
+app = Group(name="rlt", help=HELP, params=[click.Option(
+    ["-v", "--verbose"], is_flag=True, expose_value=False, callback=_verbose,
+    help="Also show library logs, warnings and progress bars (any command takes it too).")])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,7 +7,9 @@ Exit codes: 0 ok, 2 bad input (one line on stderr), 1 internal failure,
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import warnings
 
 import click
 
@@ -18,17 +20,43 @@ def fail(message: str, code: int = 2) -> None:
     sys.exit(code)
 
 
-def setup_logging(level: int = logging.INFO) -> None:
-    from rich.logging import RichHandler
+# Library switches read at import time: without --verbose their logs, warnings and bars stay off.
+QUIET_ENV = {"TRANSFORMERS_VERBOSITY": "error", "DATASETS_VERBOSITY": "error", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+             "HF_DATASETS_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+             "PYTHONWARNINGS": "ignore"}
+VERBOSE_ENV = "RLT_VERBOSE"  # inherited by processes a stage launches
 
+
+class _Lines(logging.Formatter):
+    """One unwrapped line per record: rlt's info as is, anything else with its level (and source when verbose)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage()
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        if record.levelno <= logging.INFO and record.name.split(".")[0] == "stages":
+            return text
+        source = "" if record.name.split(".")[0] == "stages" else f"[{record.name}] "
+        return f"{record.levelname.lower()}: {source}{text}"
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """rlt's log lines on stderr; library logs, warnings and progress bars only when `verbose` (or RLT_VERBOSE=1)."""
+    verbose = verbose or os.environ.get(VERBOSE_ENV) == "1"
+    if verbose:
+        os.environ[VERBOSE_ENV] = "1"
+    else:
+        for key, value in QUIET_ENV.items():
+            os.environ.setdefault(key, value)
+        warnings.simplefilter("ignore")
+        logging.getLogger("DeepSpeed").addFilter(lambda r: r.levelno >= logging.ERROR)  # has its own handler
     root = logging.getLogger()
-    if not any(isinstance(h, RichHandler) for h in root.handlers):
-        from rich.console import Console
-
-        handler = RichHandler(console=Console(stderr=True), show_path=False, show_time=False)
-        logging.basicConfig(level=level, format="%(message)s", handlers=[handler])
-    for noisy in ("httpx", "urllib3", "filelock", "datasets", "huggingface_hub"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not any(isinstance(h.formatter, _Lines) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_Lines())
+        root.addHandler(handler)
+    root.setLevel(logging.INFO if verbose else logging.ERROR)
+    logging.getLogger("stages").setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
 def echo_config(cfg) -> None:

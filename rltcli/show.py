@@ -8,8 +8,14 @@ from typing import Any
 import click
 
 
-def _table(title: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+def console():
+    """stdout; tables are not cut at 80 columns when it is a file or a pipe."""
     from rich.console import Console
+
+    return Console(width=None if Console().is_terminal else 160)
+
+
+def _table(title: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
     from rich.table import Table
 
     table = Table(title=title)
@@ -17,7 +23,7 @@ def _table(title: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
         table.add_column(col)
     for row in rows:
         table.add_row(*map(str, row))
-    Console().print(table)
+    console().print(table)
 
 
 def artifact(path: Any) -> None:
@@ -30,11 +36,9 @@ def artifact(path: Any) -> None:
 
 
 def eval_summary(path: Any) -> None:
-    from rich.console import Console
-
     from stages.evaluate import read_summary, summary_table
 
-    Console().print(summary_table(read_summary(path)))
+    console().print(summary_table(read_summary(path)))
     artifact(path)
 
 

@@ -82,7 +82,7 @@ def use_packed_attention(model, device: str) -> str | None:
     AttentionInterface.register(VARLEN, varlen_attention)
     AttentionInterface.register(PER_SEQUENCE, per_sequence_sdpa)
     model.set_attn_implementation(chosen)
-    log.info("padding-free attention: %s", chosen)
+    log.debug("padding-free attention: %s", chosen)
     return before
 
 

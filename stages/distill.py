@@ -50,6 +50,7 @@ from stages.checkpoints import last_checkpoint, truncate_jsonl
 from stages.config import PromptsConfig, opt, to_dict
 from stages.errors import UserError
 from stages.models import load_model, load_tokenizer, resolve_device
+from stages.progress import training_progress
 
 log = logging.getLogger(__name__)
 ROLES = ("student", "teacher")
@@ -323,7 +324,7 @@ def metrics_callback(path: Path):
                 self._t, self._tokens = now, tokens
             with open(path, "a") as f:
                 f.write(json.dumps(rec) + "\n")
-            log.info("step %d %s", state.global_step, " ".join(
+            log.debug("step %d %s", state.global_step, " ".join(
                 f"{k}={v:.4g}" for k, v in rec.items() if k in ("loss", "eval_loss", "lr", "tokens_per_s") and v))
 
     return MetricsCallback()
@@ -425,7 +426,8 @@ def train(prep: Prepared, callbacks: tuple = ()) -> Path:
         if launch.world_size() > 1:
             _state().wait_for_everyone()  # the main process has prepared (or cleared) the output
         resume, step = last_checkpoint(out / CHECKPOINTS)
-        trainer = make_trainer(prep, (metrics_callback(out / METRICS), *callbacks))
+        shown = training_progress(f"distill ({cfg.role})", metric="loss")
+        trainer = make_trainer(prep, (metrics_callback(out / METRICS), shown, *callbacks))
         if resume:
             log.info("resuming from %s (step %d)", resume, step)
             if main:

@@ -186,22 +186,32 @@ def run(cfg: RunConfig) -> list[dict]:
     if cfg.until:
         steps = steps[: names.index(cfg.until) + 1]
     forced = set(names[names.index(cfg.start):]) if cfg.start else (set(names) if cfg.force else set())
-    records, rerun = [], set(forced)
-    for step in steps:
+    records, rerun, start = [], set(forced), time.time()
+    for k, step in enumerate(steps, 1):
         stage_cfg = build_config(step)
         reason, replace = why_run(step, stage_cfg, rerun)
         records.append({"step": step.name, "command": step.command, "out": str(step.out),
                         "action": "run" if reason else "skip", "reason": reason or "up to date"})
+        where = f"[{k}/{len(steps)}] {step.name}"
         if reason is None:
-            log.info("[%s] skip: up to date (%s)", step.name, step.out)
+            log.info("%s: skipped, up to date", where)
             continue
         rerun.add(step.name)
         if cfg.plan:
             continue
-        log.info("[%s] run %s: %s", step.name, step.command, reason)
+        log.info("%s: %s (%s)", where, step.command, reason)
         if replace and hasattr(stage_cfg, "force"):
             stage_cfg.force = True  # the pipeline owns its outputs: a stale one is replaced
         t0 = time.time()
         call(step.command, stage_cfg)
         records[-1]["seconds"] = round(time.time() - t0, 1)
+        log.info("%s: done in %s, %s since the start", where, _clock(time.time() - t0), _clock(time.time() - start))
     return records
+
+
+def _clock(seconds: float) -> str:
+    """12.3 s, or m:ss / h:mm:ss past a minute."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    m, s = divmod(int(seconds), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"

@@ -36,6 +36,7 @@ from stages.config import PromptsConfig, RewardConfig, config_hash, opt, to_dict
 from stages.errors import UserError
 from stages.formats import teacher_view
 from stages.lora import LoraConfig
+from stages.progress import training_progress
 from stages.teach_metrics import metrics_callback, summarize
 from stages.teach_reward import RLTRewardFunc, reward_summary  # noqa: F401  (reward_summary: public name)
 
@@ -278,6 +279,7 @@ def make_trainer(cfg: TeachConfig, tok, teacher, scorer, rows: list[dict], batch
     reward_fn.bind(trainer)
     trainer.remove_callback(PrinterCallback)  # metrics go to metrics.jsonl and one log line per step
     trainer.add_callback(metrics_callback(Path(cfg.out), reward_fn))
+    trainer.add_callback(training_progress("teach", metric="reward"))
     return trainer, reward_fn
 
 

@@ -48,7 +48,7 @@ def metrics_callback(out: Path, reward_fn):
             secs, self.step_seconds = self.step_seconds, []
             row["seconds_per_step"] = sum(secs) / len(secs) if secs else None
             _append_jsonl(out / "metrics.jsonl", [row])
-            log.info("step %d reward=%.4f format_ok=%.2f sol_logp=%.3f kl=%.3f kl_ref=%.4f %.2fs/step",
+            log.debug("step %d reward=%.4f format_ok=%.2f sol_logp=%.3f kl=%.3f kl_ref=%.4f %.2fs/step",
                      row["step"], *(row[k] if row[k] is not None else math.nan
                                     for k in ("reward", "format_ok", "sol_logp_mean", "kl_mean", "kl_ref",
                                               "seconds_per_step")))

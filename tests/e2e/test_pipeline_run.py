@@ -26,9 +26,16 @@ def test_mini_pipeline_runs_skips_and_reports(tmp_path):
     f = tmp_path / "pipelines.yaml"
     f.write_text(MINI)
     runs = tmp_path / "runs"
-    rlt("run", "mini", "--file", f, "--runs", runs, "--var", "seed=1", check=True, env=ENV)
+    first = rlt("run", "mini", "--file", f, "--runs", runs, "--var", "seed=1", check=True, env=ENV)
     assert json.loads((runs / "mini/train/manifest.json").read_text())["config"]["seed"] == 1
     steps = ["teacher-base", "student-base", "train", "test", "warmup", "teach", "traces", "student", "eval"]
+    # a quiet console: the overview, one progress line per model stage, rlt's own lines; no library output
+    log = first.stderr.splitlines()
+    assert [line.split(":")[0] for line in log if line.startswith("[") and ": done in " in line] == [
+        f"[{k}/9] {s}" for k, s in enumerate(steps, 1)]
+    assert sum(line.startswith(("distill (", "teach ", "generate ", "eval ")) for line in log) == 5
+    assert not [line for line in log if "Warning" in line or "it/s]" in line or "warnings.warn" in line], log
+    assert len(log) <= 4 * len(steps), log
     for s in steps:
         assert (runs / "mini" / s / "manifest.json").is_file(), s
     assert json.loads((runs / "mini/teach/manifest.json").read_text())["training"]["global_step"] == 2

@@ -1,0 +1,60 @@
+"""The console: rlt's lines plain and unwrapped, library logs and warnings off unless --verbose, progress displays."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from types import SimpleNamespace
+
+import pytest
+
+from rltcli import common
+
+
+@pytest.fixture
+def clean_logging(monkeypatch):
+    """Restore the root logger, the warning filters and the environment after each test."""
+    for key in (*common.QUIET_ENV, common.VERBOSE_ENV):
+        monkeypatch.delenv(key, raising=False)
+    root, stages = logging.getLogger(), logging.getLogger("stages")
+    saved = (root.level, list(root.handlers), stages.level)
+    with warnings.catch_warnings():
+        yield
+    root.setLevel(saved[0])
+    root.handlers[:] = saved[1]
+    stages.setLevel(saved[2])
+
+
+def test_quiet_by_default(clean_logging, capsys):
+    common.setup_logging()
+    assert os.environ["TRANSFORMERS_VERBOSITY"] == "error" and os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
+    logging.getLogger("stages.demo").info("wrote %d rows to %s", 3, "x" * 150)
+    logging.getLogger("stages.demo").warning("a problem")
+    logging.getLogger("trl.trainer").warning("library chatter")
+    warnings.warn("deprecated thing", FutureWarning, stacklevel=1)
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["wrote 3 rows to " + "x" * 150, "warning: a problem"]  # one line each, never wrapped
+
+
+def test_verbose_shows_library_logs_and_is_inherited(clean_logging, capsys):
+    common.setup_logging(verbose=True)
+    assert os.environ[common.VERBOSE_ENV] == "1" and "TRANSFORMERS_VERBOSITY" not in os.environ
+    logging.getLogger("trl.trainer").warning("library chatter")
+    logging.getLogger("stages.demo").debug("step 3 loss=1.2")
+    assert capsys.readouterr().err.splitlines() == ["warning: [trl.trainer] library chatter", "step 3 loss=1.2"]
+
+
+def test_training_progress_shows_steps_rates_and_the_key_metric(capsys):
+    from stages.progress import training_progress
+
+    cb = training_progress("distill (student)", metric="loss")
+    state = SimpleNamespace(is_world_process_zero=True, max_steps=4, global_step=1, num_input_tokens_seen=100)
+    cb.on_train_begin(None, state, None)  # resumed at step 1
+    for step in (2, 3, 4):
+        state.global_step, state.num_input_tokens_seen = step, 100 * step
+        cb.on_step_end(None, state, None)
+        cb.on_log(None, state, None, logs={"loss": 2.0 / step})
+    cb.on_train_end(None, state, None)
+    err = capsys.readouterr().err
+    assert "distill (student)" in err and "4/4" in err and "steps/s" in err and "tok/s" in err and "loss=0.5" in err
