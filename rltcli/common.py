@@ -40,6 +40,18 @@ class _Lines(logging.Formatter):
         return f"{record.levelname.lower()}: {source}{text}"
 
 
+class _Stderr(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time of the record (it may be replaced after setup)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def setup_logging(verbose: bool = False) -> None:
     """rlt's log lines on stderr; library logs, warnings and progress bars only when `verbose` (or RLT_VERBOSE=1)."""
     verbose = verbose or os.environ.get(VERBOSE_ENV) == "1"
@@ -52,7 +64,7 @@ def setup_logging(verbose: bool = False) -> None:
         logging.getLogger("DeepSpeed").addFilter(lambda r: r.levelno >= logging.ERROR)  # has its own handler
     root = logging.getLogger()
     if not any(isinstance(h.formatter, _Lines) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _Stderr()
         handler.setFormatter(_Lines())
         root.addHandler(handler)
     root.setLevel(logging.INFO if verbose else logging.ERROR)
