@@ -254,10 +254,16 @@ def _gpqa_released(row: dict, seed: int) -> dict:
     return {"question": question, "solution": solution, "answer": letter, "task": "choice"}
 
 
+_OPTION_COLUMNS = (tuple(LETTERS), ("choice1", "choice2", "choice3", "choice4"),
+                   ("option_a", "option_b", "option_c", "option_d"))
+
+
 def _option_list(row: dict) -> list[str] | None:
+    """The four options from an 'options'/'choices' list, or from columns A-D / choice1-4 / option_a-d."""
     options = _get(row, "options", "choices")
     if options is None:
-        return None
+        names = next((n for n in _OPTION_COLUMNS if all(_get(row, c) is not None for c in n)), None)
+        return None if names is None else [str(_get(row, c)).strip() for c in names]
     if isinstance(options, str):
         import json
 

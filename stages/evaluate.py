@@ -227,7 +227,12 @@ def load_items(cfg: EvalConfig) -> list[dict]:
     rows = select_shard(read_rows(cfg.data, "dataset"), cfg.shard)[: cfg.limit]
     if not rows:
         raise UserError(f"{cfg.data}: shard {cfg.shard} holds no rows")
-    return [_item(r, i, cfg.data) for i, r in enumerate(rows)]
+    items = [_item(r, i, cfg.data) for i, r in enumerate(rows)]
+    letters = sum(it["task"] == "math" and it["answer"].strip("()") in verify.LETTERS for it in items)
+    if letters:  # a likely multiple-choice set imported without its task
+        log.warning("%s: %d math gold(s) are single letters %s-%s; if these are multiple-choice questions, "
+                    "import them with --task choice", cfg.data, letters, verify.LETTERS[0], verify.LETTERS[-1])
+    return items
 
 
 def grade(row: dict, timeout: int) -> dict:

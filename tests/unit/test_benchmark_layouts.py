@@ -99,6 +99,14 @@ def test_gpqa_preformatted_jsonl(rows, tmp_path):
         assert all(f"\n{L}. " in r["question"] for L in LETTERS)
 
 
+def test_gpqa_option_columns(tmp_path):
+    rows = [{"question": "Q0?", "A": "a", "B": "b", "C": "c", "D": "d", "answer": "(B)"},
+            {"question": "Q1?", "choice1": "w", "choice2": "x", "choice3": "y", "choice4": "z", "answer": "D"}]
+    got = _import(_jsonl(tmp_path / "g.jsonl", rows), tmp_path / "g", format="gpqa")
+    assert [r["answer"] for r in got] == ["B", "D"]
+    assert "\nB. b" in got[0]["question"] and "\nD. z" in got[1]["question"]
+
+
 def test_gpqa_options_variant_without_letter_uses_index_or_text(tmp_path):
     rows = [{"question": "Q0?", "options": ["a", "b", "c", "d"], "correct_option_index": 2},
             {"question": "Q1?", "options": ["a", "b", "c", "d"], "correct_answer": "d"}]
