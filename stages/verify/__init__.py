@@ -32,7 +32,7 @@ from stages.verify import mathcheck
 from stages.verify.choice import LETTERS, extract_letter, parse_gold_letter
 from stages.verify.extract import boxes, final_box, last_boxed, solution_part, unwrap
 
-GRADER_VERSION = "3"
+GRADER_VERSION = "4"
 __all__ = ["CHECKERS", "GRADER_VERSION", "LETTERS", "Check", "boxes", "check", "check_gold", "extract_letter",
            "get_checker", "gold_from_row", "last_boxed", "parse_integer", "solution_part"]
 

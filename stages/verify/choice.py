@@ -7,7 +7,8 @@ A letter counts only where it is stated as the answer, in the solution part:
   `\\textbf{`) and an upper-case letter standing alone: "Answer: C",
   "the answer is (B)", "The correct answer is **C. The mass ...**"; or the
   letter first: "(C) is the correct answer", "Option C is correct";
-- a last line that is only the letter: `C`, `(C)`, `**C**`, `C.`;
+- a last line that is only the letter: `C`, `(C)`, `**C**`, `C.`; a `(C)` that
+  ends the solution part ("... hence (C).");
 - the solution part opening with an option label: `(C) ...`, `C. ...`, `C) ...`.
 The rightmost statement decides (a box whose letter cannot be read, or that is
 never closed, is a statement with no letter). Never an article ("a bit"), a
@@ -24,13 +25,14 @@ LETTERS = "ABCD"
 _MARKUP = r"(?:\s|\*|_|\$|\(|\[|\\text(?:bf|rm)?\s*\{|\\mathrm\s*\{|\\mathbf\s*\{)*"
 _STATEMENT = re.compile(
     r"\b(?i:answer|(?:correct|right|best)\s+(?:option|choice))\b[\s*_]*"
-    r"(?i:(?:is|would\s+be|should\s+be|must\s+be|will\s+be)\s*[:=]?|[:=])" + _MARKUP +
+    r"(?i:(?:is|would\s+be|should\s+be|must\s+be|will\s+be)\s*[:=]?|[:=]|\s[-\u2013\u2014])" + _MARKUP +
     r"(?:(?i:option|choice|letter)" + _MARKUP + r")?"
     r"([A-D])(?![A-Za-z0-9])")
 _LETTER_FIRST = re.compile(  # "(C) is the correct answer", "Option C is correct"
     r"(?<![A-Za-z0-9])\(?([A-D])\)?[*_]*\s+(?i:is)\s+(?:(?i:the)\s+)?"
     r"(?:(?i:(?:correct|right|best|final)\s+)?(?i:answer|option|choice)|(?i:correct|right))\b")
 _LINE = re.compile(r"^[\s*_$]*\(?([A-D])\)?[\s*_$.]*$", re.MULTILINE)
+_CLOSING = re.compile(r"\(([A-D])\)[\s*_$.!]*$")  # "... hence (C)." ending the solution part
 _OPENING = re.compile(r"^[\s*_]*(?:\(([A-D])\)|([A-D])[.)](?=\s|$))")
 _BOXED_LETTER = re.compile("^" + _MARKUP + r"([A-Da-d])(?![A-Za-z0-9])")
 
@@ -47,6 +49,7 @@ def statements(text: str) -> list[tuple[int, str | None]]:
     found = [(pos, _box_letter(content)) for pos, content in boxes(text)]
     found += [(m.start(), m.group(1)) for pattern in (_STATEMENT, _LETTER_FIRST) for m in pattern.finditer(text)]
     found += [(m.start(), m.group(1)) for m in _LINE.finditer(text)]
+    found += [(m.start(), m.group(1)) for m in _CLOSING.finditer(text)]
     m = _OPENING.match(text)
     if m:
         found.append((-1, m.group(1) or m.group(2)))
