@@ -236,6 +236,7 @@ def generate_bench(s: dict, device: str, teacher: Path, data: Path) -> dict:
 def teach_bench(s: dict, device: str, teacher: Path, student: Path, data: Path, root: Path) -> dict:
     from stages import teach
     from stages.config import resolve
+    from stages.layout import metrics_path
 
     cfg = resolve(teach.TeachConfig, options={
         "teacher": str(teacher), "student": str(student), "data": str(data), "out": str(root / "teach"),
@@ -243,7 +244,7 @@ def teach_bench(s: dict, device: str, teacher: Path, student: Path, data: Path, 
         "num_generations": s["teach_generations"], "max_completion_length": s["teach_tokens"], "device": device,
         "save_steps": 1000, "reward_batch_size": s["teach_prompts"] * s["teach_generations"]})
     teach.run(cfg)
-    steps = [json.loads(line).get("seconds_per_step") for line in (root / "teach" / "metrics.jsonl").open()]
+    steps = [json.loads(line).get("seconds_per_step") for line in metrics_path(root / "teach").open()]
     steps = [x for x in steps if x is not None]
     return {"first_step_s": steps[0], "seconds_per_step": sum(steps[1:]) / max(1, len(steps) - 1),
             "steps": len(steps)}

@@ -1,7 +1,12 @@
 """Resuming training stages (`rlt distill`, `rlt teach`) from their intermediate checkpoints.
 
-    resume, step = last_checkpoint(out / "checkpoints")
-    truncate_jsonl(out / "metrics.jsonl", step)
+    resume, step = last_checkpoint(checkpoint_dir(out))
+    truncate_jsonl(metrics_path(out), step)
+
+A checkpoint artifact is a Hugging Face model directory (what `from_pretrained`
+loads: config, safetensors, tokenizer, chat template, generation config) with
+rlt's records in `.rlt/`; intermediate Trainer checkpoints sit under
+`checkpoints/` until the manifest is written.
 """
 
 from __future__ import annotations
@@ -9,6 +14,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+
+CHECKPOINTS = "checkpoints"
+
+
+def checkpoint_dir(out: str | Path) -> Path:
+    """Where a training stage keeps its intermediate Trainer checkpoints."""
+    return Path(out) / CHECKPOINTS
 
 
 def last_checkpoint(ckdir: Path) -> tuple[str | None, int]:

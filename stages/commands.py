@@ -36,7 +36,7 @@ class Command:
 
 
 GROUPS: dict[str, str] = {
-    "data": "Build, import and merge datasets.",
+    "data": "Build, import, merge and compact datasets.",
     "model": "Build local models.",
 }
 
@@ -57,7 +57,8 @@ COMMANDS: dict[str, Command] = {
                       "Markdown report with plots: teacher reward per step, loss curves, accuracy with intervals.",
                       step=False),
     "inspect": Command("inspect", "InspectConfig", "run",
-                       "Show an artifact's manifest, schema, row count and first rows.", step=False),
+                       "Show an artifact's state (complete, interrupted, inputs changed), schema and first rows.",
+                       step=False),
     "data synth": Command("data", "SynthConfig", "synth", "Synthetic addition task with gold column-carry traces."),
     "data import": Command("data", "ImportConfig", "import_",
                            "Import a dataset in a known layout (Bespoke-Stratos, MATH-500, AIME, GPQA, plain columns)."),
@@ -65,6 +66,9 @@ COMMANDS: dict[str, Command] = {
                                   "Drop training rows whose question shares a word n-gram with a benchmark question."),
     "data merge": Command("data", "MergeConfig", "merge",
                           "Merge shards or resumed runs into one artifact, refusing conflicting rows."),
+    "data compact": Command("compact", "CompactConfig", "run",
+                            "Merge an artifact's parts into few files in part order; converts the older layout in place.",
+                            step=False),
     "model tiny": Command("tinymodel", "TinyModelConfig", "run",
                           "A tiny Qwen2-style model with a locally trained BPE tokenizer (no network)."),
 }

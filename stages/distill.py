@@ -4,7 +4,7 @@ Input: a model directory (or hub id) and a traces artifact (its `explanation`
 column) or a dataset artifact (its gold `reasoning_trace`). Output: a checkpoint
 artifact - an HF model directory (safetensors, tokenizer, chat template,
 generation config with the tokenizer's eos/pad) that `AutoModelForCausalLM`
-loads, `metrics.jsonl` (step, loss, lr, tokens/s), `manifest.json` written last.
+loads, `.rlt/metrics.jsonl` (step, loss, lr, tokens/s), `.rlt/manifest.json` written last.
 Intermediate checkpoints go to `<out>/checkpoints/`; rerunning the same command
 after a kill resumes from the last one.
 
@@ -32,7 +32,6 @@ CUDA, SDPA per sequence on CPU); `tiny` turns padding-free on.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import importlib.util
@@ -45,10 +44,11 @@ from pathlib import Path
 from typing import Any
 
 from stages import attention, formats, launch, lora
-from stages.artifacts import ArtifactWriter, config_hash, input_hash, read_manifest, read_rows, read_table
+from stages.artifacts import RankZeroWriter, metrics_path, read_manifest, read_rows, read_table, require
 from stages.checkpoints import last_checkpoint, truncate_jsonl
 from stages.config import PromptsConfig, opt, to_dict
 from stages.errors import UserError
+from stages.lifecycle import rank
 from stages.models import load_model, load_tokenizer, resolve_device
 from stages.progress import training_progress
 
@@ -56,7 +56,6 @@ log = logging.getLogger(__name__)
 ROLES = ("student", "teacher")
 LONG_ROWS = ("drop", "error")
 CHECKPOINTS = "checkpoints"
-METRICS = "metrics.jsonl"
 REPORTERS = {"tensorboard": "tensorboard", "wandb": "wandb", "trackio": "trackio", "mlflow": "mlflow",
              "comet_ml": "comet_ml", "clearml": "clearml"}
 
@@ -386,15 +385,6 @@ def make_trainer(prep: Prepared, callbacks: tuple = ()):
 # ----------------------------------------------------------------------------- output
 
 
-def _already_complete(cfg: DistillConfig, inputs: dict[str, str]) -> bool:
-    manifest = read_manifest(cfg.out) if Path(cfg.out).is_dir() else None
-    if manifest is None or cfg.force:
-        return False
-    same_inputs = {k: v.get("hash") for k, v in manifest.get("inputs", {}).items()} == \
-        {k: input_hash(v) for k, v in inputs.items()}
-    return manifest.get("kind") == "checkpoint" and manifest.get("config_hash") == config_hash(cfg) and same_inputs
-
-
 def _fix_generation_config(model, tok) -> None:
     """eos = the tokenizer's eos (plus any the model had), pad = the tokenizer's pad."""
     gen = model.generation_config
@@ -420,39 +410,29 @@ def train(prep: Prepared, callbacks: tuple = ()) -> Path:
     """Train (resuming from the last intermediate checkpoint), save, write the manifest."""
     cfg, out = prep.cfg, Path(prep.cfg.out)
     inputs = {"model": cfg.model, "data": cfg.data}
-    main = launch.world_size() == 1 or _state().is_main_process
-    writer = ArtifactWriter(out, "checkpoint", cfg, inputs=inputs, force=cfg.force) if main else None
-    with writer if writer else contextlib.nullcontext():
-        if launch.world_size() > 1:
-            _state().wait_for_everyone()  # the main process has prepared (or cleared) the output
+    main = rank() == 0
+    with RankZeroWriter(out, "checkpoint", cfg, inputs=inputs, force=cfg.force) as writer:
         resume, step = last_checkpoint(out / CHECKPOINTS)
         shown = training_progress(f"distill ({cfg.role})", metric="loss")
-        trainer = make_trainer(prep, (metrics_callback(out / METRICS), shown, *callbacks))
+        trainer = make_trainer(prep, (metrics_callback(metrics_path(out)), shown, *callbacks))
         if resume:
             log.info("resuming from %s (step %d)", resume, step)
             if main:
-                truncate_jsonl(out / METRICS, step)
+                truncate_jsonl(metrics_path(out), step)
         result = trainer.train(resume_from_checkpoint=resume)
         _save_final(trainer, prep, out)
-        if writer:
-            extra = {"role": cfg.role, "global_step": trainer.state.global_step, "processes": launch.world_size(),
-                     "rows_per_step": launch.per_step(cfg.batch_size, prep.args.gradient_accumulation_steps),
-                     "train_loss": result.training_loss, "train_rows": len(prep.train),
-                     "eval_rows": len(prep.evals), "rows_too_long": prep.too_long,
-                     "tokens_seen": trainer.state.num_input_tokens_seen,
-                     "resumed_from": Path(resume).name if resume else None,
-                     "lora": lora.describe(cfg.lora, cfg.model)}
-            writer.finish(extra, rows=len(prep.train))
-            if not cfg.keep_checkpoints:  # only once the manifest is written: a kill before it can still resume
-                shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
+        extra = {"role": cfg.role, "global_step": trainer.state.global_step, "processes": launch.world_size(),
+                 "rows_per_step": launch.per_step(cfg.batch_size, prep.args.gradient_accumulation_steps),
+                 "train_loss": result.training_loss, "train_rows": len(prep.train),
+                 "eval_rows": len(prep.evals), "rows_too_long": prep.too_long,
+                 "tokens_seen": trainer.state.num_input_tokens_seen,
+                 "resumed_from": Path(resume).name if resume else None,
+                 "lora": lora.describe(cfg.lora, cfg.model)}
+        writer.finish(extra, rows=len(prep.train))  # rank 0 writes; every rank waits for the manifest
+        if main and not cfg.keep_checkpoints:  # only once the manifest is written: a kill before it can still resume
+            shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
     log.info("trained %d steps -> %s", trainer.state.global_step, out)
     return out
-
-
-def _state():
-    from accelerate import PartialState
-
-    return PartialState()
 
 
 def run(cfg: DistillConfig, callbacks: tuple = ()) -> Path:
@@ -464,7 +444,7 @@ def run(cfg: DistillConfig, callbacks: tuple = ()) -> Path:
         return Path(cfg.out)
     launch.die_with_launcher()
     inputs = {"model": cfg.model, "data": cfg.data}
-    if _already_complete(apply_role_preset(cfg), inputs):
+    if require(cfg.out, "checkpoint", apply_role_preset(cfg), inputs, cfg.force).complete:
         log.info("%s is already complete with this config; use --force to retrain", cfg.out)
         return Path(cfg.out)
     return train(prepare(cfg), callbacks)

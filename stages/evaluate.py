@@ -13,8 +13,8 @@ benchmark name, e.g. from `rlt data import --format math500|aime|gpqa`).
 Output: ONE eval artifact for all models (`artifacts.SCHEMAS["eval"]`: id, sample,
 question, answer, task, model, response, extracted, correct, response_tokens,
 truncated, plus source), keyed by (model, id, sample), so a comparison is one
-table and a killed run resumes without regenerating finished rows. Next to the
-parts, `summary.json` holds per model, overall and per benchmark: n, accuracy
+table and a killed run resumes without regenerating finished rows. Beside the
+data, `.rlt/summary.json` holds per model, overall and per benchmark: n, accuracy
 (= the mean of `correct`) with a 95 % Wilson interval, pass@1 (mean over
 samples), pass@k (unbiased estimator) when samples > 1, mean response tokens
 and the truncation rate.
@@ -44,14 +44,24 @@ from pathlib import Path
 from typing import ClassVar
 
 from stages import verify
-from stages.artifacts import ArtifactWriter, acquire_lock, input_hash, read_manifest, read_rows, select_shard
+from stages.artifacts import (
+    SUMMARY,
+    ArtifactWriter,
+    acquire_lock,
+    find_meta,
+    input_hash,
+    read_manifest,
+    read_rows,
+    require,
+    select_shard,
+    summary_path,
+)
 from stages.config import PromptsConfig, config_hash, opt, resolve
 from stages.engines import EngineConfig
 from stages.errors import UserError
 from stages.formats import END_SOLUTION, student_prompt
 
 log = logging.getLogger(__name__)
-SUMMARY = "summary.json"
 Z95 = 1.959963984540054
 KEY = ("model", "id", "sample")
 
@@ -293,14 +303,14 @@ def _check_models(cfg: EvalConfig) -> None:
 
 def write_summary(out: Path, rows: list[dict]) -> dict:
     summary = summarize(rows)
-    (out / SUMMARY).write_text(json.dumps(summary, indent=2))
+    summary_path(out).write_text(json.dumps(summary, indent=2))
     return summary
 
 
 def read_summary(out: str | Path) -> dict:
     """summary.json of a finished eval artifact."""
-    p = Path(out) / SUMMARY
-    if not p.is_file():
+    p = find_meta(out, SUMMARY)
+    if p is None:
         raise UserError(f"{out} has no {SUMMARY}: is it an eval artifact?")
     return json.loads(p.read_text())
 
@@ -332,6 +342,9 @@ def run(cfg: EvalConfig) -> Path:
     if _graded_by_older_grader(cfg):
         log.info("%s was graded by an older grader: re-grading its responses", cfg.out)
         return regrade(cfg.out, cfg)
+    if require(cfg.out, "eval", cfg, {"data": cfg.data}, cfg.force).complete:
+        log.info("%s is already complete", cfg.out)
+        return Path(cfg.out)
     with ArtifactWriter(cfg.out, "eval", cfg, inputs={"data": cfg.data}, force=cfg.force, key=KEY) as w:
         if w.complete:
             log.info("%s is already complete", w.out)

@@ -20,24 +20,20 @@ writes only rows not yet on disk. Finished batches are flushed as parts.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from stages import formats
 from stages.artifacts import (
-    MANIFEST,
-    PROGRESS,
     ArtifactWriter,
     check_output,
-    input_hash,
     parse_shard,
-    read_manifest,
     read_rows,
+    require,
     select_shard,
 )
-from stages.config import PromptsConfig, RewardConfig, config_hash, opt, with_teacher_temperature
+from stages.config import PromptsConfig, RewardConfig, opt, with_teacher_temperature
 from stages.engines import EngineConfig, derive_seed, make_engine
 from stages.errors import UserError
 
@@ -93,27 +89,6 @@ def validate(cfg: GenerateConfig) -> None:
         raise UserError(f"--limit must be positive, got {cfg.limit}")
     parse_shard(cfg.shard)
     check_output(cfg.out)
-
-
-def precheck(cfg: GenerateConfig, inputs: dict) -> bool:
-    """Before loading any model: True when `out` is already complete; UserError when it holds another run."""
-    out = Path(cfg.out)
-    meta = read_manifest(out)
-    if meta is None and (out / PROGRESS).is_file():
-        try:
-            meta = json.loads((out / PROGRESS).read_text())
-        except json.JSONDecodeError:
-            return False
-    if meta is None or cfg.force:
-        return False
-    same = (meta.get("kind") == "traces" and meta.get("config_hash") == config_hash(cfg)
-            and {k: v.get("hash") for k, v in meta.get("inputs", {}).items()}
-            == {k: input_hash(v) for k, v in inputs.items() if v})
-    if not same:
-        what = "a finished" if (out / MANIFEST).is_file() else "an unfinished"
-        raise UserError(f"{out} holds {what} {meta.get('kind')} artifact with another config or inputs; "
-                        "use --force to overwrite it or choose another --out")
-    return (out / MANIFEST).is_file()
 
 
 def load_rows(cfg: GenerateConfig) -> list[dict]:
@@ -283,7 +258,7 @@ def run(cfg: GenerateConfig) -> Path:
     validate(cfg)
     rows = load_rows(cfg)
     inputs = {"data": cfg.data, "teacher": cfg.teacher, "student": cfg.student}
-    if precheck(cfg, inputs):
+    if require(cfg.out, "traces", cfg, inputs, cfg.force).complete:
         log.info("%s is already complete", cfg.out)
         return Path(cfg.out)
     engine = make_engine(cfg.engine, cfg.teacher)

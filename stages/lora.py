@@ -27,6 +27,7 @@ from pathlib import Path
 
 from stages.config import opt
 from stages.errors import UserError
+from stages.layout import read_manifest
 
 log = logging.getLogger(__name__)
 SAVE = ("merged", "adapter")
@@ -206,7 +207,7 @@ def adapter_base(path: str | Path) -> str:
     """Base model of an adapter directory: the manifest's record, else adapter_config.json's."""
     p = Path(path)
     try:
-        manifest = json.loads((p / "manifest.json").read_text()) if (p / "manifest.json").is_file() else {}
+        manifest = read_manifest(p) or {}
         conf = json.loads((p / ADAPTER_CONFIG).read_text())
     except json.JSONDecodeError as e:
         raise UserError(f"{path}: unreadable adapter metadata ({e})") from None

@@ -19,7 +19,6 @@ each run's outputs apart).
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -29,13 +28,14 @@ from typing import Any
 
 import yaml
 
-from stages.artifacts import PROGRESS, input_hash, read_manifest
 from stages.commands import STEPS, call, make_config
-from stages.config import config_hash, load_yaml, opt
+from stages.config import load_yaml, opt
 from stages.errors import UserError
+from stages.lifecycle import output_state
 
 log = logging.getLogger(__name__)
 REF = re.compile(r"\$\{([A-Za-z0-9_.-]+)\}")
+
 
 @dataclass
 class RunConfig:
@@ -158,18 +158,13 @@ def why_run(step: Step, cfg, rerun: set[str]) -> tuple[str | None, bool]:
     upstream = [n for n in step.needs if n in rerun]
     if upstream:
         return f"upstream step {upstream[0]} re-runs", True
-    manifest = read_manifest(step.out) if step.out.is_dir() else None
-    if manifest is None:
-        progress = step.out / PROGRESS
-        if progress.is_file():  # an interrupted run resumes unless its config changed
-            same = json.loads(progress.read_text()).get("config_hash") == config_hash(cfg)
-            return ("resume interrupted run", False) if same else ("config changed", True)
+    state = output_state(step.out, cfg=cfg, inputs=None)
+    if state.status == "missing":
         return "no complete output yet", False
-    if manifest.get("config_hash") != config_hash(cfg):
-        return "config changed", True
-    for key, inp in (manifest.get("inputs") or {}).items():
-        if input_hash(inp["path"]) != inp["hash"]:
-            return f"input {key} ({inp['path']}) changed", True
+    if state.status == "interrupted":  # an interrupted run resumes
+        return f"resume interrupted run ({state.rows} rows so far)", False
+    if state.status == "conflicting":
+        return "; ".join(state.differs), True
     return None, False
 
 

@@ -6,7 +6,7 @@
 
 Input: run directories (`runs/<pipeline>`, whose sub-directories are step
 artifacts) or step artifacts themselves. Reads each step's manifest,
-`metrics.jsonl` (training stages), `summary.json` (eval) and the rows of
+`.rlt/metrics.jsonl` (training stages), `.rlt/summary.json` (eval) and the rows of
 traces artifacts. Output: `D/report.md` with the step table, the accuracy table
 (95 % Wilson intervals), per run the differences between students (`compare`
 pairs, 95 % Newcombe hybrid-score intervals), the share of helpful explanations
@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from stages.artifacts import read_manifest
+from stages.artifacts import METRICS, SUMMARY, find_meta, read_manifest
 from stages.config import opt
 from stages.errors import UserError
 
@@ -66,8 +66,8 @@ def find_steps(paths: list[str]) -> list[tuple[str, Path, dict]]:
 
 
 def read_metrics(path: Path) -> list[dict]:
-    f = path / "metrics.jsonl"
-    if not f.is_file():
+    f = find_meta(path, METRICS)
+    if f is None:
         return []
     return [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
 
@@ -95,8 +95,8 @@ def accuracy_rows(steps) -> list[dict]:
     """One row per (eval step, model, benchmark) from summary.json files."""
     out = []
     for label, path, m in steps:
-        f = path / "summary.json"
-        if m.get("kind") != "eval" or not f.is_file():
+        f = find_meta(path, SUMMARY)
+        if m.get("kind") != "eval" or f is None:
             continue
         for model, s in json.loads(f.read_text())["models"].items():
             for bench, st in s["benchmarks"].items():

@@ -30,7 +30,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from stages.artifacts import ArtifactWriter, read_table, row_id, select_shard, validate
+from stages.artifacts import ArtifactWriter, read_table, require, row_id, select_shard, validate
 from stages.config import PromptsConfig, RewardConfig, opt, with_teacher_temperature
 from stages.errors import UserError
 
@@ -196,10 +196,13 @@ def run(cfg: ScoreConfig) -> Path:
     rows = select_shard(load_rows(cfg.data), cfg.shard)
     if not rows:
         raise UserError(f"shard {cfg.shard} of {cfg.data} holds no rows")
+    inputs = {"data": cfg.data, "teacher": cfg.teacher, "student": cfg.student}
+    if require(cfg.out, "traces", cfg, inputs, cfg.force).complete:
+        log.info("%s is already scored with this config", cfg.out)
+        return Path(cfg.out)
     torch.manual_seed(cfg.seed)
     scorer = load_reward(cfg.student, cfg.teacher, cfg.reward, cfg.prompts, device=cfg.device,
                          batch_size=cfg.batch_size, trust_remote_code=cfg.trust_remote_code)
-    inputs = {"data": cfg.data, "teacher": cfg.teacher, "student": cfg.student}
     with ArtifactWriter(cfg.out, "traces", cfg, inputs=inputs, force=cfg.force) as w:
         if w.complete:
             log.info("%s is already scored with this config", w.out)

@@ -3,9 +3,9 @@
 Inputs: a teacher model (M), a student model (M, same vocabulary) and a dataset
 artifact (A: `id, question, solution`). Output (D): a checkpoint artifact - the
 trained teacher as an HF model directory (safetensors, tokenizer, chat template)
-with `metrics.jsonl` (one row per logging step), `samples.jsonl` (a few sampled
+with `.rlt/metrics.jsonl` (one row per logging step), `.rlt/samples.jsonl` (a few sampled
 explanations per logging step), periodic resumable checkpoints under
-`checkpoints/` and `manifest.json` written last.
+`checkpoints/` and `.rlt/manifest.json` written last.
 
     rlt teach --teacher models/teacher-sft --student models/student --data data/train \\
         --out runs/teach --preset tiny
@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stages import launch, lora
-from stages.artifacts import ArtifactWriter, read_rows
+from stages.artifacts import SAMPLES, RankZeroWriter, meta_path, metrics_path, read_rows, require
 from stages.checkpoints import last_checkpoint, truncate_jsonl
-from stages.config import PromptsConfig, RewardConfig, config_hash, opt, to_dict, with_teacher_temperature
+from stages.config import PromptsConfig, RewardConfig, opt, to_dict, with_teacher_temperature
 from stages.errors import UserError
 from stages.formats import teacher_view
 from stages.lora import LoraConfig
@@ -289,8 +289,8 @@ def train(cfg: TeachConfig, tok, teacher, scorer, rows: list[dict], batch: int) 
     trainer, _ = make_trainer(cfg, tok, teacher, scorer, rows, batch)
     resume, step = (None, 0) if cfg.force else last_checkpoint(out / "checkpoints")
     if trainer.is_world_process_zero():
-        for name in ("metrics.jsonl", "samples.jsonl"):
-            truncate_jsonl(out / name, step)
+        for path in (metrics_path(out), meta_path(out, SAMPLES)):
+            truncate_jsonl(path, step)
     if resume:
         log.info("resuming from %s (step %d)", resume, step)
     t0 = time.time()
@@ -308,33 +308,6 @@ def train(cfg: TeachConfig, tok, teacher, scorer, rows: list[dict], batch: int) 
 # ----------------------------------------------------------------------------- run
 
 
-def already_complete(cfg: TeachConfig, inputs: dict[str, str]) -> bool:
-    """A finished output of the same config and inputs (checked before loading any model)."""
-    from stages.artifacts import input_hash, read_manifest
-
-    manifest = read_manifest(cfg.out) if Path(cfg.out).is_dir() else None
-    if cfg.force or not manifest or manifest.get("kind") != "checkpoint":
-        return False
-    theirs = {k: v.get("hash") for k, v in manifest.get("inputs", {}).items()}
-    return manifest.get("config_hash") == config_hash(cfg) and theirs == {k: input_hash(v) for k, v in inputs.items()}
-
-
-class _Follower:
-    """Stand-in writer of non-main ranks: the main rank alone writes the artifact."""
-
-    def __init__(self, cfg: TeachConfig):
-        from stages.artifacts import read_manifest
-
-        manifest = read_manifest(cfg.out) or {}
-        self.complete = not cfg.force and manifest.get("config_hash") == config_hash(cfg)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return None
-
-
 def run(cfg: TeachConfig) -> Path:
     """validate -> load -> GRPO -> checkpoint artifact (manifest last)."""
     batch = validate(cfg)
@@ -345,23 +318,20 @@ def run(cfg: TeachConfig) -> Path:
         return Path(cfg.out)
     launch.die_with_launcher()
     inputs = {"teacher": cfg.teacher, "student": cfg.student, "data": cfg.data}
-    if already_complete(cfg, inputs):
+    if require(cfg.out, "checkpoint", cfg, inputs, cfg.force).complete:
         log.info("%s is already complete (use --force to train again)", cfg.out)
         return Path(cfg.out)
     rows = read_rows(cfg.data, "dataset")
     if len(rows) < cfg.prompts_per_step:
         raise UserError(f"{cfg.data} has {len(rows)} rows, fewer than prompts_per_step={cfg.prompts_per_step}")
     tok, teacher, scorer = load(cfg)
-    main = int(os.environ.get("RANK", "0")) == 0
-    writer = ArtifactWriter(cfg.out, "checkpoint", cfg, inputs=inputs, force=cfg.force) if main else _Follower(cfg)
-    with writer as w:
+    with RankZeroWriter(cfg.out, "checkpoint", cfg, inputs=inputs, force=cfg.force) as w:
         if w.complete:
             log.info("%s is already complete (use --force to train again)", cfg.out)
             return Path(cfg.out)
         info = train(cfg, tok, teacher, scorer, rows, batch)
-        if main:
-            info.update(summarize(Path(cfg.out)))
-            w.finish(extra={"training": info, "teacher": cfg.teacher, "student": cfg.student, "temperatures": tau,
-                            "lora": lora.describe(cfg.lora, cfg.teacher)}, rows=len(rows))
-            log.info("trained teacher written to %s (step %d)", cfg.out, info["global_step"])
+        info.update(summarize(Path(cfg.out)))
+        w.finish(extra={"training": info, "teacher": cfg.teacher, "student": cfg.student, "temperatures": tau,
+                        "lora": lora.describe(cfg.lora, cfg.teacher)}, rows=len(rows))  # rank 0 writes; all wait
+        log.info("trained teacher written to %s (step %d)", cfg.out, info["global_step"])
     return Path(cfg.out)

@@ -1,4 +1,4 @@
-"""Per-step metrics of `rlt teach`: `metrics.jsonl` and `samples.jsonl` rows, and the run summary.
+"""Per-step metrics of `rlt teach`: `.rlt/metrics.jsonl` and `.rlt/samples.jsonl` rows, and the run summary.
 
 One row per logging step, written by the main process only (the keys are METRIC_KEYS).
 """
@@ -10,6 +10,8 @@ import logging
 import math
 import time
 from pathlib import Path
+
+from stages.layout import SAMPLES, meta_path, metrics_path
 
 log = logging.getLogger("stages.teach")
 
@@ -47,20 +49,20 @@ def metrics_callback(out: Path, reward_fn):
             row.update({k: logs.get(src) for k, src in METRIC_KEYS.items()})
             secs, self.step_seconds = self.step_seconds, []
             row["seconds_per_step"] = sum(secs) / len(secs) if secs else None
-            _append_jsonl(out / "metrics.jsonl", [row])
+            _append_jsonl(metrics_path(out), [row])
             log.debug("step %d reward=%.4f format_ok=%.2f sol_logp=%.3f kl=%.3f kl_ref=%.4f %.2fs/step",
                      row["step"], *(row[k] if row[k] is not None else math.nan
                                     for k in ("reward", "format_ok", "sol_logp_mean", "kl_mean", "kl_ref",
                                               "seconds_per_step")))
-            _append_jsonl(out / "samples.jsonl", [{"step": state.global_step, **s} for s in reward_fn.take_samples()])
+            _append_jsonl(meta_path(out, SAMPLES), [{"step": state.global_step, **s} for s in reward_fn.take_samples()])
 
     return MetricsLog()
 
 
 def summarize(out: Path) -> dict:
     """First-fifth vs last-fifth mean reward of metrics.jsonl, for the manifest and the log."""
-    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()] \
-        if (out / "metrics.jsonl").is_file() else []
+    rows = [json.loads(x) for x in metrics_path(out).read_text().splitlines()] \
+        if metrics_path(out).is_file() else []
     rewards = [r["reward"] for r in rows if r.get("reward") is not None and math.isfinite(r["reward"])]
     if not rewards:
         return {}

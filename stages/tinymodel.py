@@ -1,7 +1,7 @@
 """`rlt model tiny`: a small Qwen2-style causal LM with a locally trained BPE tokenizer.
 
 Output: a checkpoint artifact (HF model dir: safetensors, tokenizer, ChatML chat
-template, generation config, manifest.json). No network is used.
+template, generation config, `.rlt/manifest.json`). No network is used.
 
     rlt model tiny --out models/tiny-teacher --seed 0
     rlt model tiny --out models/tiny-student --seed 1 --tokenizer models/tiny-teacher

@@ -11,10 +11,11 @@ from stages import distill
 from stages.config import resolve
 from stages.errors import UserError
 from stages.formats import BEGIN_SOLUTION, BEGIN_THOUGHT, END_EXPLANATION, END_SOLUTION
+from stages.layout import manifest_path, metrics_path
 from tests.conftest import rlt
 
 OUTPUT_FILES = {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
-                "tokenizer_config.json", "chat_template.jinja", "manifest.json", "metrics.jsonl"}
+                "tokenizer_config.json", "chat_template.jinja", ".rlt"}  # .rlt/: manifest.json, metrics.jsonl
 
 
 def _cfg(model, data, out, **kw):
@@ -32,11 +33,11 @@ def test_student_checkpoint_files_reload_and_rerun(tiny_teacher, synth_train, tm
             "--max-steps", 3, "--batch-size", 4, "--eval-split", 0.1, "save_steps=2", "logging_steps=1"]
     rlt(*args, check=True)
     assert {p.name for p in out.iterdir()} == OUTPUT_FILES  # intermediate checkpoints removed at the end
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = json.loads(manifest_path(out).read_text())
     assert manifest["kind"] == "checkpoint" and manifest["global_step"] == 3 and manifest["role"] == "student"
     assert manifest["config"]["lr"] == 3e-3 and manifest["rows_too_long"] == 0
     assert manifest["train_rows"] + manifest["eval_rows"] == 64 and 0 < manifest["eval_rows"] < 16
-    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in metrics_path(out).read_text().splitlines()]
     metrics = [m for m in records if "loss" in m]
     assert [m["step"] for m in metrics] == [1, 2, 3]
     assert all(m["loss"] > 0 and m["lr"] is not None and m["tokens_per_s"] > 0 for m in metrics)
@@ -56,7 +57,7 @@ def test_student_checkpoint_files_reload_and_rerun(tiny_teacher, synth_train, tm
 
     again = rlt(*args)  # complete output: reported and left alone
     assert again.returncode == 0 and "already complete" in again.stderr
-    assert json.loads((out / "manifest.json").read_text())["created"] == manifest["created"]
+    assert json.loads(manifest_path(out).read_text())["created"] == manifest["created"]
 
 
 def _labels_of(cfg):
@@ -102,11 +103,11 @@ def test_resume_after_interruption_reaches_the_same_step(tiny_teacher, synth_tra
     out = tmp_path / "resumed"
     with pytest.raises(KeyboardInterrupt):
         distill.run(_cfg(tiny_teacher, synth_train, out, max_steps=5), callbacks=(Interrupt(),))
-    assert not (out / "manifest.json").exists() and (out / "checkpoints" / "checkpoint-2").is_dir()
+    assert not manifest_path(out).exists() and (out / "checkpoints" / "checkpoint-2").is_dir()
     distill.run(_cfg(tiny_teacher, synth_train, out, max_steps=5))
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = json.loads(manifest_path(out).read_text())
     assert manifest["global_step"] == 5 and manifest["resumed_from"] == "checkpoint-2"
-    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    steps = [json.loads(line)["step"] for line in metrics_path(out).read_text().splitlines()]
     assert steps == [1, 2, 3, 4, 5]  # the step logged after checkpoint-2 was replaced, not duplicated
 
 

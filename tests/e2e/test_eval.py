@@ -11,6 +11,7 @@ import pytest
 from stages import evaluate
 from stages.artifacts import SCHEMAS, parts_of, read_manifest, read_rows
 from stages.evaluate import EvalConfig
+from stages.layout import summary_path
 from tests.conftest import rlt
 
 # ----------------------------------------------------------------------------- e2e on the tiny model
@@ -22,8 +23,8 @@ def test_cli_eval_writes_artifact_and_summary(tiny_teacher, synth_test, tmp_path
                "--max-new-tokens", "12", check=True)
     assert "accuracy" in proc.stdout and "synth-test" in proc.stdout
     names = {p.name for p in out.iterdir()}
-    assert {"manifest.json", "summary.json"} <= names
-    assert names - {"manifest.json", "summary.json"} == {p.name for p in parts_of(out)}
+    assert names == {".rlt", *(p.name for p in parts_of(out))} and len(parts_of(out)) == 1
+    assert {p.name for p in (out / ".rlt").iterdir()} == {"manifest.json", "summary.json"}
     rows = read_rows(out, "eval")
     assert len(rows) == 16 and {r["sample"] for r in rows} == {0}
     assert set(SCHEMAS["eval"].names) <= set(rows[0]) and "source" in rows[0]
@@ -32,7 +33,7 @@ def test_cli_eval_writes_artifact_and_summary(tiny_teacher, synth_test, tmp_path
     assert {r["id"] for r in rows} == set(test_rows)
     assert all(r["answer"] == test_rows[r["id"]]["answer"] for r in rows)
     assert all(0 < r["response_tokens"] <= 12 for r in rows)
-    summary = json.loads((out / "summary.json").read_text())["models"][str(tiny_teacher)]
+    summary = json.loads(summary_path(out).read_text())["models"][str(tiny_teacher)]
     mean = sum(r["correct"] for r in rows) / len(rows)
     assert summary["overall"]["accuracy"] == pytest.approx(mean)
     assert summary["benchmarks"]["synth-test"]["n"] == 16

@@ -6,10 +6,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from stages.formats import TAGS, student_view, teacher_view
+from stages.layout import manifest_path
 from tests.conftest import rlt
 
 CHECKPOINT_FILES = {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
-                    "tokenizer_config.json", "chat_template.jinja", "manifest.json"}
+                    "tokenizer_config.json", "chat_template.jinja", ".rlt"}  # .rlt/manifest.json
 
 
 def test_tiny_model_files_and_reload(tiny_teacher):
@@ -25,7 +26,7 @@ def test_tiny_model_files_and_reload(tiny_teacher):
     for tag in TAGS:  # one non-special token each, kept by skip_special_tokens decoding
         ids = tok(tag, add_special_tokens=False).input_ids
         assert len(ids) == 1 and tok.decode(ids, skip_special_tokens=True) == tag
-    assert json.loads((tiny_teacher / "manifest.json").read_text())["kind"] == "checkpoint"
+    assert json.loads(manifest_path(tiny_teacher).read_text())["kind"] == "checkpoint"
 
 
 def test_teacher_view_prefill_and_offsets(tiny_teacher):
@@ -62,8 +63,8 @@ def test_student_shares_teacher_tokenizer(tiny_teacher, tiny_student):
 def test_synth_splits_disjoint(tmp_path):
     rlt("data", "synth", "--out", tmp_path / "tr", "--n", 300, check=True)
     rlt("data", "synth", "--out", tmp_path / "te", "--n", 100, "--split", "test", check=True)
-    tr = pq.read_table(next((tmp_path / "tr").glob("part-*"))).to_pylist()
-    te = pq.read_table(next((tmp_path / "te").glob("part-*"))).to_pylist()
+    tr = pq.read_table(next((tmp_path / "tr").glob("data-*"))).to_pylist()
+    te = pq.read_table(next((tmp_path / "te").glob("data-*"))).to_pylist()
     assert len(tr) == 300 and len(te) == 100
     assert not {r["question"] for r in tr} & {r["question"] for r in te}
     r = tr[0]
@@ -90,10 +91,10 @@ def test_import_stratos_counts_bad_rows(tmp_path):
     src.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in STRATOS) + "\n")
     proc = rlt("data", "import", src, "--out", tmp_path / "d", "--format", "stratos", check=True)
     assert "1 of 3 rows did not parse" in proc.stderr.replace("\n", " ")
-    rows = pq.read_table(next((tmp_path / "d").glob("part-*"))).to_pylist()
+    rows = pq.read_table(next((tmp_path / "d").glob("data-*"))).to_pylist()
     assert [r["question"] for r in rows] == ["Return your final response within \\boxed{}. What is 2+2?", "Ünïcode?"]
     assert rows[0]["solution"] == "\\boxed{4}" and rows[0]["reasoning_trace"] == "Two and two make four."
-    manifest = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    manifest = json.loads(manifest_path(tmp_path / "d").read_text())
     assert manifest["rows"] == 2 and manifest["skipped_rows"] == 1
 
 
@@ -127,7 +128,8 @@ def test_merge_refuses_conflicts(tmp_path):
     (["data", "import", "{tmp}/missing.parquet", "--out", "{tmp}/o"], "input not found"),
     (["data", "import", "{tmp}/corrupt.parquet", "--out", "{tmp}/o"], "cannot read"),
     (["data", "import", "{tmp}/file.txt", "--out", "{tmp}/o", "--format", "nope"], "unknown --format"),
-    (["inspect", "{tmp}/partial"], "incomplete"),
+    (["inspect", "{tmp}"], "not an rlt artifact"),
+    (["data", "compact", "{tmp}/partial"], "unfinished"),
     (["model", "tiny", "--out", "{tmp}/o", "--tokenizer", "{tmp}"], "no tokenizer_config.json"),
 ])
 def test_bad_inputs_exit_2_with_one_line(tmp_path, args, fragment):

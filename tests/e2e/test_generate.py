@@ -11,6 +11,7 @@ from stages import formats
 from stages.artifacts import SCHEMAS, read_rows
 from stages.config import PromptsConfig
 from stages.engines import EngineConfig
+from stages.layout import manifest_path
 from tests.conftest import ONE_THREAD, rlt
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -45,11 +46,12 @@ def test_cli_schema_student_view_and_truncation(tiny_teacher, synth_train, tmp_p
                env=ONE_THREAD)
     assert "traces artifact" in proc.stdout
     names = _files(out)
-    assert "manifest.json" in names and all(n == "manifest.json" or n.startswith("part-") for n in names)
-    manifest = json.loads((out / "manifest.json").read_text())
+    # rlt's records under .rlt/, the batches' parts compacted into one data file
+    assert names == {".rlt", *(p.name for p in out.glob("data-*.parquet"))} and len(names) == 2
+    manifest = json.loads(manifest_path(out).read_text())
     assert manifest["kind"] == "traces" and manifest["rows"] == 12
     assert manifest["config"]["max_new_tokens"] == 6 and manifest["config"]["engine"]["name"] == "hf"
-    df = pd.concat([pd.read_parquet(p) for p in sorted(out.glob("part-*.parquet"))])
+    df = pd.read_parquet(out)  # the directory reads as exactly its rows
     assert set(SCHEMAS["traces"].names) <= set(df.columns)
     rows = _rows(out)
     data = {r["id"]: r for r in read_rows(synth_train, "dataset")[:12]}
@@ -122,14 +124,15 @@ def test_resume_after_interruption_equals_uninterrupted(tiny_teacher, synth_trai
     with pytest.raises(_Killed):
         _run(tiny_teacher, synth_train, out, **kw)
     monkeypatch.setattr(artifacts.ArtifactWriter, "write", real_write)
-    assert not (out / "manifest.json").exists() and len(list(out.glob("part-*.parquet"))) == 1
+    assert not manifest_path(out).exists() and len(list(out.glob("part-*.parquet"))) == 1
     assert calls == [8]  # 4 rows x 2 samples per batch
 
     _run(tiny_teacher, synth_train, out, **kw)
     resumed = _rows(out)
     assert len(resumed) == 32 and len({(r["id"], r["sample"]) for r in resumed}) == 32
     assert resumed == full
-    assert len(list(out.glob("part-*.parquet"))) == 4  # the finished batch was not generated again
+    # the finished batch was not generated again: 1 + 3 parts, compacted in part order
+    assert [p.name for p in out.glob("*.parquet")] == ["data-000000-000003.parquet"]
 
 
 def test_shards_merge_to_the_full_set(tiny_teacher, synth_train, tmp_path):

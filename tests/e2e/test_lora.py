@@ -7,13 +7,14 @@ from safetensors.torch import load_file
 
 from stages import lora
 from stages.errors import UserError
+from stages.layout import manifest_path
 from stages.models import check_model_path, load_model
 from tests.conftest import ONE_THREAD, rlt
 
 FULL_FILES = {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
-              "tokenizer_config.json", "chat_template.jinja", "manifest.json", "metrics.jsonl"}
+              "tokenizer_config.json", "chat_template.jinja", ".rlt"}  # .rlt/: manifest.json, metrics.jsonl
 ADAPTER_FILES = {"adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "tokenizer_config.json",
-                 "chat_template.jinja", "manifest.json", "metrics.jsonl"}
+                 "chat_template.jinja", ".rlt"}  # .rlt/: manifest.json, metrics.jsonl
 
 
 def _distill(model, data, out, *extra):
@@ -35,7 +36,7 @@ def test_adapter_output_records_its_base_and_merges_as_w_plus_scaled_ba(adapter_
     from transformers import AutoModelForCausalLM
 
     assert {p.name for p in adapter_run.iterdir()} == ADAPTER_FILES
-    manifest = json.loads((adapter_run / "manifest.json").read_text())
+    manifest = json.loads(manifest_path(adapter_run).read_text())
     assert manifest["global_step"] == 2 and manifest["config"]["lora"]["r"] == 4
     assert manifest["lora"]["save"] == "adapter" and manifest["lora"]["base_model"] == str(tiny_teacher.resolve())
     conf = json.loads((adapter_run / "adapter_config.json").read_text())
@@ -63,7 +64,7 @@ def test_adapter_dir_is_accepted_where_a_model_is(adapter_run, synth_test, tmp_p
     proc = rlt("eval", "--model", adapter_run, "--data", synth_test, "--out", out, "--max-new-tokens", 8,
                "engine.device=cpu", env=ONE_THREAD)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert json.loads((out / "manifest.json").read_text())["rows"] == 16
+    assert json.loads(manifest_path(out).read_text())["rows"] == 16
 
 
 def test_adapter_without_its_base_is_one_clear_error(adapter_run, tmp_path):
@@ -74,9 +75,9 @@ def test_adapter_without_its_base_is_one_clear_error(adapter_run, tmp_path):
     conf = json.loads((moved / "adapter_config.json").read_text())
     conf["base_model_name_or_path"] = str(tmp_path / "gone")
     (moved / "adapter_config.json").write_text(json.dumps(conf))
-    manifest = json.loads((moved / "manifest.json").read_text())
+    manifest = json.loads(manifest_path(moved).read_text())
     manifest["lora"]["base_model"] = str(tmp_path / "gone")
-    (moved / "manifest.json").write_text(json.dumps(manifest))
+    manifest_path(moved).write_text(json.dumps(manifest))
     with pytest.raises(UserError, match="base model of adapter .*model not found"):
         check_model_path(str(moved))
 
@@ -90,7 +91,7 @@ def test_merged_output_loads_as_a_plain_model_with_only_adapted_weights_changed(
     proc = _distill(tiny_teacher, synth_train, out, "lora.r=4", "lora.target_modules=q_proj")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert {p.name for p in out.iterdir()} == FULL_FILES
-    assert json.loads((out / "manifest.json").read_text())["lora"]["save"] == "merged"
+    assert json.loads(manifest_path(out).read_text())["lora"]["save"] == "merged"
     model = AutoModelForCausalLM.from_pretrained(out).state_dict()
     base = AutoModelForCausalLM.from_pretrained(tiny_teacher).state_dict()
     assert model.keys() == base.keys()
@@ -186,7 +187,7 @@ def test_teach_with_lora_writes_a_merged_teacher(tiny_teacher, tiny_student, syn
     assert "reference syncing (sync_ref_model) is off" in " ".join(proc.stderr.split())  # tiny syncs without LoRA
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in out.iterdir()}
     assert not (out / "adapter_config.json").exists()
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = json.loads(manifest_path(out).read_text())
     assert manifest["training"]["global_step"] == 2 and manifest["lora"]["save"] == "merged"
     assert manifest["lora"]["base_model"] == str(tiny_teacher.resolve())
     assert AutoModelForCausalLM.from_pretrained(out).num_parameters() == \

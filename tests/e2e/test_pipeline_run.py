@@ -2,6 +2,7 @@
 
 import json
 
+from stages.layout import manifest_path, metrics_path, summary_path
 from tests.conftest import rlt
 
 MINI = """
@@ -27,7 +28,7 @@ def test_mini_pipeline_runs_skips_and_reports(tmp_path):
     f.write_text(MINI)
     runs = tmp_path / "runs"
     first = rlt("run", "mini", "--file", f, "--runs", runs, "--var", "seed=1", check=True, env=ENV)
-    assert json.loads((runs / "mini/train/manifest.json").read_text())["config"]["seed"] == 1
+    assert json.loads(manifest_path(runs / "mini/train").read_text())["config"]["seed"] == 1
     steps = ["teacher-base", "student-base", "train", "test", "warmup", "teach", "traces", "student", "eval"]
     # a quiet console: the overview, one progress line per model stage, rlt's own lines; no library output
     log = first.stderr.splitlines()
@@ -37,11 +38,11 @@ def test_mini_pipeline_runs_skips_and_reports(tmp_path):
     assert not [line for line in log if "Warning" in line or "it/s]" in line or "warnings.warn" in line], log
     assert len(log) <= 4 * len(steps), log
     for s in steps:
-        assert (runs / "mini" / s / "manifest.json").is_file(), s
-    assert json.loads((runs / "mini/teach/manifest.json").read_text())["training"]["global_step"] == 2
-    assert len((runs / "mini/teach/metrics.jsonl").read_text().splitlines()) == 2
-    assert json.loads((runs / "mini/traces/manifest.json").read_text())["rows"] == 4
-    summary = json.loads((runs / "mini/eval/summary.json").read_text())
+        assert manifest_path(runs / "mini" / s).is_file(), s
+    assert json.loads(manifest_path(runs / "mini/teach").read_text())["training"]["global_step"] == 2
+    assert len(metrics_path(runs / "mini/teach").read_text().splitlines()) == 2
+    assert json.loads(manifest_path(runs / "mini/traces").read_text())["rows"] == 4
+    summary = json.loads(summary_path(runs / "mini/eval").read_text())
     assert len(summary["models"]) == 2
 
     again = rlt("run", "mini", "--file", f, "--runs", runs, "--var", "seed=1", check=True, env=ENV)

@@ -8,6 +8,7 @@ import pytest
 
 from stages.artifacts import SCHEMAS, read_rows
 from stages.config import PromptsConfig, RewardConfig
+from stages.layout import manifest_path
 from tests.conftest import rlt
 
 
@@ -28,17 +29,21 @@ def _parts(out):
     return sorted(p.name for p in out.glob("part-*.parquet"))
 
 
+def _data(out):
+    return sorted(p.name for p in out.glob("data-*.parquet"))
+
+
 def test_score_writes_traces_matching_the_library(explanations, tiny_teacher, tiny_student, tmp_path):
     from stages.reward import load_reward
 
     out = tmp_path / "scored"
     rlt("score", "--teacher", tiny_teacher, "--student", tiny_student, "--data", explanations,
         "--out", out, "--batch-size", "4", "--device", "cpu", "reward.kl_coef=2", check=True)
-    assert {p.name for p in out.iterdir()} == {"manifest.json", *_parts(out)} and len(_parts(out)) == 2
-    manifest = json.loads((out / "manifest.json").read_text())
+    assert {p.name for p in out.iterdir()} == {".rlt", *_data(out)} and _data(out) == ["data-000000-000001.parquet"]
+    manifest = json.loads(manifest_path(out).read_text())
     assert manifest["kind"] == "traces" and manifest["rows"] == 6
     assert manifest["config"]["reward"]["kl_coef"] == 2.0 and manifest["misaligned"] == 0
-    table = pa.concat_tables([pq.read_table(p) for p in out.glob("part-*.parquet")])
+    table = pq.read_table(out / _data(out)[0])
     assert table.schema == SCHEMAS["traces"]  # explicit schema, extra input columns dropped
     rows = sorted(read_rows(out, "traces"), key=lambda r: (r["id"], r["sample"]))
     samples = {}
@@ -62,7 +67,7 @@ def test_score_writes_traces_matching_the_library(explanations, tiny_teacher, ti
 
     again = rlt("score", "--teacher", tiny_teacher, "--student", tiny_student, "--data", explanations,
                 "--out", out, "--batch-size", "4", "--device", "cpu", "reward.kl_coef=2", check=True)
-    assert "already scored" in again.stderr and len(_parts(out)) == 2
+    assert "already scored" in again.stderr and _data(out) == ["data-000000-000001.parquet"]
 
 
 def test_score_resumes_after_a_failure(explanations, tiny_teacher, tiny_student, tmp_path, monkeypatch):
@@ -83,7 +88,7 @@ def test_score_resumes_after_a_failure(explanations, tiny_teacher, tiny_student,
     with pytest.raises(UserError, match="simulated"):
         score.run(cfg)
     out = tmp_path / "scored"
-    assert not (out / "manifest.json").exists() and len(_parts(out)) == 1  # the first batch was flushed
+    assert not manifest_path(out).exists() and len(_parts(out)) == 1  # the first batch was flushed
     done = {(r["id"], r["sample"]) for r in pq.read_table(out / _parts(out)[0]).to_pylist()}
 
     calls.clear()

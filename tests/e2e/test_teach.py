@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from stages.layout import manifest_path, meta_path, metrics_path
 from tests.conftest import ONE_THREAD, ROOT, rlt
 
 FAST = ["prompts_per_step=2", "num_generations=2", "max_completion_length=12", "reward_batch_size=8"]
@@ -34,21 +35,22 @@ def test_teach_writes_checkpoint_metrics_and_samples(tiny_teacher, tiny_student,
     rlt(*_teach_args(tiny_teacher, tiny_student, synth_train, out, 2, "save_steps=1", "samples_per_log=3"),
         check=True, env=ONE_THREAD)
     assert sorted(p.name for p in out.iterdir()) == sorted([
-        "chat_template.jinja", "checkpoints", "config.json", "generation_config.json", "manifest.json",
-        "metrics.jsonl", "model.safetensors", "samples.jsonl", "tokenizer.json", "tokenizer_config.json"])
+        ".rlt", "chat_template.jinja", "checkpoints", "config.json", "generation_config.json",
+        "model.safetensors", "tokenizer.json", "tokenizer_config.json"])
+    assert sorted(p.name for p in (out / ".rlt").iterdir()) == ["manifest.json", "metrics.jsonl", "samples.jsonl"]
     assert sorted(p.name for p in (out / "checkpoints").glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = json.loads(manifest_path(out).read_text())
     assert manifest["kind"] == "checkpoint" and manifest["training"]["global_step"] == 2
     assert set(manifest["inputs"]) == {"teacher", "student", "data"}
     assert manifest["temperatures"] == {"sampling": 0.7, "reward_teacher": 0.7, "set_apart": False}
 
-    metrics = _jsonl(out / "metrics.jsonl")
+    metrics = _jsonl(metrics_path(out))
     assert [m["step"] for m in metrics] == [1, 2]
     for m in metrics:
         for key in COMPONENTS:
             assert isinstance(m[key], float) and math.isfinite(m[key]), (key, m)
         assert 0.0 <= m["format_ok"] <= 1.0 and m["align_fail"] == 0.0
-    samples = _jsonl(out / "samples.jsonl")
+    samples = _jsonl(meta_path(out, "samples.jsonl"))
     assert [s["step"] for s in samples] == [1, 1, 1, 2, 2, 2]
     assert all(s["question"].startswith("What is") and isinstance(s["explanation"], str) for s in samples)
 
@@ -58,7 +60,7 @@ def test_teach_writes_checkpoint_metrics_and_samples(tiny_teacher, tiny_student,
     again = rlt(*_teach_args(tiny_teacher, tiny_student, synth_train, out, 2, "save_steps=1", "samples_per_log=3"),
                 env=ONE_THREAD)
     assert again.returncode == 0 and "already complete" in again.stderr
-    assert json.loads((out / "manifest.json").read_text())["created"] == manifest["created"]
+    assert json.loads(manifest_path(out).read_text())["created"] == manifest["created"]
 
 
 def test_teach_resumes_after_a_kill(tiny_teacher, tiny_student, synth_train, tmp_path):
@@ -74,12 +76,12 @@ def test_teach_resumes_after_a_kill(tiny_teacher, tiny_student, synth_train, tmp
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait()
-    assert not (out / "manifest.json").exists()
+    assert not manifest_path(out).exists()
     done = rlt(*args, check=True, env=ONE_THREAD)
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = json.loads(manifest_path(out).read_text())
     assert manifest["training"]["global_step"] == 8
     assert manifest["training"]["resumed_from"] and "resuming from" in done.stderr
-    assert [m["step"] for m in _jsonl(out / "metrics.jsonl")] == list(range(1, 9))
+    assert [m["step"] for m in _jsonl(metrics_path(out))] == list(range(1, 9))
 
 
 @pytest.mark.parametrize("extra, expected", [

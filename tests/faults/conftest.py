@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from stages.layout import manifest_path
 from tests.conftest import ROOT
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # tiny models on a shared CPU
@@ -58,7 +59,7 @@ def kill_loop(args, out: Path, progress: Callable[[Path], int], rng: random.Rand
     """
     landed = 0
     for _ in range(kills + 3):
-        if landed == kills or (Path(out) / "manifest.json").exists():
+        if landed == kills or manifest_path(Path(out)).exists():
             break
         proc, killed = spawn(args, env), False
         try:
@@ -72,7 +73,7 @@ def kill_loop(args, out: Path, progress: Callable[[Path], int], rng: random.Rand
         finally:
             _, err = proc.communicate(timeout=120)
         # a kill counts only when it cut a live run short (not one already past its manifest)
-        landed += killed and proc.returncode == -sig and not (Path(out) / "manifest.json").exists()
+        landed += killed and proc.returncode == -sig and not manifest_path(Path(out)).exists()
         assert proc.returncode in (0, -sig), f"rlt {args[0]} failed ({proc.returncode}):\n{err[-3000:]}"
     return landed
 
@@ -84,7 +85,7 @@ def comparable(rows: list[dict], key: tuple[str, ...]) -> list[dict]:
 
 
 def manifest(out: Path) -> dict:
-    return json.loads((Path(out) / "manifest.json").read_text())
+    return json.loads(manifest_path(Path(out)).read_text())
 
 
 def snapshot(root: Path) -> dict[str, bytes]:

@@ -9,6 +9,7 @@ import signal
 from collections import Counter
 
 from stages.artifacts import read_rows
+from stages.layout import manifest_path, meta_path
 from tests.conftest import rlt
 from tests.faults.conftest import ONE_THREAD, manifest, parts, spawn, wait_for
 
@@ -21,7 +22,7 @@ def test_second_writer_refused_then_stale_lock_taken_over(tiny_teacher, synth_tr
     try:
         assert wait_for(lambda: parts(out) >= 1, first), "the first writer ended early"
         os.kill(first.pid, signal.SIGSTOP)  # a stalled writer: alive, holding the lock, making no progress
-        assert json.loads((out / ".lock").read_text())["pid"] == first.pid
+        assert json.loads(meta_path(out, "lock").read_text())["pid"] == first.pid
         second = rlt(*args, env=ONE_THREAD)
         assert second.returncode == 2, second.stderr[-2000:]
         lines = second.stderr.strip().splitlines()
@@ -29,11 +30,11 @@ def test_second_writer_refused_then_stale_lock_taken_over(tiny_teacher, synth_tr
         os.kill(first.pid, signal.SIGKILL)
     finally:
         first.communicate(timeout=120)
-    lock = json.loads((out / ".lock").read_text())  # left behind by the killed writer
-    assert lock["pid"] == first.pid and not (out / "manifest.json").exists()
+    lock = json.loads(meta_path(out, "lock").read_text())  # left behind by the killed writer
+    assert lock["pid"] == first.pid and not manifest_path(out).exists()
 
     third = rlt(*args, check=True, env=ONE_THREAD)
     assert "stale lock" in third.stderr and f"process {first.pid} is gone" in " ".join(third.stderr.split())
     rows = read_rows(out, "traces")
-    assert manifest(out)["rows"] == len(rows) == 24 and not (out / ".lock").exists()
+    assert manifest(out)["rows"] == len(rows) == 24 and not meta_path(out, "lock").exists()
     assert max(Counter((r["id"], r["sample"]) for r in rows).values()) == 1

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from stages.artifacts import read_rows
+from stages.layout import manifest_path, meta_path, metrics_path, summary_path
 from tests.conftest import rlt
 from tests.faults.conftest import ONE_THREAD, checkpoints, comparable, kill_loop, manifest, parts, spawn, wait_for
 
@@ -32,7 +33,7 @@ def _assert_complete(out: Path, kind: str, key: tuple[str, ...], ref: Path | Non
     assert m["kind"] == kind and m["rows"] == len(rows)
     dup = [k for k, n in Counter(tuple(r[c] for c in key) for r in rows).items() if n > 1]
     assert not dup, f"rows written twice: {dup[:3]}"
-    assert not (out / ".lock").exists() and not list(out.glob(".part-*.tmp"))
+    assert not meta_path(out, "lock").exists() and not list(out.glob(".part-*.tmp"))
     if ref is not None:
         assert comparable(rows, key) == comparable(read_rows(ref, kind), key)
     return rows
@@ -56,7 +57,7 @@ def test_generate_survives_kills(tiny_teacher, data, gen_ref, tmp_path, rng):
     out = tmp_path / "gen"
     args = ["generate", "--teacher", tiny_teacher, "--data", data, "--out", out, *GEN]
     assert kill_loop(args, out, parts, rng, KILLS, max_delay=0.1) == KILLS
-    assert not (out / "manifest.json").exists() and parts(out) > 0
+    assert not manifest_path(out).exists() and parts(out) > 0
     rlt(*args, check=True, env=ONE_THREAD)
     assert len(_assert_complete(out, "traces", ("id", "sample"), gen_ref)) == 24
 
@@ -80,14 +81,14 @@ def test_eval_survives_kills(tiny_teacher, synth_test, tmp_path, rng):
     assert kill_loop([*args, "--out", out], out, parts, rng, KILLS, max_delay=0.1) == KILLS
     rlt(*args, "--out", out, check=True, env=ONE_THREAD)
     assert len(_assert_complete(out, "eval", ("model", "id", "sample"), ref)) == 16
-    assert json.loads((out / "summary.json").read_text()) == json.loads((ref / "summary.json").read_text())
+    assert json.loads(summary_path(out).read_text()) == json.loads(summary_path(ref).read_text())
 
 
 def _assert_training_resumed(out: Path, steps: int, metrics_step: str = "step") -> dict:
     m = manifest(out)
-    logged = [json.loads(x)[metrics_step] for x in (out / "metrics.jsonl").read_text().splitlines() if x]
+    logged = [json.loads(x)[metrics_step] for x in metrics_path(out).read_text().splitlines() if x]
     assert logged == sorted(set(logged)) and logged[-1] == steps, logged  # each step once, in order
-    assert (out / "model.safetensors").is_file() and not (out / ".lock").exists()
+    assert (out / "model.safetensors").is_file() and not meta_path(out, "lock").exists()
     return m
 
 
@@ -129,7 +130,7 @@ def test_run_pipeline_survives_kills(tiny_teacher, gen_ref, tmp_path, rng):
     args = ["run", "faults", "--file", pipelines, "--runs", runs]
     out = runs / "faults" / "gen"
     assert kill_loop(args, out, parts, rng, KILLS, max_delay=0.1) == KILLS
-    assert (runs / "faults" / "data" / "manifest.json").is_file() and not (out / "manifest.json").exists()
+    assert manifest_path(runs / "faults" / "data").is_file() and not manifest_path(out).exists()
     rlt(*args, check=True, env=ONE_THREAD)
     _assert_complete(runs / "faults" / "data", "dataset", ("id",))
     assert len(_assert_complete(out, "traces", ("id", "sample"), gen_ref)) == 24
@@ -148,7 +149,7 @@ def test_ctrl_c_exits_130_with_one_line_and_resumes(tiny_teacher, data, gen_ref,
     assert "Traceback" not in err
     said = [line for line in err.splitlines() if line.startswith("rlt:")]
     assert said == ["rlt: error: interrupted; rerun the same command to resume"], err
-    assert not (out / "manifest.json").exists() and not (out / ".lock").exists()
+    assert not manifest_path(out).exists() and not meta_path(out, "lock").exists()
     before = parts(out)
     again = rlt(*args, check=True, env=ONE_THREAD)
     assert f"of {24 // 2} batches to generate" in again.stderr and before > 0
@@ -175,7 +176,7 @@ def test_kill_mid_checkpoint_save_resumes_from_the_last_whole_one(command, tiny_
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.communicate(timeout=120)
-    assert not (out / "manifest.json").exists()
+    assert not manifest_path(out).exists()
     for later in (out / "checkpoints").glob("checkpoint-*"):
         if int(later.name.split("-")[-1]) > 2:
             shutil.rmtree(later)

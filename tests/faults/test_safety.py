@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from stages.layout import manifest_path
 from tests.conftest import free_port, rlt, serve_model
 from tests.faults.conftest import ONE_THREAD
 
@@ -62,7 +63,7 @@ def test_pickle_weights_load_with_allow_pickle(command, pickle_teacher, synth_tr
     device = "--device" if command == "generate" else "engine.device=cpu"
     rlt(command, model, pickle_teacher, "--data", synth_train, "--out", out, "--limit", 2, "--max-new-tokens", 4,
         *([device, "cpu"] if command == "generate" else [device]), "--allow-pickle", check=True, env=ONE_THREAD)
-    assert json.loads((out / "manifest.json").read_text())["rows"] == 2
+    assert json.loads(manifest_path(out).read_text())["rows"] == 2
 
 
 def test_remote_code_never_runs_by_default(tiny_teacher, synth_train, tmp_path):
@@ -136,7 +137,7 @@ def test_api_key_never_written(served, tiny_teacher, synth_train, tmp_path):
     proc = rlt("generate", "--teacher", tiny_teacher, "--data", synth_train, "--out", out, "--limit", 3,
                "--temperature", 0, "--max-new-tokens", 4, "--engine", "openai", "--base-url", served,
                "engine.api_key_env=RLT_FAULTS_KEY", "engine.concurrency=2", check=True, env=env)
-    m = json.loads((out / "manifest.json").read_text())
+    m = json.loads(manifest_path(out).read_text())
     assert m["rows"] == 3 and m["config"]["engine"]["api_key_env"] == "RLT_FAULTS_KEY"
     assert not _leaks(out, proc.stdout, proc.stderr)
     # a failing request (unreachable server) reports the URL, never the key

@@ -4,6 +4,8 @@ import json
 
 import pytest
 
+from stages.layout import manifest_path
+
 torch = pytest.importorskip("torch")
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
@@ -18,6 +20,6 @@ def test_one_bf16_step(tiny_teacher, synth_train, tmp_path):
     prep = distill.prepare(cfg)
     assert prep.args.bf16 and not prep.args.use_cpu
     out = distill.train(prep)
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = json.loads(manifest_path(out).read_text())
     assert manifest["global_step"] == 1 and manifest["train_loss"] > 0
     assert next(prep.model.parameters()).dtype == torch.bfloat16

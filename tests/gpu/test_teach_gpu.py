@@ -12,6 +12,7 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
 def test_one_bf16_step(tiny_teacher, tiny_student, synth_train, tmp_path, monkeypatch):
     from stages import teach
     from stages.config import resolve
+    from stages.layout import manifest_path, metrics_path
 
     out = tmp_path / "gpu"
     cfg = resolve(teach.TeachConfig, preset=teach.PRESETS["tiny"], options={
@@ -22,9 +23,9 @@ def test_one_bf16_step(tiny_teacher, tiny_student, synth_train, tmp_path, monkey
     teach.run(cfg)
     (args,) = built  # the trainer arguments run() itself chose for a CUDA teacher
     assert args.bf16 and not args.use_cpu
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = json.loads(manifest_path(out).read_text())
     assert manifest["training"]["global_step"] == 1
-    (row,) = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    (row,) = [json.loads(x) for x in metrics_path(out).read_text().splitlines()]
     assert all(math.isfinite(row[k]) for k in ("reward", "sol_logp_mean", "sol_logp_min", "kl_mean", "kl_max"))
     saved = json.loads((out / "config.json").read_text())
     assert saved.get("dtype", saved.get("torch_dtype")) == "bfloat16"  # trained and saved in bf16

@@ -36,13 +36,15 @@ def test_write_read_manifest(tmp_path):
         w.write(rows(3))
         w.write(rows(5, 3))
         m = w.finish()
-    names = sorted(p.name for p in out.iterdir())
-    assert "manifest.json" in names and len([n for n in names if n.startswith("part-")]) == 2
-    assert not any(n.endswith(".tmp") or n == A.LOCK or n == A.PROGRESS for n in names)
-    assert m["rows"] == 5 and m["kind"] == "dataset" and m["schema_version"] == A.SCHEMA_VERSION
-    assert {"config", "config_hash", "inputs", "rlt_version", "timings", "data_hash"} <= set(m)
-    t = pq.read_table(min(out.glob("part-*.parquet")))
-    assert t.schema.equals(A.SCHEMAS["dataset"]) and pq.ParquetFile(min(out.glob("part-*"))).metadata.row_group(0).column(0).compression == "ZSTD"
+    # the two parts were compacted into one file; rlt's records are under .rlt/, the manifest only
+    assert sorted(p.name for p in out.iterdir()) == [".rlt", "data-000000-000001.parquet"]
+    assert [p.name for p in (out / ".rlt").iterdir()] == ["manifest.json"]
+    assert m["rows"] == 5 and m["kind"] == "dataset" and m["schema_version"] == A.SCHEMA_VERSION == 2
+    assert {"config", "config_hash", "inputs", "rlt_version", "timings", "data_hash", "data_files"} <= set(m)
+    assert m == json.loads(A.manifest_path(out).read_text()) == A.read_manifest(out)
+    (data,) = out.glob("data-*.parquet")
+    t = pq.read_table(data)
+    assert t.schema.equals(A.SCHEMAS["dataset"]) and pq.ParquetFile(data).metadata.row_group(0).column(0).compression == "ZSTD"
     got = A.read_rows(out, "dataset")
     assert [r["question"] for r in got] == [f"q{i}" for i in range(5)]
 
@@ -51,7 +53,7 @@ def test_resume_skips_done_rows(tmp_path):
     out = tmp_path / "a"
     with A.ArtifactWriter(out, "dataset", Cfg(), key=("id",)) as w:
         w.write(rows(3))  # interrupted: no finish
-    assert not (out / "manifest.json").exists()
+    assert A.read_manifest(out) is None and A.output_state(out).status == "interrupted"
     with pytest.raises(UserError, match="incomplete"):
         A.read_table(out)
     with A.ArtifactWriter(out, "dataset", Cfg(), key=("id",)) as w:
@@ -68,12 +70,12 @@ def test_other_config_refused_unless_force(tmp_path):
     with A.ArtifactWriter(out, "dataset", Cfg(), key=("id",)) as w:
         w.write(rows(2))
         w.finish()
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = {str(p): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     with pytest.raises(UserError, match="--force"):
         A.ArtifactWriter(out, "dataset", Cfg(seed=1), key=("id",)).__enter__()
     with pytest.raises(UserError, match="--force"):
         A.ArtifactWriter(out, "traces", Cfg()).__enter__()
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert {str(p): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     with A.ArtifactWriter(out, "dataset", Cfg(seed=1), key=("id",), force=True) as w:
         assert not w.done
         w.write(rows(1))
@@ -102,10 +104,10 @@ def test_failed_run_leaves_no_directory(tmp_path):
 
 def test_lock_refuses_live_holder_and_takes_over_stale(tmp_path):
     out = tmp_path / "a"
-    out.mkdir()
+    A.meta_path(out, A.LOCK).parent.mkdir(parents=True)
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        (out / A.LOCK).write_text(json.dumps({"pid": holder.pid, "host": os.uname().nodename}))
+        A.meta_path(out, A.LOCK).write_text(json.dumps({"pid": holder.pid, "host": os.uname().nodename}))
         with pytest.raises(UserError, match=f"process {holder.pid}"):
             A.ArtifactWriter(out, "dataset", Cfg()).__enter__()
     finally:
@@ -114,7 +116,7 @@ def test_lock_refuses_live_holder_and_takes_over_stale(tmp_path):
     with A.ArtifactWriter(out, "dataset", Cfg(), key=("id",)) as w:  # holder is dead: stale lock
         w.write(rows(1))
         w.finish()
-    assert not (out / A.LOCK).exists()
+    assert not A.meta_path(out, A.LOCK).exists()
 
 
 def test_readers_name_the_problem(tmp_path):

@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from stages import pipeline as P
+from stages.artifacts import manifest_path, read_manifest
 from stages.commands import STEPS
 from stages.errors import UserError
 
@@ -52,12 +53,12 @@ def run(tmp_path, **kw):
 def test_skip_then_rerun_downstream_of_a_changed_input(tmp_path):
     first = run(tmp_path)
     assert [r["action"] for r in first.values()] == ["run"] * 3
-    assert (tmp_path / "runs/mini/both/manifest.json").is_file()
+    assert read_manifest(tmp_path / "runs/mini/both")["kind"] == "dataset"
     second = run(tmp_path)
     assert [r["action"] for r in second.values()] == ["skip"] * 3
     third = run(tmp_path, text=MINI.replace("n: 10, seed: 1", "n: 12, seed: 1"))
     assert [third[s]["action"] for s in ("a", "b", "both")] == ["skip", "run", "run"]
-    assert third["b"]["reason"] == "config changed" and "upstream" in third["both"]["reason"]
+    assert third["b"]["reason"] == "config changed (n)" and "upstream" in third["both"]["reason"]
     plan = run(tmp_path, start="b", plan=True)
     assert [plan[s]["action"] for s in ("a", "b", "both")] == ["skip", "run", "run"]
     assert not any("seconds" in r for r in plan.values())
@@ -125,5 +126,5 @@ def test_run_with_var_writes_under_another_runs_folder(tmp_path):
     f = tmp_path / "p.yaml"
     f.write_text(VARS.replace("    b: {command: data merge, options: {inputs: [\"${a}\"], out: \"unused-${seed}\"}}\n", ""))
     P.run(P.RunConfig(name="seeded", file=str(f), runs=str(tmp_path / "s1"), vars={"seed": "1"}))
-    manifest = yaml.safe_load((tmp_path / "s1/seeded/a/manifest.json").read_text())
+    manifest = yaml.safe_load(manifest_path(tmp_path / "s1/seeded/a").read_text())
     assert manifest["config"]["seed"] == 1

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import pytest
 
 from stages import report
-from stages.artifacts import ArtifactWriter
+from stages.artifacts import ArtifactWriter, metrics_path, summary_path
 from stages.config import opt
 from stages.errors import UserError
 from stages.evaluate import summarize
@@ -25,13 +25,13 @@ def _eval_step(path, model, correct):
              "source": "synth-test"} for i, c in enumerate(correct)]
     with ArtifactWriter(path, "eval", Cfg(), key=("model", "id", "sample")) as w:
         w.write(rows)
-        (path / "summary.json").write_text(json.dumps(summarize(rows)))
+        summary_path(path).write_text(json.dumps(summarize(rows)))
         w.finish()
 
 
 def _train_step(path, metrics):
     with ArtifactWriter(path, "checkpoint", Cfg()) as w:
-        (path / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in metrics))
+        metrics_path(path).write_text("".join(json.dumps(m) + "\n" for m in metrics))
         w.finish(rows=0)
 
 
@@ -79,7 +79,7 @@ def test_report_aggregates_runs_with_differences_and_styles(tmp_path):
                                      ([True] * 20 + [False] * 20, [True] * 19 + [False] * 21)]):
         run = tmp_path / f"seed{seed}" / "demo"
         _eval_step(run / "eval", "runs/demo/student-rl", rl)
-        (run / "eval" / "summary.json").write_text(json.dumps(summarize(
+        summary_path(run / "eval").write_text(json.dumps(summarize(
             _rows("runs/demo/student-rl", rl) + _rows("runs/demo/student-warmup", wu))))
         runs.append(str(run))
     rows = tasks.synth_rows(10, seed=0, min_digits=2, max_digits=2, unhelpful=0.3)
@@ -118,7 +118,7 @@ def test_report_correlates_trace_set_reward_with_student_accuracy(tmp_path):
     rows = [r for name, c in correct.items() for r in _rows(f"runs/x/student-{name}", c)]
     with ArtifactWriter(run / "eval", "eval", Cfg(), key=("model", "id", "sample")) as w:
         w.write(rows)
-        (run / "eval" / "summary.json").write_text(json.dumps(summarize(rows)))
+        summary_path(run / "eval").write_text(json.dumps(summarize(rows)))
         w.finish()
     result = report.run(report.ReportConfig(runs=[str(run)], out=str(tmp_path / "rep")))
     xs, ys = [-2.0, 0.5, -0.1], [0.1, 0.8, 0.3]

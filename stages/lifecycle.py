@@ -1,0 +1,231 @@
+"""The one answer to "what state is this output in?", and the one rank-0 writer.
+
+Every stage calls `require(out, kind, cfg, inputs, force)` before it loads a model;
+`ArtifactWriter`, `rlt run` and `rlt inspect` use `output_state` too:
+
+    state = require(cfg.out, "traces", cfg, inputs, cfg.force)
+    if state.complete:            # same kind, config and inputs: nothing to do
+        return
+    with RankZeroWriter(cfg.out, "traces", cfg, inputs, force=cfg.force) as w:
+        ...                       # every rank computes; rank 0 alone writes
+        w.finish()                # manifest, then a barrier: all ranks return together
+
+States (`OutputState.status`): `missing`; `interrupted` (parts or checkpoints but no
+manifest; `rows` so far); `complete`; `conflicting` (finished or not, from another
+kind, config or inputs: `differs` names which).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from stages import layout
+from stages.checkpoints import checkpoint_dir, last_checkpoint
+from stages.config import _hashable, config_hash
+from stages.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OutputState:
+    """State of an output directory, as decided by `output_state`."""
+
+    path: Path
+    status: str  # missing | interrupted | complete | conflicting
+    finished: bool = False  # a manifest is present (complete, or conflicting and finished)
+    rows: int = 0  # rows in the manifest, or counted in the data files so far
+    kind: str | None = None
+    differs: tuple[str, ...] = ()  # what makes it conflicting, one phrase each
+    step: int = 0  # an unfinished training run: step of its last complete intermediate checkpoint
+    manifest: dict | None = field(default=None, repr=False)
+
+    @property
+    def complete(self) -> bool:
+        return self.status == "complete"
+
+    def describe(self) -> str:
+        """One line for logs, `rlt run --plan` and `rlt inspect`."""
+        what = f"{self.kind} artifact" if self.kind else "artifact"
+        if self.status == "missing":
+            return "missing"
+        if self.status == "interrupted":
+            so_far = f"at step {self.step}" if self.kind == "checkpoint" else f"with {self.rows} rows so far"
+            return f"interrupted {what} {so_far} (rerun the same command to resume)"
+        if self.status == "complete":
+            return f"complete {what}, {self.rows} rows"
+        done = "complete" if self.finished else f"interrupted ({self.rows} rows so far)"
+        return f"{done} {what}, but {'; '.join(self.differs)}"
+
+
+def counted_rows(out: str | Path) -> int:
+    """Rows in the data files that count (Parquet footers only)."""
+    total = 0
+    for f in layout.data_files(out):
+        try:
+            total += pq.ParquetFile(f).metadata.num_rows
+        except (pa.ArrowException, OSError):  # a part cut by a kill: the writer drops it on resume
+            log.debug("not counting unreadable %s", f)
+    return total
+
+
+def _config_differences(recorded: dict, cfg: Any) -> list[str]:
+    """Dotted keys whose recorded value differs from `cfg` (hashed fields only)."""
+    def flat(d, prefix=""):
+        out = {}
+        for k, v in (d or {}).items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        return out
+
+    now, then = flat(_hashable(cfg)), flat(recorded)
+    return sorted(k for k in now if k in then and str(now[k]) != str(then[k]))
+
+
+def differences(meta: dict, kind: str | None, cfg: Any, inputs: dict[str, str] | None) -> list[str]:
+    """Why `meta` (a manifest or progress record) is not the output of (kind, cfg, inputs).
+
+    With `inputs` None, the recorded inputs are compared with their current hashes.
+    """
+    found = []
+    if kind is not None and meta.get("kind") != kind:
+        found.append(f"it is a {meta.get('kind')} artifact, not {kind}")
+    if cfg is not None and meta.get("config_hash") != config_hash(cfg):
+        keys = _config_differences(meta.get("config") or {}, cfg)
+        found.append("config changed" + (f" ({', '.join(keys)})" if keys else ""))
+    recorded = meta.get("inputs") or {}
+    if inputs is None:
+        now = {k: layout.input_hash(v["path"]) for k, v in recorded.items()}
+    else:
+        now = {k: layout.input_hash(v) for k, v in inputs.items() if v}
+    for name in sorted(set(recorded) | set(now)):
+        then = (recorded.get(name) or {}).get("hash")
+        if then != now.get(name):
+            path = (recorded.get(name) or {}).get("path") or (inputs or {}).get(name)
+            found.append(f"input {name} ({path}) " + ("changed" if then and now.get(name) else
+                                                     "was not recorded" if not then else "is not given"))
+    return found
+
+
+def output_state(out: str | Path, kind: str | None = None, cfg: Any = None,
+                 inputs: dict[str, str] | None = None) -> OutputState:
+    """State of `out` for a stage writing (kind, cfg, inputs); None parts are not compared.
+
+    Reads only the manifest, the progress record and Parquet footers: cheap, no model.
+    Raises UserError when the manifest is damaged.
+    """
+    p = Path(out)
+    manifest = layout.read_manifest(p)
+    if manifest is not None:
+        found = differences(manifest, kind, cfg, inputs)
+        return OutputState(p, "conflicting" if found else "complete", finished=True,
+                           rows=int(manifest.get("rows") or 0), kind=manifest.get("kind"), differs=tuple(found),
+                           manifest=manifest)
+    progress = layout.read_progress(p)
+    if progress is None and not layout.data_files(p):
+        return OutputState(p, "missing")
+    rows = counted_rows(p)
+    found = differences(progress, kind, cfg, inputs) if progress else []
+    step = last_checkpoint(checkpoint_dir(p))[1]
+    return OutputState(p, "conflicting" if found else "interrupted", rows=rows, kind=(progress or {}).get("kind"),
+                       differs=tuple(found), step=step)
+
+
+def require(out: str | Path, kind: str, cfg: Any, inputs: dict[str, str] | None, force: bool = False) -> OutputState:
+    """`output_state`, refusing a conflicting output unless `force` (then it counts as missing).
+
+    Call it before loading any model. Raises UserError naming what differs.
+    """
+    state = output_state(out, kind, cfg, inputs)
+    if force and state.status in ("complete", "conflicting"):
+        return OutputState(Path(out), "missing")
+    if state.status == "conflicting":
+        raise UserError(f"{out} holds {'a finished' if state.finished else 'an unfinished'} {state.kind} artifact "
+                        f"from another config or inputs ({'; '.join(state.differs)}); "
+                        "use --force to overwrite it or choose another --out")
+    return state
+
+
+# ----------------------------------------------------------------------------- distributed
+
+
+def rank() -> int:
+    """Global rank of this process (0 outside a launcher)."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def world_size() -> int:
+    """Number of processes of this run (1 outside a launcher)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def barrier() -> None:
+    """Wait for every rank (a no-op in a single process)."""
+    if world_size() > 1:
+        from accelerate import PartialState
+
+        PartialState().wait_for_everyone()
+
+
+class _Follower:
+    """What ranks other than 0 hold: same interface as ArtifactWriter, writes nothing."""
+
+    def __init__(self, out: str | Path, kind: str, cfg: Any, inputs: dict[str, str] | None, force: bool):
+        self.out, self.kind, self.cfg, self.inputs, self.force = Path(out), kind, cfg, inputs, force
+        self.done: set = set()
+        self.complete = False
+        self.rows_written = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+    def prepare(self) -> None:
+        self.complete = output_state(self.out, self.kind, self.cfg, self.inputs).complete and not self.force
+
+    def write(self, rows: list[dict]) -> None:
+        return None
+
+    def finish(self, extra: dict | None = None, rows: int | None = None) -> dict:
+        return {}
+
+
+class RankZeroWriter:
+    """An ArtifactWriter on rank 0 and a follower elsewhere; barriers after prepare and finish.
+
+    `finish` returns the manifest on every rank once rank 0 has written it.
+    """
+
+    def __init__(self, out: str | Path, kind: str, cfg: Any, inputs: dict[str, str] | None = None,
+                 force: bool = False, key: tuple[str, ...] = ("id", "sample")):
+        from stages.writer import ArtifactWriter
+
+        self.main = rank() == 0
+        self.inner = ArtifactWriter(out, kind, cfg, inputs, force, key) if self.main \
+            else _Follower(out, kind, cfg, inputs, force)
+
+    def __enter__(self):
+        self.inner.__enter__()
+        barrier()  # rank 0 has prepared (or cleared) the output
+        if not self.main:
+            self.inner.prepare()
+        return self
+
+    def __exit__(self, *exc):
+        return self.inner.__exit__(*exc)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def finish(self, extra: dict | None = None, rows: int | None = None) -> dict:
+        manifest = self.inner.finish(extra, rows) if self.main else None
+        barrier()  # nobody returns before the manifest is written
+        return manifest if manifest is not None else (layout.read_manifest(self.inner.out) or {})

@@ -1,0 +1,88 @@
+"""Row schemas of the artifact kinds, the stable row id, and the schema check readers run.
+
+Explicit pyarrow schema per kind (dataset, traces, eval); absent columns are
+written as nulls, extra columns are kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+import pyarrow as pa
+
+from stages.errors import UserError
+
+KINDS = ("dataset", "traces", "eval", "checkpoint", "metrics")
+
+_S, _I, _F, _B = pa.string(), pa.int64(), pa.float64(), pa.bool_()
+SCHEMAS: dict[str, pa.Schema] = {
+    "dataset": pa.schema([
+        ("id", _S), ("question", _S), ("solution", _S), ("reasoning_trace", _S),
+        ("answer", _S), ("task", _S), ("source", _S),
+    ]),
+    "traces": pa.schema([
+        ("id", _S), ("sample", _I), ("question", _S), ("solution", _S), ("explanation", _S),
+        ("text", _S), ("answer", _S), ("task", _S), ("teacher", _S), ("student", _S),
+        ("reward", _F), ("sol_logp_mean", _F), ("sol_logp_min", _F), ("kl_mean", _F),
+        ("kl_max", _F), ("format_ok", _B), ("aligned", _B), ("truncated", _B),
+        ("explanation_tokens", _I), ("solution_tokens", _I), ("student_tokens", _I),
+        # provenance: the sampling settings of generated rows and the KL estimator used to score them
+        ("temperature", _F), ("top_p", _F), ("kl_estimator", _S),
+    ]),
+    "eval": pa.schema([
+        ("id", _S), ("sample", _I), ("question", _S), ("answer", _S), ("task", _S),
+        ("model", _S), ("response", _S), ("extracted", _S), ("correct", _B),
+        ("response_tokens", _I), ("truncated", _B),
+    ]),
+}
+# Columns a reader insists on (non-null text) per kind.
+REQUIRED = {
+    "dataset": ("id", "question", "solution"),
+    "traces": ("id", "sample", "question", "solution", "explanation", "text"),
+    "eval": ("id", "sample", "question", "answer", "response", "extracted", "correct"),
+}
+
+
+def row_id(question: str, solution: str) -> str:
+    """Stable row id: sha256 of question and solution (so resume and merge work by key)."""
+    return hashlib.sha256(f"{question}\x00{solution}".encode()).hexdigest()[:16]
+
+
+def validate(table: pa.Table, kind: str, source: str, required: Iterable[str] | None = None) -> None:
+    """Check required columns exist, are text/ints as the schema says, and are non-null."""
+    if table.num_rows == 0:
+        raise UserError(f"{source} has no rows")
+    cols = table.column_names
+    need = list(required if required is not None else REQUIRED[kind])
+    missing = [c for c in need if c not in cols]
+    if missing:
+        raise UserError(f"{source}: missing column(s) {', '.join(missing)} (has: {', '.join(cols)})")
+    schema = SCHEMAS.get(kind)
+    for c in cols:
+        if schema is None or c not in schema.names:
+            continue
+        want, got = schema.field(c).type, table.schema.field(c).type
+        if pa.types.is_null(got) and c not in need:
+            continue
+        ok = (pa.types.is_string(want) and (pa.types.is_string(got) or pa.types.is_large_string(got))) or \
+             (pa.types.is_integer(want) and pa.types.is_integer(got)) or \
+             (pa.types.is_floating(want) and (pa.types.is_floating(got) or pa.types.is_integer(got))) or \
+             (pa.types.is_boolean(want) and pa.types.is_boolean(got))
+        if not ok:
+            raise UserError(f"{source}: column '{c}' must be {want}, got {got}")
+    for c in need:
+        col = table.column(c)
+        if col.null_count:
+            i = col.is_null().to_pylist().index(True)
+            raise UserError(f"{source}: row {i} has no value in column '{c}'")
+
+
+def to_table(rows: list[dict], kind: str) -> pa.Table:
+    """Rows -> table with the kind's explicit schema (absent columns null, extra kept)."""
+    schema = SCHEMAS[kind]
+    extra = [k for k in (rows[0] if rows else {}) if k not in schema.names]
+    arrays = {n: pa.array([r.get(n) for r in rows], schema.field(n).type) for n in schema.names}
+    for k in extra:
+        arrays[k] = pa.array([r.get(k) for r in rows])
+    return pa.table(arrays)
