@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from stages.layout import manifest_path, meta_path, metrics_path
 from tests.conftest import ROOT, rlt
 from tests.faults.conftest import ONE_THREAD, checkpoints
 
@@ -42,7 +43,7 @@ def _kill_group_after_checkpoint(args: list, out: Path, step: int) -> int:
         while checkpoints(out) < step:
             assert proc.poll() is None and time.time() < deadline, "no checkpoint before the run ended"
             time.sleep(0.1)
-        holder = json.loads((out / ".lock").read_text())["pid"]
+        holder = json.loads(meta_path(out, "lock").read_text())["pid"]
         os.killpg(proc.pid, signal.SIGKILL)
     finally:
         proc.wait()
@@ -65,14 +66,14 @@ def test_killed_process_group_resumes_from_its_last_checkpoint(command, tiny_tea
     while _alive(rank0):  # the workers follow their launcher
         assert time.time() < deadline, f"rank 0 (pid {rank0}) outlived its killed launcher"
         time.sleep(0.2)
-    assert not (out / "manifest.json").exists() and (out / ".lock").exists()  # the dead rank 0's lock
+    assert not manifest_path(out).exists() and meta_path(out, "lock").exists()  # the dead rank 0's lock
 
     done = rlt(*args, env=ONE_THREAD)
     assert done.returncode == 0, done.stderr[-3000:]
     log = " ".join(done.stderr.split())
     assert "taking over stale lock" in log and "resuming from" in log
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = json.loads(manifest_path(out).read_text())
     step = manifest["global_step"] if command == "distill" else manifest["training"]["global_step"]
-    assert step == 6 and not (out / ".lock").exists()
-    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert step == 6 and not meta_path(out, "lock").exists()
+    rows = [json.loads(x) for x in metrics_path(out).read_text().splitlines()]
     assert [r["step"] for r in rows if "loss" in r] == [1, 2, 3, 4, 5, 6]  # each row once

@@ -5,6 +5,8 @@ import json
 
 import pytest
 
+from stages.layout import manifest_path
+
 torch = pytest.importorskip("torch")
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
@@ -23,7 +25,7 @@ def test_lora_step_on_cuda_writes_merged_weights(qlora, tiny_teacher, synth_trai
         "device": "cuda", "max_steps": 2, "batch_size": 8, "logging_steps": 1},
         overrides=["lora.r=8", f"lora.qlora={str(qlora).lower()}"])
     out = distill.train(distill.prepare(cfg))
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = json.loads(manifest_path(out).read_text())
     assert manifest["global_step"] == 2 and manifest["lora"]["qlora"] is qlora
     merged = AutoModelForCausalLM.from_pretrained(out)
     assert merged.num_parameters() == AutoModelForCausalLM.from_pretrained(tiny_teacher).num_parameters()
