@@ -58,5 +58,5 @@ def test_teach_two_processes_split_the_completions(tiny_teacher, tiny_student, s
     assert training["processes"] == 2 and training["global_step"] == 2
     assert training["completions_per_step"] == 2 * 2 and training["per_device_batch"] == 2  # 4 over 2 processes
     assert [r["step"] for r in _jsonl(metrics_path(out))] == [1, 2]
-    assert [s["step"] for s in _jsonl(out / "samples.jsonl")] == [1, 1, 2, 2]
+    assert [s["step"] for s in _jsonl(meta_path(out, "samples.jsonl"))] == [1, 1, 2, 2]
     assert not meta_path(out, "lock").exists() and (out / "model.safetensors").is_file()
