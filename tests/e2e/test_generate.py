@@ -153,7 +153,7 @@ def test_student_scores_and_selection(tiny_teacher, tiny_student, synth_train, t
     for r in every:
         assert r["student"] == str(tiny_student) and r["aligned"] is True
         assert all(r[k] is not None for k in ("reward", "sol_logp_mean", "sol_logp_min", "kl_mean", "kl_max"))
-        assert r["kl_estimator"] == "full"  # sampled at 1.0, scored at 0.7: not the teacher's scoring distribution
+        assert r["kl_estimator"] == "sampled"  # this teacher sampled them, and the reward scores at 1.0 too
     by_id: dict[str, list[dict]] = {}
     for r in every:
         by_id.setdefault(r["id"], []).append(r)
