@@ -63,7 +63,8 @@ def choose(model, device: str) -> str:
     import torch
 
     cfg = model.config
-    half = next(model.parameters()).dtype in (torch.float16, torch.bfloat16)
+    dtype = getattr(model, "dtype", None) or next(model.parameters()).dtype  # floating dtype (4-bit bases too)
+    half = dtype in (torch.float16, torch.bfloat16)
     window = bool(getattr(cfg, "use_sliding_window", False) and getattr(cfg, "sliding_window", None))
     flash = importlib.util.find_spec("flash_attn") is not None
     return pick(device, half, float(getattr(cfg, "attention_dropout", 0.0) or 0.0), window, flash,
