@@ -35,6 +35,7 @@ def _build_world(w: Path, teacher: Path, test: Path) -> None:
     _parquet(w / "traces.parquet", {**ROWS, "explanation": ["1 + 2 = 3", "3 + 4 = 7"]})
     _parquet(w / "null_solution.parquet", {**ROWS, "solution": ["3", None]})
     pq.write_table(pa.table({k: pa.array([], pa.string()) for k in ROWS}), w / "empty.parquet")
+    _parquet(w / "bad_gold.parquet", {**ROWS, "answer": ["3", "\\frac{1}{"]})
     (w / "corrupt.parquet").write_bytes(b"PAR1 this is not parquet at all \x00\x01\x02")
     (w / "partial").mkdir()
     _parquet(w / "partial" / "part-00000-1-000000001.parquet", ROWS)
@@ -77,6 +78,11 @@ CASES = [
     ("import-corrupt", "data import {w}/corrupt.parquet --out {w}/new", "corrupt.parquet"),
     ("import-empty", "data import {w}/empty.parquet --out {w}/new", "0 rows read"),
     ("import-unknown-format", "data import {w}/no_explanation.parquet --out {w}/new --format csvish", "csvish"),
+    ("import-unknown-task", "data import {w}/no_explanation.parquet --out {w}/new --task mcq", "unknown task 'mcq'"),
+    ("decontaminate-no-against", "data decontaminate {D} --out {w}/new", "--against"),
+    ("decontaminate-bad-ngram", "data decontaminate {D} --against {E} --out {w}/new --ngram 0", "--ngram"),
+    ("decontaminate-missing-benchmark", "data decontaminate {D} --against {w}/nope.jsonl --out {w}/new",
+     "nope.jsonl"),
     ("merge-partial", "data merge {w}/partial {w}/dataset --out {w}/new", "incomplete"),
     ("merge-out-other-kind", "data merge {w}/synth8 --out {w}/dataset", "another config"),
     ("model-out-is-file", "model tiny --out {w}/a_file", "is a file"),
@@ -114,6 +120,8 @@ CASES = [
     ("eval-out-is-file", "eval --model {T} --data {E} --out {w}/a_file", "is a file"),
     ("eval-out-other-kind", "eval --model {T} --data {E} --out {w}/dataset --limit 2", "dataset artifact"),
     ("eval-shard", "eval --model {T} --data {E} --out {w}/new --shard 3/2", "--shard 3/2"),
+    ("eval-unreadable-gold", "eval --model {T} --data {w}/bad_gold.parquet --out {w}/new", "(id b)"),
+    ("eval-regrade-not-eval", "eval --regrade {w}/dataset", "not a finished eval artifact"),
     ("eval-unknown-nested-key", "eval --model {T} --data {E} --out {w}/new engine.bogus=1", "engine.bogus"),
     ("run-unknown-command", "run p --file {w}/bad_pipelines.yaml --runs {w}/runs", "command"),
     ("run-unknown-option", "run p --file {w}/bad_option.yaml --runs {w}/runs", "unknown key 'count'"),
