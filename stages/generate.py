@@ -24,7 +24,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from stages import formats
+from stages import formats, reward_record
 from stages.artifacts import (
     ArtifactWriter,
     check_output,
@@ -172,8 +172,7 @@ def _count(tok, text: str) -> int:
     return len(tok(text, add_special_tokens=False)["input_ids"])
 
 
-SCORE_COLUMNS = ("reward", "sol_logp_mean", "sol_logp_min", "kl_mean", "kl_max", "format_ok", "aligned",
-                 "explanation_tokens", "solution_tokens", "student_tokens", "text")
+SCORE_COLUMNS = (*reward_record.COLUMNS, "text")
 
 
 def score_rows(scorer, rows: list[dict], cfg: GenerateConfig) -> None:

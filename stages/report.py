@@ -23,12 +23,13 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from stages import reward_record
 from stages.artifacts import METRICS, SUMMARY, find_meta, read_manifest
 from stages.config import opt
 from stages.errors import UserError
 
 log = logging.getLogger(__name__)
-REWARD_KEYS = ("reward", "sol_logp_mean", "sol_logp_min", "kl_mean", "kl_max")
+REWARD_KEYS = reward_record.COMPONENTS  # the plotted columns of teach's metrics.jsonl
 
 
 @dataclass

@@ -55,13 +55,13 @@ from stages.formats import (
     teacher_prefill,
     teacher_view,
 )
+from stages.reward_record import COLUMNS
 
 if TYPE_CHECKING:
     import numpy as np
 
 log = logging.getLogger(__name__)
-SCORE_KEYS = ("reward", "sol_logp_mean", "sol_logp_min", "kl_mean", "kl_max", "format_ok", "aligned",
-              "explanation", "explanation_tokens", "solution_tokens", "student_tokens")
+SCORE_KEYS = (*COLUMNS, "explanation")  # plus `text`; the columns are defined once in stages/reward_record.py
 PREFILL_NL = "\n\n"  # what follows the begin tag before the explanation, in both views
 
 

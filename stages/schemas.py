@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 import pyarrow as pa
 
+from stages import reward_record
 from stages.errors import UserError
 
 KINDS = ("dataset", "traces", "eval", "checkpoint", "metrics")
@@ -24,9 +25,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     "traces": pa.schema([
         ("id", _S), ("sample", _I), ("question", _S), ("solution", _S), ("explanation", _S),
         ("text", _S), ("answer", _S), ("task", _S), ("teacher", _S), ("student", _S),
-        ("reward", _F), ("sol_logp_mean", _F), ("sol_logp_min", _F), ("kl_mean", _F),
-        ("kl_max", _F), ("format_ok", _B), ("aligned", _B), ("truncated", _B),
-        ("explanation_tokens", _I), ("solution_tokens", _I), ("student_tokens", _I),
+        *reward_record.arrow_fields(), ("truncated", _B),  # the reward's columns: stages/reward_record.py
         # provenance: the sampling settings of generated rows and the KL estimator used to score them
         ("temperature", _F), ("top_p", _F), ("kl_estimator", _S),
     ]),

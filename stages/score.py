@@ -30,6 +30,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from stages import reward_record
 from stages.artifacts import ArtifactWriter, read_table, require, row_id, select_shard, validate
 from stages.config import PromptsConfig, RewardConfig, opt, with_teacher_temperature
 from stages.errors import UserError
@@ -154,9 +155,8 @@ def to_trace(row: dict, scored: dict, cfg: ScoreConfig) -> dict:
     """One output row of the traces schema."""
     out = {k: row[k] for k in ("id", "sample", "question", "solution")}
     out.update({k: row.get(k) for k in PASS_THROUGH + ("temperature", "top_p")})
-    out.update({k: scored[k] for k in ("explanation", "text", "reward", "sol_logp_mean", "sol_logp_min",
-                                       "kl_mean", "kl_max", "format_ok", "aligned", "explanation_tokens",
-                                       "solution_tokens", "student_tokens", "kl_estimator")})
+    out.update({k: scored[k] for k in ("explanation", "text", "kl_estimator")})
+    out.update(reward_record.record(scored))
     truncated = row.get("truncated")
     out.update(teacher=cfg.teacher, student=cfg.student,
                truncated=bool(truncated) if truncated is not None else not scored["format_ok"])
@@ -179,11 +179,9 @@ def _score_all(scorer, w: ArtifactWriter, todo: list[dict], cfg: ScoreConfig) ->
 
 
 def _summary(rows: list[dict]) -> dict:
-    rewards = [r["reward"] for r in rows]
-    return {"reward_mean": sum(rewards) / len(rewards) if rewards else None,
-            "kl_estimator": dict(Counter(r.get("kl_estimator") or "unknown" for r in rows)),
-            "format_missing": sum(not r["format_ok"] for r in rows),
-            "misaligned": sum(not r["aligned"] for r in rows)}
+    """The manifest's summary: means of the reward record's fields (shares for flags) and the estimators used."""
+    return {"means": reward_record.summary(rows),
+            "kl_estimator": dict(Counter(r.get("kl_estimator") or "unknown" for r in rows))}
 
 
 def run(cfg: ScoreConfig) -> Path:
@@ -213,6 +211,7 @@ def run(cfg: ScoreConfig) -> Path:
         _score_all(scorer, w, todo, cfg)
         summary = _summary(w.all_rows())
         w.finish(summary)
-        log.info("scored %d rows -> %s (mean reward %.4f, %d without end tag, %d misaligned)", len(rows),
-                 w.out, summary["reward_mean"], summary["format_missing"], summary["misaligned"])
+        means = summary["means"]
+        log.info("scored %d rows -> %s (mean reward %.4f, end tag in %.0f %%, aligned %.0f %%)", len(rows),
+                 w.out, means["reward"], 100 * means["format_ok"], 100 * means["aligned"])
     return w.out

@@ -11,15 +11,17 @@ import math
 import time
 from pathlib import Path
 
+from stages import reward_record
 from stages.layout import SAMPLES, meta_path, metrics_path
 
 log = logging.getLogger("stages.teach")
 
 
-METRIC_KEYS = {"reward": "reward", "reward_std": "reward_std", "sol_logp_mean": "rlt/sol_logp_mean",
-               "sol_logp_min": "rlt/sol_logp_min", "kl_mean": "rlt/kl_mean", "kl_max": "rlt/kl_max",
-               "format_ok": "rlt/format_ok", "align_fail": "rlt/align_fail",
-               "explanation_tokens": "rlt/explanation_tokens", "completion_length": "completions/mean_length",
+# metrics.jsonl key -> trainer log key: the reward record's fields (logged as rlt/<field> by the reward
+# function; "reward" is TRL's own mean of the same values), then TRL's.
+METRIC_KEYS = {"reward": "reward", "reward_std": "reward_std",
+               **{c: f"rlt/{c}" for c in reward_record.COLUMNS if c != "reward"},
+               "completion_length": "completions/mean_length",
                "clipped_ratio": "completions/clipped_ratio", "kl_ref": "kl", "entropy": "entropy",
                "loss": "loss", "grad_norm": "grad_norm", "lr": "learning_rate"}
 

@@ -8,6 +8,7 @@ adapted policy (adapters on), while TRL's reference pass runs the base.
 
 from __future__ import annotations
 
+from stages import reward_record
 from stages.formats import decode_keeping_tags, special_ids_except_tags
 
 
@@ -68,11 +69,9 @@ class RLTRewardFunc:
         return [float(r["reward"]) for r in scored]
 
     def _keep(self, rows: list[dict], scored: list[dict]) -> None:
-        keep = ("explanation", "reward", "sol_logp_mean", "sol_logp_min", "kl_mean", "kl_max", "format_ok",
-                "aligned", "explanation_tokens")
         room = max(self.samples_per_log - len(self.samples), 0)
-        self.samples += [{"question": row["question"], "solution": row["solution"], **{k: r.get(k) for k in keep}}
-                         for row, r in zip(rows[:room], scored)]
+        self.samples += [{"question": row["question"], "solution": row["solution"], "explanation": r["explanation"],
+                          **reward_record.record(r)} for row, r in zip(rows[:room], scored)]
 
     def take_samples(self) -> list[dict]:
         out, self.samples = self.samples, []
@@ -80,10 +79,5 @@ class RLTRewardFunc:
 
 
 def reward_summary(scored: list[dict]) -> dict[str, float]:
-    """Batch means of the reward components, format-ok rate and alignment failures."""
-    n = max(len(scored), 1)
-    out = {k: sum(float(r[k]) for r in scored) / n
-           for k in ("sol_logp_mean", "sol_logp_min", "kl_mean", "kl_max", "explanation_tokens")}
-    out["format_ok"] = sum(bool(r["format_ok"]) for r in scored) / n
-    out["align_fail"] = sum(not r["aligned"] for r in scored) / n
-    return out
+    """Batch means of the reward record's fields; `format_ok` and `aligned` as shares of the completions."""
+    return reward_record.summary(scored)

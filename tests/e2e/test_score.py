@@ -42,7 +42,7 @@ def test_score_writes_traces_matching_the_library(explanations, tiny_teacher, ti
     assert {p.name for p in out.iterdir()} == {".rlt", *_data(out)} and _data(out) == ["data-000000-000001.parquet"]
     manifest = json.loads(manifest_path(out).read_text())
     assert manifest["kind"] == "traces" and manifest["rows"] == 6
-    assert manifest["config"]["reward"]["kl_coef"] == 2.0 and manifest["misaligned"] == 0
+    assert manifest["config"]["reward"]["kl_coef"] == 2.0 and manifest["means"]["aligned"] == 1.0
     table = pq.read_table(out / _data(out)[0])
     assert table.schema == SCHEMAS["traces"]  # explicit schema, extra input columns dropped
     rows = sorted(read_rows(out, "traces"), key=lambda r: (r["id"], r["sample"]))

@@ -18,7 +18,7 @@ from tests.conftest import ONE_THREAD, ROOT, rlt
 
 FAST = ["prompts_per_step=2", "num_generations=2", "max_completion_length=12", "reward_batch_size=8"]
 COMPONENTS = ("reward", "reward_std", "sol_logp_mean", "sol_logp_min", "kl_mean", "kl_max", "format_ok",
-              "align_fail", "completion_length", "kl_ref", "lr", "seconds_per_step")
+              "aligned", "completion_length", "kl_ref", "lr", "seconds_per_step")
 
 
 def _teach_args(teacher, student, data, out, steps, *extra):
@@ -49,7 +49,7 @@ def test_teach_writes_checkpoint_metrics_and_samples(tiny_teacher, tiny_student,
     for m in metrics:
         for key in COMPONENTS:
             assert isinstance(m[key], float) and math.isfinite(m[key]), (key, m)
-        assert 0.0 <= m["format_ok"] <= 1.0 and m["align_fail"] == 0.0
+        assert 0.0 <= m["format_ok"] <= 1.0 and m["aligned"] == 1.0
     samples = _jsonl(meta_path(out, "samples.jsonl"))
     assert [s["step"] for s in samples] == [1, 1, 1, 2, 2, 2]
     assert all(s["question"].startswith("What is") and isinstance(s["explanation"], str) for s in samples)
@@ -128,7 +128,7 @@ def test_reward_adapter_keeps_the_end_tag(which, tiny_teacher, tiny_student, tin
     samples = fn.take_samples()
     assert [x["format_ok"] for x in samples] == [True, False]
     assert [x["explanation"] for x in samples] == bodies
-    assert logged["rlt/format_ok"] == 0.5 and logged["rlt/align_fail"] == 0.0
+    assert logged["rlt/format_ok"] == 0.5 and logged["rlt/aligned"] == 1.0
     direct = scorer.score([{"question": q, "solution": s, "completion": t} for t in texts], teacher=teacher)
     assert rewards == pytest.approx([d["reward"] for d in direct])
     assert rewards[1] == pytest.approx(direct[1]["reward"]) and direct[1]["format_ok"] is False
