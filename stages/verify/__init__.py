@@ -32,7 +32,7 @@ from stages.verify import mathcheck
 from stages.verify.choice import LETTERS, extract_letter, parse_gold_letter
 from stages.verify.extract import boxes, final_box, last_boxed, solution_part, unwrap
 
-GRADER_VERSION = "4"
+GRADER_VERSION = "5"
 __all__ = ["CHECKERS", "GRADER_VERSION", "LETTERS", "Check", "boxes", "check", "check_gold", "extract_letter",
            "get_checker", "gold_from_row", "last_boxed", "parse_integer", "solution_part"]
 
@@ -78,6 +78,7 @@ def _integer_value(text: str, timeout: int) -> int | None:
         return direct
     mathcheck.require_main_thread()
     for parsed in mathcheck.parse_answer(text, timeout):
+        parsed = mathcheck.right_hand_side(parsed)  # `x = 204` answers 204
         exact = [v for v in mathcheck.number_values(parsed) or [] if v.is_Integer]
         if exact:
             return int(exact[0])

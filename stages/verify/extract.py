@@ -17,7 +17,7 @@ import re
 from stages.formats import BEGIN_SOLUTION, BEGIN_THOUGHT, END_SOLUTION, END_THOUGHT
 
 _BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
-_TEXT_WRAP = re.compile(r"^\\(?:text|textbf|textrm|mathrm|mathbf|mbox)\s*\{(.*)\}$", re.DOTALL)
+_TEXT_WRAP = re.compile(r"^(?:\\(?:text|textbf|textrm|mathrm|mathbf|mbox)\s*)?\{(.*)\}$", re.DOTALL)
 
 
 def solution_part(response: str) -> str:
@@ -68,7 +68,7 @@ def last_boxed(text: str) -> str | None:
 
 
 def unwrap(text: str) -> str:
-    """Strip `$` delimiters and `\\text{...}`-style wrappers around an answer."""
+    """Strip `$` delimiters, `\\text{...}`-style wrappers and bare braces around an answer."""
     text = text.strip().strip("$").strip()
     while (m := _TEXT_WRAP.match(text)) is not None:
         text = m.group(1).strip()

@@ -135,6 +135,16 @@ def _container_equal(g, p) -> bool | None:
     return None
 
 
+def right_hand_side(x):
+    """The last right-hand side of an equation (`x = y = 5` -> 5); anything else unchanged."""
+    from math_verify.grader import is_equation, take_last_relation
+
+    try:
+        return take_last_relation(x).rhs if is_equation(x) else x
+    except Exception:  # noqa: BLE001 - odd sympy objects
+        return x
+
+
 def _unwrap_equation(g, p):
     """math-verify's rule: `x = 5` answers a gold `5` (the last right-hand side is compared);
     two assignments to the same variable compare their right-hand sides."""

@@ -115,6 +115,10 @@ NUMBERS = [
     ("integer", "70", "\\boxed{70.0}", True),
     ("integer", "70", "\\boxed{\\frac{140}{2}}", True),
     ("integer", "70", "\\boxed{70.5}", False),
+    ("integer", "204", "\\boxed{x = 204}", True),
+    ("integer", "204", "\\boxed{{204}}", True),
+    ("integer", "204", "\\boxed{204 \\text{ minutes}}", True),
+    ("integer", "204", "\\boxed{x = 205}", False),
 ]
 
 LETTERS = [
