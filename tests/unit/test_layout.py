@@ -255,3 +255,18 @@ def test_rank_zero_writer_writes_once_and_waits_twice(tmp_path, monkeypatch):
     with lifecycle.RankZeroWriter(out, "dataset", Cfg(), key=("id",)) as w:
         assert w.complete
     assert waits == [1, 1, 0, 0, 1]
+
+
+def test_compact_converts_an_old_checkpoint_keeping_the_model_directory(tmp_path):
+    out = tmp_path / "ckpt"
+    out.mkdir()
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        (out / name).write_text("{}")
+    (out / "metrics.jsonl").write_text('{"step": 1}\n')
+    (out / "manifest.json").write_text(json.dumps({"kind": "checkpoint", "schema_version": 1, "rows": 4,
+                                                   "inputs": {}, "data_hash": "abc"}))
+    assert output_state(out).complete and L.find_meta(out, L.METRICS) == out / "metrics.jsonl"
+    C.run(C.CompactConfig(path=str(out)))
+    assert sorted(p.name for p in out.iterdir()) == [".rlt", "config.json", "model.safetensors", "tokenizer.json"]
+    assert sorted(p.name for p in (out / ".rlt").iterdir()) == ["manifest.json", "metrics.jsonl"]
+    assert L.read_manifest(out)["data_hash"] == "abc" and L.read_manifest(out)["schema_version"] == 2
