@@ -7,13 +7,14 @@ alike) and prints, per variant, the process's peak RSS, the peak growth over
 the loaded model (weights + gradients + optimizer state + activations), and the
 median seconds per optimizer step, with the LoRA / full ratios.
 
-    .venv/bin/python benchmarks/lora.py [--rounds 2] [--steps 6] [--rank 16]
+    .venv/bin/python benchmarks/lora.py [--rounds 2] [--steps 5] [--rank 16]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -24,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parents[1]
+BATCH = 4
 
 
 def make_data(root: Path, rows: int) -> tuple[str, str]:
@@ -50,7 +52,7 @@ def measure(model: str, data: str, out: str, steps: int, rank: int) -> dict:
     from stages.config import resolve
 
     cfg = resolve(distill.DistillConfig, options={
-        "model": model, "data": data, "out": out, "device": "cpu", "max_steps": steps, "batch_size": 8,
+        "model": model, "data": data, "out": out, "device": "cpu", "max_steps": steps, "batch_size": BATCH,
         "lr": 1e-4, "save_steps": 10_000, "logging_steps": 10_000}, overrides=[f"lora.r={rank}"])
     trainer = distill.make_trainer(distill.prepare(cfg))
     loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MiB (Linux reports KiB)
@@ -75,7 +77,8 @@ def run_variant(model: str, data: str, root: Path, steps: int, rank: int, i: int
     """`measure` in a fresh process, so each peak RSS belongs to one variant alone."""
     code = (f"import json, sys; sys.path.insert(0, {str(ROOT)!r}); from benchmarks.lora import measure; "
             f"print(json.dumps(measure({model!r}, {data!r}, {str(root / f'out-{rank}-{i}')!r}, {steps}, {rank})))")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}  # steadier on a shared CPU
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, env=env)
     if proc.returncode != 0:
         raise SystemExit(proc.stderr[-3000:])
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -84,9 +87,9 @@ def run_variant(model: str, data: str, root: Path, steps: int, rank: int, i: int
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--rank", type=int, default=16)
-    ap.add_argument("--rows", type=int, default=64)
+    ap.add_argument("--rows", type=int, default=32)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="rlt-bench-lora-") as tmp:
         root = Path(tmp)
@@ -100,7 +103,7 @@ def main() -> None:
                    "step_s": statistics.median(r["step_s"] for r in rs), "trainable": rs[0]["trainable"]}
             for rank, rs in runs.items()}
     full, lora = best[0], best[args.rank]
-    print(f"distill on CPU, hidden 512 x 8 layers, batch 8, {args.steps} steps, {args.rounds} rounds")
+    print(f"distill on CPU, hidden 512 x 8 layers, batch {BATCH}, {args.steps} steps, {args.rounds} rounds")
     for name, r in (("full fine-tuning", full), (f"LoRA r={args.rank}", lora)):
         print(f"  {name:17s} trainable {r['trainable'] / 1e6:7.2f}M  peak RSS {r['peak_mib']:7.0f} MiB  "
               f"growth over the loaded model {r['growth_mib']:6.0f} MiB  {r['step_s']:.3f} s/step")

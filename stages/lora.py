@@ -41,7 +41,8 @@ class LoraConfig:
 
     r: int = opt(0, "LoRA rank; 0 = full fine-tuning (no adapters).")
     alpha: float = opt(32.0, "LoRA scaling numerator: updates are scaled by alpha / r.")
-    dropout: float = opt(0.05, "Dropout on the LoRA input (0 <= p < 1).")
+    dropout: float = opt(0.0, "Dropout on the LoRA input (0 <= p < 1); > 0 keeps a dropped copy of every "
+                              "adapted layer's input for backward (more activation memory).")
     target_modules: list[str] = opt(lambda: ["all-linear"],
                                     "Module names that get adapters; all-linear = the attention and MLP projections.")
     save: str = opt("merged", "Output: merged (full weights, loads with AutoModelForCausalLM) or adapter.")
