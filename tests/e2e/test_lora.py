@@ -128,6 +128,15 @@ def test_lora_options_without_a_rank_are_refused():
     lora.validate(lora.LoraConfig(r=0), on_cuda=False)  # the default: full fine-tuning
 
 
+def test_qlora_needs_bitsandbytes_on_cuda(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "bitsandbytes" else real(name, *a))
+    with pytest.raises(UserError, match="pip install bitsandbytes"):
+        lora.validate(lora.LoraConfig(r=4, qlora=True), on_cuda=True)
+
+
 # ----------------------------------------------------------------------------- rlt teach
 
 TEACH_FAST = ["prompts_per_step=2", "num_generations=2", "max_completion_length=12", "reward_batch_size=8"]
