@@ -37,7 +37,7 @@ from stages.layout import (  # noqa: F401  (names other modules import from here
     read_progress,
     summary_path,
 )
-from stages.lifecycle import OutputState, RankZeroWriter, output_state, require  # noqa: F401
+from stages.lifecycle import OutputState, RankZeroWriter, output_state, require, require_finished  # noqa: F401
 from stages.schemas import KINDS, REQUIRED, SCHEMAS, row_id, to_table, validate  # noqa: F401
 from stages.writer import ArtifactWriter, acquire_lock, check_output  # noqa: F401
 
@@ -77,11 +77,7 @@ def read_table(path: str | Path) -> pa.Table:
         raise UserError(f"input not found: {p}")
     if p.is_file():
         return _read_file(p)
-    state = output_state(p)
-    if state.status == "missing":
-        raise UserError(f"{p} is not an rlt artifact (no {manifest_path(p).relative_to(p)} and no data files)")
-    if not state.finished:
-        raise UserError(f"{p} is incomplete ({state.rows} rows, no manifest): rerun the command that writes it")
+    require_finished(p)
     parts = parts_of(p)
     if not parts:
         return pa.table({})

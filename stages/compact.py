@@ -150,17 +150,13 @@ def run(cfg: CompactConfig) -> dict:
     the same; `schema_version` becomes the current one. Raises UserError for a path
     that is not a complete rlt artifact, or one another process is writing.
     """
-    from stages.lifecycle import output_state
+    from stages.lifecycle import require_finished
     from stages.writer import acquire_lock
 
     out = Path(cfg.path)
     if cfg.max_file_mb <= 0:
         raise UserError(f"--max-file-mb must be positive, got {cfg.max_file_mb}")
-    state = output_state(out)
-    if state.status == "missing":
-        raise UserError(f"{out} is not an rlt artifact")
-    if not state.finished:
-        raise UserError(f"{out} is unfinished ({state.rows} rows so far): rerun the command that writes it")
+    state = require_finished(out)
     lock = acquire_lock(out)
     try:
         before = len(layout.all_data_files(out))

@@ -152,6 +152,17 @@ def require(out: str | Path, kind: str, cfg: Any, inputs: dict[str, str] | None,
     return state
 
 
+def require_finished(path: str | Path) -> OutputState:
+    """The state of an artifact about to be read (or compacted): UserError unless it is finished."""
+    p = Path(path)
+    state = output_state(p)
+    if state.status == "missing":
+        raise UserError(f"{p} is not an rlt artifact (no {layout.manifest_path(p).relative_to(p)} and no data files)")
+    if not state.finished:
+        raise UserError(f"{p} is incomplete ({state.rows} rows, no manifest): rerun the command that writes it")
+    return state
+
+
 # ----------------------------------------------------------------------------- distributed
 
 

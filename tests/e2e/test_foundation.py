@@ -129,7 +129,7 @@ def test_merge_refuses_conflicts(tmp_path):
     (["data", "import", "{tmp}/corrupt.parquet", "--out", "{tmp}/o"], "cannot read"),
     (["data", "import", "{tmp}/file.txt", "--out", "{tmp}/o", "--format", "nope"], "unknown --format"),
     (["inspect", "{tmp}"], "not an rlt artifact"),
-    (["data", "compact", "{tmp}/partial"], "unfinished"),
+    (["data", "compact", "{tmp}/partial"], "incomplete"),
     (["model", "tiny", "--out", "{tmp}/o", "--tokenizer", "{tmp}"], "no tokenizer_config.json"),
 ])
 def test_bad_inputs_exit_2_with_one_line(tmp_path, args, fragment):

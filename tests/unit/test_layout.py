@@ -198,7 +198,7 @@ def test_compact_refuses_what_it_cannot_convert(tmp_path):
     with pytest.raises(UserError, match="not an rlt artifact"):
         C.run(C.CompactConfig(path=str(tmp_path / "nothing")))
     out = make(tmp_path / "a", finish=False)
-    with pytest.raises(UserError, match="unfinished"):
+    with pytest.raises(UserError, match="incomplete"):
         C.run(C.CompactConfig(path=str(out)))
     with pytest.raises(UserError, match="positive"):
         C.run(C.CompactConfig(path=str(out), max_file_mb=0))
