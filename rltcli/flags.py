@@ -9,6 +9,7 @@ repeatable option, mappings as repeatable `--key k=v`.
 
 from __future__ import annotations
 
+import inspect
 import re
 import types
 import typing
@@ -72,7 +73,8 @@ def option(key: str, f: Field, tp: Any) -> click.Option:
 def params_of(cls) -> tuple[list[click.Option], list[tuple[str, Any]]]:
     """(options of the flagged fields, [(key, type)] of the positional fields) of a config class."""
     options, positional = [], []
-    for key, f, tp in leaf_fields(cls):
+    own = inspect.get_annotations(cls)  # a config's own fields are listed before inherited ones
+    for key, f, tp in sorted(leaf_fields(cls), key=lambda row: row[0].split(".")[0] not in own):
         if f.metadata.get("arg"):
             positional.append((key, tp))
         elif f.metadata.get("flag"):

@@ -61,7 +61,7 @@ REPORTERS = {"tensorboard": "tensorboard", "wandb": "wandb", "trackio": "trackio
 
 
 @dataclass
-class DistillConfig:
+class DistillConfig(launch.LaunchOptions):
     """Options of `rlt distill`."""
 
     model: str = opt("", "Model to fine-tune: a model directory or a hub id.", flag=True)
@@ -96,12 +96,6 @@ class DistillConfig:
     logging_steps: int = opt(10, "Log (and write metrics.jsonl) every N steps.", hash=False)
     device: str = opt("auto", "auto, cpu or cuda.", hash=False, flag=True)
     dtype: str = opt("auto", "Weights dtype: auto (bf16 on a bf16 GPU, else float32), float32, bfloat16.")
-    launch: str | None = opt(None, "Preset of a multi-process run: ddp (gloo CPU processes when no GPU is visible), "
-                             "zero2, zero3, zero3-offload.", hash=False, flag=True)
-    nproc: int | None = opt(None, "Processes for --launch, all machines (default: one per GPU).", hash=False, flag=True)
-    gpus: int | None = opt(None, "Alias of --nproc.", hash=False, flag=True)
-    launch_args: list[str] = opt(list, "Extra `accelerate launch` arguments (multi-node: --num_machines, "
-                                 "--machine_rank, --main_process_ip, --main_process_port).", hash=False)
     force: bool = opt(False, "Overwrite an existing output.", hash=False, flag=True)
     trust_remote_code: bool = opt(False, "Allow model code from the hub.", flag=True)
     prompts: PromptsConfig = opt(PromptsConfig, "System prompts.")

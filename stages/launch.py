@@ -29,13 +29,27 @@ import socket
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from stages.config import opt
 from stages.errors import UserError
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class LaunchOptions:
+    """The multi-process options of the training stages (`--launch PRESET --nproc N`), declared once."""
+
+    launch: str | None = opt(None, "Preset of a multi-process run: ddp (gloo CPU processes when no GPU is visible), "
+                             "zero2, zero3, zero3-offload.", hash=False, flag=True)
+    nproc: int | None = opt(None, "Processes for --launch, all machines (default: one per GPU).", hash=False, flag=True)
+    gpus: int | None = opt(None, "Alias of --nproc.", hash=False, flag=True)
+    launch_args: list[str] = opt(list, "Extra `accelerate launch` arguments (multi-node: --num_machines, "
+                                 "--machine_rank, --main_process_ip, --main_process_port).", hash=False)
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 DEEPSPEED_PRESETS = ("zero2", "zero3", "zero3-offload")
 CPU_PRESET = "ddp-cpu"

@@ -71,7 +71,7 @@ CHOICES = {"loss_type": ("grpo", "dapo", "dr_grpo", "bnpo", "cispo", "sapo", "lu
 
 
 @dataclass
-class TeachConfig:
+class TeachConfig(launch.LaunchOptions):
     """Options of `rlt teach`."""
 
     teacher: str = opt("", "Teacher model to train (model directory or hub id), usually warmed up by SFT.", hash=False,
@@ -106,12 +106,6 @@ class TeachConfig:
     dtype: str = opt("auto", "Weights dtype: auto (bf16 on GPU, float32 on CPU), float32, bfloat16.")
     use_vllm: bool = opt(False, "Generate with vLLM (GPU; needs the vllm extra).", hash=False, flag=True)
     vllm_mode: str = opt("colocate", "vLLM mode: colocate or server.", hash=False)
-    launch: str | None = opt(None, "Preset of a multi-process run: ddp (gloo CPU processes when no GPU is visible), "
-                             "zero2, zero3, zero3-offload.", hash=False, flag=True)
-    nproc: int | None = opt(None, "Processes for --launch, all machines (default: one per GPU).", hash=False, flag=True)
-    gpus: int | None = opt(None, "Alias of --nproc.", hash=False, flag=True)
-    launch_args: list[str] = opt(list, "Extra `accelerate launch` arguments (multi-node: --num_machines, "
-                                 "--machine_rank, --main_process_ip, --main_process_port).", hash=False)
     force: bool = opt(False, "Overwrite an existing output.", hash=False, flag=True)
     trust_remote_code: bool = opt(False, "Allow model code from the model directory.", hash=False, flag=True)
     offload_student: bool = opt(False, "Keep the student on the CPU (saves accelerator memory, slower).",
