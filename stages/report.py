@@ -315,10 +315,11 @@ def _correlation_md(points: list[dict], corr: float | None, out: Path) -> list[s
 def _styles_md(styles: list[dict]) -> list[str]:
     if not styles:
         return []
-    return ["", "## Explanation style (helpful = column work in order)", ""] + _md_table(
-        ["traces", "rows", "helpful %", "columns %", "asserted %", "other %"],
-        [[r["step"], r["n"], f"{100 * r['helpful']:.1f}", f"{100 * r['columns']:.1f}",
-          f"{100 * r['asserted']:.1f}", f"{100 * r['other']:.1f}"] for r in styles])
+    from stages.tasks import STYLES
+
+    return ["", "## Explanation style (helpful = the column work, right and in order)", ""] + _md_table(
+        ["traces", "rows", "helpful %", *(f"{k} %" for k in STYLES)],
+        [[r["step"], r["n"], f"{100 * r['helpful']:.1f}", *(f"{100 * r[k]:.1f}" for k in STYLES)] for r in styles])
 
 
 def _training_md(steps, out: Path) -> list[str]:

@@ -60,30 +60,35 @@ def asserted_trace(a: int, b: int) -> str:
 
 
 UNHELPFUL = {"asserted": asserted_trace}
-STYLES = ("columns", "asserted", "other")
+STYLES = ("columns", "asserted", "columns-wrong", "asserted-wrong", "other")
 _QUESTION = re.compile(r"What is (\d+) \+ (\d+)\?")
-_COLUMN = re.compile(r"^([a-z-]+): (\d) \+ (\d)(?: \+ (\d))? = (\d+), write (\d)(?:, carry (\d))?\.$")
 
 
 def explanation_style(explanation: str, question: str) -> str:
-    """Style of one explanation of an addition question: `columns`, `asserted` or `other`.
+    """Style of one explanation of an addition question (one of `STYLES`).
 
-    `columns` (helpful): every column of the question worked least significant
-    first, each line arithmetically right, carries passed on, ending on the sum.
-    `asserted` (unhelpful): no column line, the correct sum stated. `other`:
-    anything else (wrong, incomplete, out-of-order or foreign explanations).
-    Raises nothing; a question that is not an addition gives `other`.
+    `columns` (helpful): exactly the column work of the question, least
+    significant column first, each line right, carries passed on, ending on
+    the sum. `asserted` (unhelpful): the correct sum stated without column
+    work. `columns-wrong` / `asserted-wrong`: the same layouts with any line
+    wrong, missing or out of order. `other`: anything else. Raises nothing;
+    a question that is not an addition gives `other`.
     """
     m = _QUESTION.search(question or "")
     if not m:
         return "other"
     a, b = int(m.group(1)), int(m.group(2))
-    text = (explanation or "").strip()
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    if lines and lines == [ln.strip() for ln in carry_trace(a, b).splitlines()]:
+    lines = [ln.strip() for ln in (explanation or "").strip().splitlines() if ln.strip()]
+    if not lines:
+        return "other"
+    if lines == [ln.strip() for ln in carry_trace(a, b).splitlines()]:
         return "columns"
-    if lines and lines == [ln.strip() for ln in asserted_trace(a, b).splitlines()]:
+    if lines == [ln.strip() for ln in asserted_trace(a, b).splitlines()]:
         return "asserted"
+    if lines[0].startswith(f"{ONES[0]}:"):
+        return "columns-wrong"
+    if lines[0].startswith("Adding the two numbers gives"):
+        return "asserted-wrong"
     return "other"
 
 

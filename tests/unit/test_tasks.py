@@ -22,9 +22,13 @@ def test_style_checker_on_hand_written_explanations():
     assert tasks.explanation_style(cols, q) == "columns" and tasks.is_helpful("columns")
     assert tasks.explanation_style("Adding the two numbers gives 125.\nSo 58 + 67 = 125.", q) == "asserted"
     wrong = cols.replace("write 2", "write 3")
+    assert tasks.explanation_style(wrong, q) == "columns-wrong"
+    assert tasks.explanation_style(cols.splitlines()[0], q) == "columns-wrong"  # incomplete
     reversed_ = "\n".join(cols.splitlines()[:3][::-1] + cols.splitlines()[3:])
-    for text in (wrong, reversed_, "So 58 + 67 = 125.", "", "Adding the two numbers gives 126.\nSo 58 + 67 = 126."):
+    assert tasks.explanation_style("Adding the two numbers gives 126.\nSo 58 + 67 = 126.", q) == "asserted-wrong"
+    for text in (reversed_, "So 58 + 67 = 125.", "", "The answer is 125."):
         assert tasks.explanation_style(text, q) == "other", text
+        assert not tasks.is_helpful(tasks.explanation_style(text, q))
     assert tasks.explanation_style(cols, "What is x?") == "other"
 
 
