@@ -134,7 +134,7 @@ def differences(acc: list[dict], pairs: list[str]) -> list[dict]:
             if r["model"] != a or other is None:
                 continue
             d, lo, hi = newcombe(r["correct"], r["n"], other["correct"], other["n"])
-            out.append({"run": _run_of(r["step"]) or r["step"], "benchmark": r["benchmark"], "pair": f"{a} - {b}",
+            out.append({"run": _run_of(r["step"]) or "-", "benchmark": r["benchmark"], "pair": f"{a} - {b}",
                         "difference": d, "ci95": [lo, hi]})
     return out
 
