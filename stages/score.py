@@ -67,10 +67,17 @@ def _check(cfg: ScoreConfig) -> None:
 
 
 def load_rows(path: str) -> list[dict]:
-    """Rows with question, solution and explanation (or completion); ids and samples filled in."""
+    """Rows with question, solution and explanation (or completion); ids and samples filled in.
+
+    A dataset's `reasoning_trace` (e.g. `rlt data synth` or imported traces) is scored as the explanation
+    when the rows have neither `explanation` nor `completion`.
+    """
     table = read_table(path)
-    text = "completion" if "explanation" not in table.column_names and "completion" in table.column_names \
-        else "explanation"
+    names = table.column_names
+    if "explanation" not in names and "completion" not in names and "reasoning_trace" in names:
+        table = table.rename_columns(["explanation" if n == "reasoning_trace" else n for n in names])
+        names = table.column_names
+    text = "completion" if "explanation" not in names and "completion" in names else "explanation"
     validate(table, "traces", str(path), required=("question", "solution", text))
     rows = table.to_pylist()
     seen: dict[str, int] = {}

@@ -21,3 +21,14 @@ def test_load_rows_fills_ids_samples_and_accepts_completions(tmp_path):
     dup.write_text("".join(json.dumps({**r, "sample": 3}) + "\n" for r in rows))
     with pytest.raises(UserError, match="sample 3"):
         load_rows(str(dup))
+
+
+def test_load_rows_scores_a_datasets_reasoning_trace(tmp_path):
+    from stages.data import SynthConfig, synth
+    from stages.score import load_rows
+    from stages.tasks import synth_rows
+
+    out = synth(SynthConfig(out=str(tmp_path / "d"), n=5, min_digits=2, max_digits=2, unhelpful=0.4))
+    got = load_rows(str(out))
+    want = {r["id"]: r["reasoning_trace"] for r in synth_rows(5, 0, "train", 2, 2, unhelpful=0.4)}
+    assert {r["id"]: r["explanation"] for r in got} == want
