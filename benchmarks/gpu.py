@@ -241,7 +241,7 @@ def teach_bench(s: dict, device: str, teacher: Path, student: Path, data: Path, 
     cfg = resolve(teach.TeachConfig, options={
         "teacher": str(teacher), "student": str(student), "data": str(data), "out": str(root / "teach"),
         "max_steps": s["teach_steps"], "prompts_per_step": s["teach_prompts"],
-        "num_generations": s["teach_generations"], "max_completion_length": s["teach_tokens"], "device": device,
+        "num_generations": s["teach_generations"], "max_new_tokens": s["teach_tokens"], "device": device,
         "save_steps": 1000, "reward_batch_size": s["teach_prompts"] * s["teach_generations"]})
     teach.run(cfg)
     steps = [json.loads(line).get("seconds_per_step") for line in metrics_path(root / "teach").open()]

@@ -79,7 +79,16 @@ def params_of(cls) -> tuple[list[click.Option], list[tuple[str, Any]]]:
             positional.append((key, tp))
         elif f.metadata.get("flag"):
             options.append(option(key, f, tp))
+            options += [click.Option([f"--{old.rsplit('.', 1)[-1].replace('_', '-')}", old.replace(".", "__")],
+                                     type=_SCALARS.get(_base(tp), click.STRING), hidden=True)
+                        for old in old_keys(key, f)]
     return options, positional
+
+
+def old_keys(key: str, f: Field) -> list[str]:
+    """The deprecated dotted keys of a field (its `aliases`), still accepted with one deprecation line."""
+    prefix = key.rpartition(".")[0]
+    return [f"{prefix}.{old}" if prefix else old for old in f.metadata.get("aliases", ())]
 
 
 def _pairs(key: str, values: tuple[str, ...]) -> list[str]:
@@ -98,6 +107,9 @@ def _pairs(key: str, values: tuple[str, ...]) -> list[str]:
 def collect(cls, values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """Split click's values into (typed options by dotted key, dotted overrides from mapping flags)."""
     options, overrides = {}, []
+    for key, f, _ in leaf_fields(cls):  # a deprecated flag passes its old key on: resolve says it is deprecated
+        options.update({old: values[old.replace(".", "__")] for old in old_keys(key, f)
+                        if values.get(old.replace(".", "__")) is not None})
     for key, f, tp in leaf_fields(cls):
         value = values.get(key.replace(".", "__"))
         if value is None or value == ():

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import types
 import typing
 from dataclasses import dataclass, field
@@ -33,19 +34,22 @@ STUDENT_SYSTEM = (
     "You are a careful problem solver. Think step by step inside the thought "
     "block, then give the final solution with the answer in \\boxed{}."
 )
+log = logging.getLogger(__name__)
 SAMPLING_TEMPERATURE = 0.7  # the paper's teacher sampling temperature (docs/method.md "Temperatures")
 
 
 def opt(default: Any = dataclasses.MISSING, help: str = "", hash: bool = True, flag: bool | str = False,
-        arg: bool = False, **kw) -> Any:
+        arg: bool = False, aliases: tuple[str, ...] = (), **kw) -> Any:
     """A config field with its help text (also its `rlt` help).
 
     `hash=False` keeps it out of the config hash (paths of outputs, devices).
     Every field is settable as a dotted `key=value` override; `flag=True` also
     shows it as `--key` on the command line (`flag="--name"` or
     `"--on/--off"` names it), `arg=True` makes it a positional argument.
+    `aliases` are the field's old names: still accepted (as keys and, for a
+    flag, as `--old-name`) with one deprecation line.
     """
-    meta = {"help": help, "hash": hash, "flag": flag, "arg": arg}
+    meta = {"help": help, "hash": hash, "flag": flag, "arg": arg, "aliases": tuple(aliases)}
     if callable(default) and not isinstance(default, (str, int, float, bool)):
         return field(default_factory=default, metadata=meta, **kw)
     return field(default=default, metadata=meta, **kw)
@@ -70,7 +74,7 @@ class RewardConfig:
         "(teach: its `temperature`), else 0.7. Set it apart only on purpose: the sampled-token KL assumes the two "
         "are equal.")
     student_temperature: float = opt(0.7, "Temperature of student log-probs.")
-    format_penalty: float = opt(-1.0, "Added when the end tag is missing; value of empty/misaligned rows.")
+    format_penalty: float = opt(-1.0, "Added when the end tag is missing; value of rows with an empty span or not aligned.")
     full_kl: bool | None = opt(None, "KL estimator: true = full-distribution KL, false = sampled-token estimate, "
                                      "unset = by provenance (sampled for explanations this teacher sampled at "
                                      "teacher_temperature, as in teach; full otherwise).")
@@ -172,11 +176,31 @@ def _coerce(value: Any, tp: Any, from_text: bool) -> Any:
 # ----------------------------------------------------------------------------- resolving
 
 
+_warned: set[str] = set()
+
+
+def aliases(cls) -> dict[str, str]:
+    """Old (deprecated) key -> current field name, from the fields' `opt(..., aliases=...)`."""
+    return {old: f.name for f in dataclasses.fields(cls) for old in f.metadata.get("aliases", ())}
+
+
+def _renamed(cls, head: str, prefix: str) -> str:
+    """The current name of a key; an old name is accepted with one deprecation line per process."""
+    new = aliases(cls).get(head) if head not in _fields(cls) else None
+    if new is None:
+        return head
+    if prefix + head not in _warned:
+        _warned.add(prefix + head)
+        log.warning("config key '%s%s' is deprecated: use '%s%s'", prefix, head, prefix, new)
+    return new
+
+
 def _apply(obj: Any, key: str, value: Any, from_text: bool, problems: list[str], prefix: str = "") -> None:
     """Set dotted `key` on a dataclass instance, collecting problems (named by full key)."""
     head, _, rest = key.partition(".")
     fields = _fields(type(obj))
     full = f"{prefix}{key}"
+    head = _renamed(type(obj), head, prefix)
     if head not in fields:
         problems.append(f"unknown key '{full}' (valid: {', '.join(sorted(fields))})")
         return

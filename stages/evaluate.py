@@ -2,7 +2,7 @@
 
     rlt eval --model runs/student --data data/test --out runs/eval
     rlt eval --model base --model runs/student --data data/math500 --out runs/cmp \
-        --samples 4 --temperature 0.7
+        --num-generations 4 --temperature 0.7
     rlt eval --regrade runs/eval          # re-check saved responses, generate nothing
 
 Input: a dataset artifact (or Parquet/JSONL file) with `id, question, solution`
@@ -80,7 +80,8 @@ class EvalConfig:
     max_new_tokens: int = opt(1024, "Most tokens generated per response (longer ones count as truncated).", flag=True)
     temperature: float = opt(0.0, "Sampling temperature; 0 = greedy (the paper's setting).", flag=True)
     top_p: float = opt(1.0, "Nucleus sampling threshold.", flag=True)
-    samples: int = opt(1, "Responses per question; >1 reports pass@k and needs temperature > 0.", flag=True)
+    num_generations: int = opt(1, "Responses per question; >1 reports pass@k and needs temperature > 0.", flag=True,
+                               aliases=("samples",))
     seed: int = opt(0, "Sampling seed.", flag=True)
     shard: str | None = opt(None, "i/n: evaluate only this deterministic slice of the rows.", flag=True)
     limit: int | None = opt(None, "Evaluate only the first N rows (after sharding).", flag=True)
@@ -133,7 +134,7 @@ def group_stats(rows: list[dict]) -> dict:
     accuracy = sum(bool(r["correct"]) for r in rows) / len(rows)
     samples = min(len(v) for v in by_q.values())
     lo, hi = wilson(accuracy, n_q)
-    stats = {"n": n_q, "rows": len(rows), "samples": samples, "correct": sum(bool(r["correct"]) for r in rows),
+    stats = {"n": n_q, "rows": len(rows), "num_generations": samples, "correct": sum(bool(r["correct"]) for r in rows),
              "accuracy": accuracy, "ci95": [lo, hi], "pass@1": accuracy,
              "mean_response_tokens": sum(int(r["response_tokens"] or 0) for r in rows) / len(rows),
              "truncation_rate": sum(bool(r["truncated"]) for r in rows) / len(rows)}
@@ -203,10 +204,10 @@ def validate_config(cfg: EvalConfig) -> None:
         raise UserError("give the dataset to evaluate with --data")
     if not cfg.out:
         raise UserError("give the output directory with --out")
-    if cfg.samples < 1:
-        raise UserError(f"--samples must be at least 1, got {cfg.samples}")
-    if cfg.samples > 1 and cfg.temperature <= 0:
-        raise UserError(f"--samples {cfg.samples} with greedy decoding gives identical samples; "
+    if cfg.num_generations < 1:
+        raise UserError(f"--num-generations must be at least 1, got {cfg.num_generations}")
+    if cfg.num_generations > 1 and cfg.temperature <= 0:
+        raise UserError(f"--num-generations {cfg.num_generations} with greedy decoding gives identical samples; "
                         "set --temperature > 0")
     if cfg.max_new_tokens < 1:
         raise UserError(f"--max-new-tokens must be positive, got {cfg.max_new_tokens}")
@@ -251,7 +252,7 @@ def grade(row: dict, timeout: int) -> dict:
     return {**row, "extracted": result.extracted, "correct": result.correct}
 
 
-def score(item: dict, model: str, sample: int, completion, timeout: int) -> dict:
+def eval_row(item: dict, model: str, sample: int, completion, timeout: int) -> dict:
     """One eval row from a completion (checked here, in the calling thread)."""
     row = {"id": item["id"], "sample": sample, "question": item["question"], "answer": item["answer"],
            "task": item["task"], "model": model, "response": completion.text,
@@ -271,7 +272,7 @@ def eval_model(cfg: EvalConfig, model: str, items: list[dict], writer: ArtifactW
     """Generate and check every pending (id, sample) of one model, one part per batch."""
     from stages.engines import make_engine
 
-    todo = _pending(items, model, cfg.samples, writer.done)
+    todo = _pending(items, model, cfg.num_generations, writer.done)
     if not todo:
         return
     engine = make_engine(cfg.engine, model)
@@ -281,11 +282,11 @@ def eval_model(cfg: EvalConfig, model: str, items: list[dict], writer: ArtifactW
         for start in range(0, len(todo), size):
             batch = todo[start:start + size]
             prompts = [student_prompt(engine.tokenizer, system, it["question"]) for it in batch]
-            outs = engine.generate(prompts, n=cfg.samples, max_new_tokens=cfg.max_new_tokens,
+            outs = engine.generate(prompts, n=cfg.num_generations, max_new_tokens=cfg.max_new_tokens,
                                    temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed,
                                    stop=[END_SOLUTION])
-            rows = [score(it, model, s, c, cfg.check_timeout)
-                    for it, comps in zip(batch, outs) for s, c in enumerate(comps[:cfg.samples])]
+            rows = [eval_row(it, model, s, c, cfg.check_timeout)
+                    for it, comps in zip(batch, outs) for s, c in enumerate(comps[:cfg.num_generations])]
             writer.write(rows)
             bar.advance(rows=len(batch), tokens=sum(r["response_tokens"] for r in rows))
     finally:
@@ -349,7 +350,7 @@ def run(cfg: EvalConfig) -> Path:
         if w.complete:
             log.info("%s is already complete", w.out)
             return w.out
-        total = sum(len(_pending(items, m, cfg.samples, w.done)) for m in cfg.models)
+        total = sum(len(_pending(items, m, cfg.num_generations, w.done)) for m in cfg.models)
         with progress(total=total, desc="eval", unit="questions") as bar:
             for model in cfg.models:
                 eval_model(cfg, model, items, w, bar)

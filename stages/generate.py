@@ -6,7 +6,7 @@ Output: a traces artifact (`id, sample, question, solution, explanation, text`,
 reward columns), with `text` = the student view, ready for `rlt distill`.
 
     rlt generate --teacher models/teacher --data data/train --out traces/train
-    rlt generate --teacher M --data A --out D --samples 4 --select best --student models/student
+    rlt generate --teacher M --data A --out D --num-generations 4 --select best --student models/student
     rlt generate --teacher M --data A --out D --engine openai engine.base_url=http://127.0.0.1:8000/v1
     rlt generate --teacher M --data A --out shards/0 --shard 0/2   # then: rlt data merge shards/* --out D
 
@@ -51,7 +51,7 @@ class GenerateConfig:
     max_new_tokens: int = opt(1024, "Most tokens the teacher writes per explanation (then truncated=true).", flag=True)
     temperature: float = opt(0.7, "Sampling temperature of the teacher (0 = greedy).", flag=True)
     top_p: float = opt(1.0, "Nucleus sampling mass.", flag=True)
-    samples: int = opt(1, "Explanations sampled per question.", flag=True)
+    num_generations: int = opt(1, "Explanations sampled per question.", flag=True, aliases=("samples",))
     seed: int = opt(0, "Base seed; each batch samples with a seed derived from it and the batch's ids.", flag=True)
     select: str = opt("all", "Which samples to keep: all, best (highest RLT reward), fit (best that fits "
                              "max_student_tokens). best and fit need --student.", flag=True)
@@ -59,7 +59,8 @@ class GenerateConfig:
     max_student_tokens: int | None = opt(None, "Longest student view (tokens) kept by --select fit.", flag=True)
     shard: str | None = opt(None, "Take the deterministic slice i/n of the rows (by id).", flag=True)
     limit: int | None = opt(None, "Use only the first N rows of the data.", flag=True)
-    score_batch_size: int = opt(8, "Rows per batch of the reward model.", hash=False)
+    reward_batch_size: int = opt(8, "Rows per padded forward pass of the reward.", hash=False,
+                                 aliases=("score_batch_size",))
     force: bool = opt(False, "Overwrite an existing output of another config.", hash=False, flag=True)
     prompts: PromptsConfig = opt(PromptsConfig, "System prompts of the two views.")
     reward: RewardConfig = opt(RewardConfig, "The RLT reward (used with --student).")
@@ -81,8 +82,8 @@ def validate(cfg: GenerateConfig) -> None:
         raise UserError("--select fit needs --max-student-tokens")
     if cfg.max_student_tokens is not None and cfg.max_student_tokens < 1:
         raise UserError(f"--max-student-tokens must be positive, got {cfg.max_student_tokens}")
-    if cfg.samples < 1 or cfg.max_new_tokens < 1 or cfg.score_batch_size < 1:
-        raise UserError("--samples, --max-new-tokens and score_batch_size must be >= 1")
+    if cfg.num_generations < 1 or cfg.max_new_tokens < 1 or cfg.reward_batch_size < 1:
+        raise UserError("--num-generations, --max-new-tokens and reward_batch_size must be >= 1")
     if cfg.temperature < 0 or not 0 < cfg.top_p <= 1:
         raise UserError(f"need --temperature >= 0 and 0 < --top-p <= 1 (got {cfg.temperature}, {cfg.top_p})")
     if cfg.limit is not None and cfg.limit < 1:
@@ -120,7 +121,7 @@ def load_scorer(cfg: GenerateConfig, engine):
 
     if cfg.engine.name != "hf":
         return load_reward(cfg.student, cfg.teacher, reward_config(cfg), cfg.prompts, device=cfg.engine.device,
-                           batch_size=cfg.score_batch_size, trust_remote_code=cfg.engine.trust_remote_code)
+                           batch_size=cfg.reward_batch_size, trust_remote_code=cfg.engine.trust_remote_code)
     from stages.models import load_tokenizer
 
     tok = load_tokenizer(cfg.student, trust_remote_code=cfg.engine.trust_remote_code)
@@ -129,7 +130,7 @@ def load_scorer(cfg: GenerateConfig, engine):
                          allow_pickle=cfg.engine.allow_pickle)
     teacher_tok = None if engine.tokenizer.chat_template == tok.chat_template else engine.tokenizer
     return RLTReward(student, tok, reward_config(cfg), cfg.prompts, teacher=engine.model,
-                     batch_size=cfg.score_batch_size, teacher_tokenizer=teacher_tok)
+                     batch_size=cfg.reward_batch_size, teacher_tokenizer=teacher_tok)
 
 
 # ----------------------------------------------------------------------------- work plan
@@ -212,12 +213,12 @@ def generate_batch(cfg: GenerateConfig, engine, rows: list[dict]) -> tuple[list[
     """Generate every sample of `rows` in one engine call -> (trace rows, generated tokens)."""
     tok = engine.tokenizer
     prompts = [formats.teacher_view(tok, cfg.prompts.teacher_system, r["question"], r["solution"])
-               for r in rows for _ in range(cfg.samples)]
+               for r in rows for _ in range(cfg.num_generations)]
     seed = derive_seed(cfg.seed, sorted(r["id"] for r in rows))
     outs = engine.generate(prompts, n=1, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
                            top_p=cfg.top_p, seed=seed, stop=[formats.END_EXPLANATION])
-    traces = [make_row(cfg, tok, r, k, outs[j * cfg.samples + k][0])
-              for j, r in enumerate(rows) for k in range(cfg.samples)]
+    traces = [make_row(cfg, tok, r, k, outs[j * cfg.num_generations + k][0])
+              for j, r in enumerate(rows) for k in range(cfg.num_generations)]
     return traces, sum(t["generated_tokens"] for t in traces)
 
 
@@ -229,11 +230,11 @@ def _prompt_lens(tok, cfg: GenerateConfig, rows: list[dict]) -> list[int]:
 def _loop(cfg: GenerateConfig, engine, scorer, rows: list[dict], w: ArtifactWriter) -> dict:
     from stages.progress import progress
 
-    batches = plan_batches(rows, _prompt_lens(engine.tokenizer, cfg, rows), cfg.samples, cfg.engine.batch_size)
-    todo = [b for b in batches if batch_todo(b, rows, cfg.samples, cfg.select, w.done)]
+    batches = plan_batches(rows, _prompt_lens(engine.tokenizer, cfg, rows), cfg.num_generations, cfg.engine.batch_size)
+    todo = [b for b in batches if batch_todo(b, rows, cfg.num_generations, cfg.select, w.done)]
     stats = {"generated": 0, "tokens": 0, "truncated": 0, "format_ok": 0, "dropped_ids": 0}
-    log.info("%d rows x %d samples: %d of %d batches to generate", len(rows), cfg.samples, len(todo), len(batches))
-    with progress(total=sum(len(b) for b in todo) * cfg.samples, desc="generate") as bar:
+    log.info("%d rows x %d samples: %d of %d batches to generate", len(rows), cfg.num_generations, len(todo), len(batches))
+    with progress(total=sum(len(b) for b in todo) * cfg.num_generations, desc="generate") as bar:
         for batch in todo:
             traces, tokens = generate_batch(cfg, engine, [rows[i] for i in batch])
             if scorer is not None:

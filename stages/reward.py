@@ -78,7 +78,7 @@ def reduce_reward(sol_logps: list[float], kl: list[float], kl_coef: float = 3.0,
 
     r_SS = mean(s) + alpha*min(s); r_KL = mean(kl) + alpha*max(kl);
     r = r_SS - kl_coef*r_KL (+ format_penalty without the end tag).
-    Empty/non-finite spans or a misaligned row: components that cannot be
+    Empty/non-finite spans or a row that is not aligned: components that cannot be
     computed read `format_penalty`, and so does the reward.
     """
     sol, kl = [float(x) for x in sol_logps], [float(x) for x in kl]
@@ -389,7 +389,7 @@ class RLTReward:
         self.student, self.tokenizer, self.teacher = student.eval(), tokenizer, teacher
         self.teacher_tokenizer = teacher_tokenizer or tokenizer
         self.reward, self.prompts, self.batch_size = reward, prompts, batch_size
-        self.misaligned = 0  # rows penalised because the two views tokenized the explanation differently
+        self.rows_not_aligned = 0  # rows penalised: the two views tokenized the explanation differently
         self._pool, self._ahead = None, None  # the render worker and (rows, future) it is rendering
 
     def render(self, row: dict) -> Views:
@@ -425,7 +425,7 @@ class RLTReward:
         return teacher
 
     def _score_views(self, views: list[Views], teacher) -> list[dict]:
-        self._count_misaligned(views)
+        self._count_not_aligned(views)
         order = sorted(range(len(views)), key=lambda i: len(views[i].s_ids))  # similar lengths share a batch
         out: list[dict | None] = [None] * len(views)
         for start in range(0, len(order), self.batch_size):
@@ -434,12 +434,12 @@ class RLTReward:
                 out[i] = res
         return out  # type: ignore[return-value]
 
-    def _count_misaligned(self, views: list[Views]) -> None:
+    def _count_not_aligned(self, views: list[Views]) -> None:
         bad = sum(not v.aligned for v in views)
-        if bad and not self.misaligned:
+        if bad and not self.rows_not_aligned:
             log.warning("%d of %d rows: explanation tokens differ between the teacher and student views; "
                         "scored as format_penalty (counted in 'aligned')", bad, len(views))
-        self.misaligned += bad
+        self.rows_not_aligned += bad
 
     def _score_batch(self, views: list[Views], teacher) -> list[dict]:
         import numpy as np

@@ -9,7 +9,7 @@ columns, `teacher`, `student`, token counts), flushed one part per batch, so an
 interrupted run resumes where it stopped.
 
     rlt score --teacher models/teacher --student models/student --data traces/gen --out traces/scored
-    rlt score ... --batch-size 16 --shard 0/4 reward.kl_coef=2
+    rlt score ... --reward-batch-size 16 --shard 0/4 reward.kl_coef=2
     rlt score ... reward.full_kl=true       # force the full-distribution KL for every row
 
 KL estimator by provenance (docs/method.md "The reward"): the single-sample estimate
@@ -48,7 +48,8 @@ class ScoreConfig:
     data: str = opt("", "Rows to score: traces/dataset artifact or file with question, solution, explanation.",
                     flag=True)
     out: str = opt("", "Output traces artifact.", hash=False, flag=True)
-    batch_size: int = opt(8, "Rows per padded forward pass.", hash=False, flag=True)
+    reward_batch_size: int = opt(8, "Rows per padded forward pass of the reward.", hash=False, flag=True,
+                                 aliases=("batch_size",))
     shard: str | None = opt(None, "Score only shard i/n of the rows (by a hash of their id).", flag=True)
     device: str = opt("auto", "auto, cpu, cuda or cuda:N.", hash=False, flag=True)
     seed: int = opt(0, "Random seed (the reward itself is deterministic).", flag=True)
@@ -62,8 +63,8 @@ def _check(cfg: ScoreConfig) -> None:
     missing = [f"--{k}" for k in ("teacher", "student", "data", "out") if not getattr(cfg, k)]
     if missing:
         raise UserError(f"missing required option(s): {', '.join(missing)}")
-    if cfg.batch_size < 1:
-        raise UserError(f"--batch-size must be >= 1, got {cfg.batch_size}")
+    if cfg.reward_batch_size < 1:
+        raise UserError(f"--reward-batch-size must be >= 1, got {cfg.reward_batch_size}")
 
 
 def load_rows(path: str) -> list[dict]:
@@ -175,7 +176,7 @@ def _score_all(scorer, w: ArtifactWriter, todo: list[dict], cfg: ScoreConfig) ->
 
     default = _generate_config(cfg.data)
     with progress(total=len(todo), desc="score") as bar:
-        batches = [todo[i:i + cfg.batch_size] for i in range(0, len(todo), cfg.batch_size)]
+        batches = [todo[i:i + cfg.reward_batch_size] for i in range(0, len(todo), cfg.reward_batch_size)]
         for batch, after in itertools.zip_longest(batches, batches[1:]):
             if after:
                 scorer.prefetch(after)  # rendered while this batch runs its forward passes
@@ -207,7 +208,7 @@ def run(cfg: ScoreConfig) -> Path:
         return Path(cfg.out)
     torch.manual_seed(cfg.seed)
     scorer = load_reward(cfg.student, cfg.teacher, cfg.reward, cfg.prompts, device=cfg.device,
-                         batch_size=cfg.batch_size, trust_remote_code=cfg.trust_remote_code)
+                         batch_size=cfg.reward_batch_size, trust_remote_code=cfg.trust_remote_code)
     with ArtifactWriter(cfg.out, "traces", cfg, inputs=inputs, force=cfg.force) as w:
         if w.complete:
             log.info("%s is already scored with this config", w.out)

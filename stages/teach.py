@@ -47,18 +47,18 @@ PRESETS: dict[str, dict] = {
     "paper": {"preset": "paper", "num_generations": 64, "prompts_per_step": 16, "max_steps": 125, "lr": 1e-6,
               "beta": 0.04, "sync_ref_model": True, "ref_model_mixup_alpha": 0.9, "ref_model_sync_steps": 32,
               "temperature": 0.7, "loss_type": "grpo", "scale_rewards": "group",
-              "max_completion_length": 16384, "save_steps": 25},
+              "max_new_tokens": 16384, "save_steps": 25},
     # Improves the warmed-up tiny teacher on a CPU in a couple of minutes.
     "tiny": {"preset": "tiny", "num_generations": 8, "prompts_per_step": 4, "max_steps": 100, "lr": 2e-4,
              "beta": 0.04, "sync_ref_model": True, "ref_model_mixup_alpha": 0.9, "ref_model_sync_steps": 32,
              "temperature": 0.7, "loss_type": "grpo", "scale_rewards": "group",
-             "max_completion_length": 128, "save_steps": 50},
+             "max_new_tokens": 128, "save_steps": 50},
 }
 
 # GRPOConfig fields set from a top-level key (or derived): `trl.<name>` must not set them.
 MANAGED = {"learning_rate": "lr", "num_train_epochs": "epochs", "max_steps": "max_steps",
            "num_generations": "num_generations", "gradient_accumulation_steps": "grad_accum",
-           "max_completion_length": "max_completion_length", "temperature": "temperature", "beta": "beta",
+           "max_completion_length": "max_new_tokens", "temperature": "temperature", "beta": "beta",
            "loss_type": "loss_type", "scale_rewards": "scale_rewards", "sync_ref_model": "sync_ref_model",
            "ref_model_mixup_alpha": "ref_model_mixup_alpha", "ref_model_sync_steps": "ref_model_sync_steps",
            "save_steps": "save_steps", "logging_steps": "logging_steps", "seed": "seed", "report_to": "report_to",
@@ -88,7 +88,8 @@ class TeachConfig(launch.LaunchOptions):
     prompts_per_step: int = opt(4, "Prompts per optimizer step (completions per step = this x num_generations).",
                                 flag=True)
     grad_accum: int = opt(1, "Gradient accumulation micro-steps per optimizer step (per device).", flag=True)
-    max_completion_length: int = opt(512, "Most explanation tokens generated per completion.", flag=True)
+    max_new_tokens: int = opt(512, "Most explanation tokens generated per completion.", flag=True,
+                              aliases=("max_completion_length",))
     temperature: float = opt(0.7, "Sampling temperature of the teacher.", flag=True)
     beta: float = opt(0.04, "KL-to-reference coefficient (k3 estimator); 0 drops the reference model.")
     loss_type: str = opt("grpo", "TRL loss type (grpo as in the paper; TRL's default is dapo).")
@@ -110,7 +111,7 @@ class TeachConfig(launch.LaunchOptions):
     trust_remote_code: bool = opt(False, "Allow model code from the model directory.", hash=False, flag=True)
     offload_student: bool = opt(False, "Keep the student on the CPU (saves accelerator memory, slower).",
                                 hash=False, flag=True)
-    reward_batch_size: int = opt(32, "Completions per padded reward forward pass.", hash=False)
+    reward_batch_size: int = opt(32, "Completions per padded forward pass of the reward.", hash=False)
     samples_per_log: int = opt(4, "Sampled explanations written to samples.jsonl per logging step.", hash=False)
     prompts: PromptsConfig = opt(PromptsConfig, "System prompts of the two views.")
     reward: RewardConfig = opt(RewardConfig, "The RLT reward.")
@@ -130,7 +131,7 @@ def devices(cfg: TeachConfig) -> int:
 
 def per_device_batch(cfg: TeachConfig, world: int) -> int:
     """Completions per device per micro-step; UserError naming the numbers to change."""
-    for name in ("num_generations", "prompts_per_step", "grad_accum", "max_completion_length"):
+    for name in ("num_generations", "prompts_per_step", "grad_accum", "max_new_tokens"):
         if getattr(cfg, name) < 1:
             raise UserError(f"{name} must be at least 1, got {getattr(cfg, name)}")
     if cfg.num_generations < 2:
@@ -236,7 +237,7 @@ def grpo_args(cfg: TeachConfig, batch: int, on_gpu: bool):
     kwargs = dict(  # noqa: C408 - keyword form mirrors GRPOConfig's signature
         output_dir=str(Path(cfg.out) / "checkpoints"), per_device_train_batch_size=batch,
         gradient_accumulation_steps=cfg.grad_accum, num_generations=cfg.num_generations,
-        max_completion_length=cfg.max_completion_length, temperature=cfg.temperature, top_p=1.0,
+        max_completion_length=cfg.max_new_tokens, temperature=cfg.temperature, top_p=1.0,
         beta=cfg.beta, loss_type=cfg.loss_type, scale_rewards=cfg.scale_rewards,
         sync_ref_model=cfg.sync_ref_model and cfg.beta > 0, ref_model_mixup_alpha=cfg.ref_model_mixup_alpha,
         ref_model_sync_steps=cfg.ref_model_sync_steps, learning_rate=cfg.lr, lr_scheduler_type="constant",

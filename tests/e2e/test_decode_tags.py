@@ -70,7 +70,7 @@ def _generate(teacher, data, out):
     from stages.generate import GenerateConfig, run
 
     cfg = resolve(GenerateConfig, options={"teacher": str(teacher), "data": str(data), "out": str(out),
-                                           "limit": 8, "samples": 4, "temperature": 1.0, "max_new_tokens": 48,
+                                           "limit": 8, "num_generations": 4, "temperature": 1.0, "max_new_tokens": 48,
                                            "seed": 3, "engine": {"device": "cpu"}})
     return sorted(read_rows(run(cfg), "traces"), key=lambda r: (r["id"], r["sample"]))
 

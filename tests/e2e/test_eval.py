@@ -50,7 +50,7 @@ def test_cli_bad_inputs_exit_2_without_output(tiny_teacher, synth_test, tmp_path
     out = tmp_path / "eval"
     proc = rlt("eval", "--model", tmp_path / "nope", "--data", synth_test, "--out", out)
     assert proc.returncode == 2 and "model not found" in proc.stderr and "Traceback" not in proc.stderr
-    proc = rlt("eval", "--model", tiny_teacher, "--data", synth_test, "--out", out, "--samples", "2")
+    proc = rlt("eval", "--model", tiny_teacher, "--data", synth_test, "--out", out, "--num-generations", "2")
     assert proc.returncode == 2 and "temperature" in proc.stderr
     proc = rlt("eval", "--model", tiny_teacher, "--data", synth_test, "--out", out, "engine.name=tpu")
     assert proc.returncode == 2 and "unknown engine" in proc.stderr
@@ -103,7 +103,7 @@ def test_shards_partition_the_rows(tiny_teacher, synth_test, tmp_path):
 
 def test_two_models_and_samples(tiny_teacher, tiny_student, synth_test, tmp_path):
     cfg = EvalConfig(models=[str(tiny_teacher), str(tiny_student)], data=str(synth_test),
-                     out=str(tmp_path / "cmp"), max_new_tokens=6, samples=3, temperature=1.0, limit=5)
+                     out=str(tmp_path / "cmp"), max_new_tokens=6, num_generations=3, temperature=1.0, limit=5)
     out = evaluate.run(cfg)
     rows = read_rows(out, "eval")
     assert len(rows) == 2 * 5 * 3
@@ -113,7 +113,7 @@ def test_two_models_and_samples(tiny_teacher, tiny_student, synth_test, tmp_path
         mine = [r for r in rows if r["model"] == model]
         assert sorted({r["sample"] for r in mine}) == [0, 1, 2]
         assert s["overall"]["pass@1"] == pytest.approx(sum(r["correct"] for r in mine) / len(mine))
-        assert {"pass@2", "pass@3"} <= set(s["overall"]) and s["overall"]["samples"] == 3
+        assert {"pass@2", "pass@3"} <= set(s["overall"]) and s["overall"]["num_generations"] == 3
         assert s["overall"]["pass@3"] >= s["overall"]["pass@2"] >= s["overall"]["pass@1"]
     # samples differ: sampling, not greedy
     by_q = {}

@@ -82,7 +82,7 @@ def test_cli_schema_student_view_and_truncation(tiny_teacher, synth_train, tmp_p
 
 
 def test_samples_end_tag_and_eos(tiny_teacher, synth_train, tmp_path):
-    out = _run(tiny_teacher, synth_train, tmp_path / "t", limit=8, samples=4, temperature=1.0,
+    out = _run(tiny_teacher, synth_train, tmp_path / "t", limit=8, num_generations=4, temperature=1.0,
                max_new_tokens=48, seed=3)
     rows = _rows(out)
     assert len(rows) == 32 and len({(r["id"], r["sample"]) for r in rows}) == 32
@@ -107,7 +107,7 @@ class _Killed(Exception):
 def test_resume_after_interruption_equals_uninterrupted(tiny_teacher, synth_train, tmp_path, monkeypatch):
     from stages import artifacts
 
-    kw = {"limit": 16, "samples": 2, "temperature": 1.0, "max_new_tokens": 12, "seed": 7, "batch_size": 8}
+    kw = {"limit": 16, "num_generations": 2, "temperature": 1.0, "max_new_tokens": 12, "seed": 7, "batch_size": 8}
     full = _rows(_run(tiny_teacher, synth_train, tmp_path / "full", **kw))
 
     out = tmp_path / "resumed"
@@ -147,7 +147,7 @@ def test_shards_merge_to_the_full_set(tiny_teacher, synth_train, tmp_path):
 
 
 def test_student_scores_and_selection(tiny_teacher, tiny_student, synth_train, tmp_path):
-    kw = {"limit": 6, "samples": 3, "temperature": 1.0, "max_new_tokens": 24, "seed": 1, "student": str(tiny_student)}
+    kw = {"limit": 6, "num_generations": 3, "temperature": 1.0, "max_new_tokens": 24, "seed": 1, "student": str(tiny_student)}
     every = _rows(_run(tiny_teacher, synth_train, tmp_path / "all", **kw))
     assert len(every) == 18
     for r in every:

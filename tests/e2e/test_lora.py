@@ -139,7 +139,7 @@ def test_qlora_needs_bitsandbytes_on_cuda(monkeypatch):
 
 # ----------------------------------------------------------------------------- rlt teach
 
-TEACH_FAST = ["prompts_per_step=2", "num_generations=2", "max_completion_length=12", "reward_batch_size=8"]
+TEACH_FAST = ["prompts_per_step=2", "num_generations=2", "max_new_tokens=12", "reward_batch_size=8"]
 
 
 def test_teach_reward_uses_the_adapted_policy_and_grpo_the_base(tiny_teacher, tiny_student, synth_train, tmp_path,

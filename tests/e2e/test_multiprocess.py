@@ -50,7 +50,7 @@ def test_teach_two_processes_split_the_completions(tiny_teacher, tiny_student, s
     out = tmp_path / "teach"
     proc = rlt("teach", "--teacher", tiny_teacher, "--student", tiny_student, "--data", synth_train, "--out", out,
                "--max-steps", 2, "--device", "cpu", "--launch", "ddp", "--nproc", 2, "prompts_per_step=2",
-               "num_generations=2", "max_completion_length=12", "samples_per_log=2", "save_steps=5",
+               "num_generations=2", "max_new_tokens=12", "samples_per_log=2", "save_steps=5",
                env=ONE_THREAD)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "2 CPU processes" in " ".join(proc.stderr.split())

@@ -15,7 +15,7 @@ mini:
     test: {command: data synth, options: {n: 4, split: test, min_digits: 2, max_digits: 2}}
     warmup: {command: distill, options: {model: "${teacher-base}", data: "${train}", role: teacher, preset: tiny, max_steps: 2, save_steps: 1, logging_steps: 1}}
     teach: {command: teach, options: {teacher: "${warmup}", student: "${student-base}", data: "${train}", preset: tiny,
-                                      max_steps: 2, num_generations: 2, prompts_per_step: 2, max_completion_length: 12}}
+                                      max_steps: 2, num_generations: 2, prompts_per_step: 2, max_new_tokens: 12}}
     traces: {command: generate, options: {teacher: "${teach}", data: "${train}", limit: 4, max_new_tokens: 12, temperature: 0.0}}
     student: {command: distill, options: {model: "${student-base}", data: "${traces}", preset: tiny, max_steps: 2, logging_steps: 1}}
     eval: {command: eval, options: {models: ["${student-base}", "${student}"], data: "${test}", max_new_tokens: 12}}

@@ -213,7 +213,7 @@ def test_misaligned_rows_are_penalised_not_fatal(rows, tiny_teacher, tiny_studen
         scorer.score(batch)
     assert [g["aligned"] for g in got] == [False, True, False, True]
     assert got[0]["reward"] == -1.0 and got[1]["reward"] != -1.0 and math.isfinite(got[1]["kl_mean"])
-    assert scorer.misaligned == 4
+    assert scorer.rows_not_aligned == 4
     assert sum("differ between the teacher and student views" in r.message for r in caplog.records) == 1
 
 

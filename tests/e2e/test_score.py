@@ -140,7 +140,7 @@ def test_kl_estimator_follows_provenance_and_can_be_forced(tiny_teacher, tiny_st
 
     gen = tmp_path / "gen"
     rlt("generate", "--teacher", tiny_teacher, "--data", synth_train, "--out", gen, "--limit", "3",
-        "--samples", "2", "--temperature", "0.7", "--max-new-tokens", "16", "--device", "cpu", check=True)
+        "--num-generations", "2", "--temperature", "0.7", "--max-new-tokens", "16", "--device", "cpu", check=True)
     greedy = tmp_path / "greedy"
     rlt("generate", "--teacher", tiny_teacher, "--data", synth_train, "--out", greedy, "--limit", "3",
         "--temperature", "0", "--max-new-tokens", "16", "--device", "cpu", check=True)

@@ -16,7 +16,7 @@ import pytest
 from stages.layout import manifest_path, meta_path, metrics_path
 from tests.conftest import ONE_THREAD, ROOT, rlt
 
-FAST = ["prompts_per_step=2", "num_generations=2", "max_completion_length=12", "reward_batch_size=8"]
+FAST = ["prompts_per_step=2", "num_generations=2", "max_new_tokens=12", "reward_batch_size=8"]
 COMPONENTS = ("reward", "reward_std", "sol_logp_mean", "sol_logp_min", "kl_mean", "kl_max", "format_ok",
               "aligned", "completion_length", "kl_ref", "lr", "seconds_per_step")
 

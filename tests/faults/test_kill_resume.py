@@ -109,7 +109,7 @@ def test_teach_survives_kills(tiny_teacher, tiny_student, data, tmp_path, rng):
     out = tmp_path / "teacher"
     args = ["teach", "--teacher", tiny_teacher, "--student", tiny_student, "--data", data, "--out", out,
             "--max-steps", 5, "--device", "cpu", "prompts_per_step=2", "num_generations=2",
-            "max_completion_length=8", "reward_batch_size=8", "save_steps=1"]
+            "max_new_tokens=8", "reward_batch_size=8", "save_steps=1"]
     assert kill_loop(args, out, checkpoints, rng, KILLS, max_delay=0.3) == KILLS
     resume_from = checkpoints(out)
     assert 0 < resume_from < 5
@@ -168,7 +168,7 @@ def test_kill_mid_checkpoint_save_resumes_from_the_last_whole_one(command, tiny_
     else:
         args = ["teach", "--teacher", tiny_teacher, "--student", tiny_student, "--data", data, "--out", out,
                 "--max-steps", 4, "--device", "cpu", "prompts_per_step=2", "num_generations=2",
-                "max_completion_length=8", "reward_batch_size=8", "save_steps=1"]
+                "max_new_tokens=8", "reward_batch_size=8", "save_steps=1"]
     proc = spawn(args)
     try:  # freeze the run once checkpoint-2 is whole, then kill it
         assert wait_for(lambda: checkpoints(out) >= 2, proc), "the run ended before checkpoint-2"

@@ -59,7 +59,7 @@ def test_killed_process_group_resumes_from_its_last_checkpoint(command, tiny_tea
                 "logging_steps=1", "keep_checkpoints=true"]
     else:
         args = ["teach", "--teacher", tiny_teacher, "--student", tiny_student, "--data", synth_train,
-                "prompts_per_step=2", "num_generations=2", "max_completion_length=12"]
+                "prompts_per_step=2", "num_generations=2", "max_new_tokens=12"]
     args += ["--out", out, "--max-steps", 6, "--device", "cpu", "save_steps=2", "--launch", "ddp", "--nproc", 2]
     rank0 = _kill_group_after_checkpoint(args, out, 2)
     deadline = time.time() + 60

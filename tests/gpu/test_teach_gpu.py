@@ -17,7 +17,7 @@ def test_one_bf16_step(tiny_teacher, tiny_student, synth_train, tmp_path, monkey
     out = tmp_path / "gpu"
     cfg = resolve(teach.TeachConfig, preset=teach.PRESETS["tiny"], options={
         "teacher": str(tiny_teacher), "student": str(tiny_student), "data": str(synth_train), "out": str(out),
-        "device": "cuda", "max_steps": 1, "max_completion_length": 32})
+        "device": "cuda", "max_steps": 1, "max_new_tokens": 32})
     built, real = [], teach.grpo_args
     monkeypatch.setattr(teach, "grpo_args", lambda *a, **kw: built.append(real(*a, **kw)) or built[-1])
     teach.run(cfg)

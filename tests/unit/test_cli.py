@@ -155,3 +155,31 @@ def test_config_types_are_ones_the_cli_can_build():
     supported = {int, float, str, bool, list, dict}
     for name, key, _, tp in FIELDS:
         assert _container(_base(tp)) in supported or typing.get_origin(_base(tp)) in supported, (name, key, tp)
+
+
+@pytest.mark.parametrize("argv,old,key,value", [
+    (["generate", "--samples", "3"], "samples", "num_generations", 3),
+    (["generate", "samples=3"], "samples", "num_generations", 3),
+    (["eval", "--samples", "2"], "samples", "num_generations", 2),
+    (["generate", "score_batch_size=4"], "score_batch_size", "reward_batch_size", 4),
+    (["score", "--batch-size", "5"], "batch_size", "reward_batch_size", 5),
+    (["teach", "max_completion_length=9"], "max_completion_length", "max_new_tokens", 9),
+    (["teach", "--max-completion-length", "9", "max_completion_length=9"], "max_completion_length", "max_new_tokens", 9),
+])
+def test_old_keys_still_work_with_one_deprecation_line(capsys, monkeypatch, argv, old, key, value):
+    from stages import config
+
+    monkeypatch.setattr(config, "_warned", set())
+    code, out, err = cli(capsys, *argv, "--print-config")
+    assert code == 0 and yaml.safe_load(out)[key] == value
+    assert [line for line in err.splitlines() if "deprecated" in line] == [
+        f"warning: config key '{old}' is deprecated: use '{key}'"]
+
+
+def test_every_alias_names_a_field_of_its_config():
+    from stages.config import aliases
+
+    for name in commands.COMMANDS:
+        cls = commands.config_class(name)
+        fields = {f.name for f in dataclasses.fields(cls)}
+        assert set(aliases(cls).values()) <= fields and not set(aliases(cls)) & fields, name

@@ -99,8 +99,8 @@ def test_bad_rows_are_user_errors(tmp_path, row, message):
 
 @pytest.mark.parametrize("kw,message", [
     ({"models": []}, "--model"),
-    ({"samples": 3}, "temperature"),
-    ({"samples": 0}, "at least 1"),
+    ({"num_generations": 3}, "temperature"),
+    ({"num_generations": 0}, "at least 1"),
     ({"models": ["a", "a"]}, "twice"),
 ])
 def test_bad_options(kw, message):
