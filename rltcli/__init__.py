@@ -1,1 +1,1 @@
-"""The `rlt` command line: thin typer wrappers around `stages/`."""
+"""The `rlt` command line, generated from stages/commands.py and the config dataclasses (click)."""
