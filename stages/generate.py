@@ -233,7 +233,7 @@ def _loop(cfg: GenerateConfig, engine, scorer, rows: list[dict], w: ArtifactWrit
     batches = plan_batches(rows, _prompt_lens(engine.tokenizer, cfg, rows), cfg.num_generations, cfg.engine.batch_size)
     todo = [b for b in batches if batch_todo(b, rows, cfg.num_generations, cfg.select, w.done)]
     stats = {"generated": 0, "tokens": 0, "truncated": 0, "format_ok": 0, "dropped_ids": 0}
-    log.info("%d rows x %d samples: %d of %d batches to generate", len(rows), cfg.num_generations, len(todo), len(batches))
+    log.info("%d rows x %d generations: %d of %d batches to generate", len(rows), cfg.num_generations, len(todo), len(batches))
     with progress(total=sum(len(b) for b in todo) * cfg.num_generations, desc="generate") as bar:
         for batch in todo:
             traces, tokens = generate_batch(cfg, engine, [rows[i] for i in batch])
