@@ -75,7 +75,7 @@ def test_score_resumes_after_a_failure(explanations, tiny_teacher, tiny_student,
     from stages.errors import UserError
 
     cfg = score.ScoreConfig(teacher=str(tiny_teacher), student=str(tiny_student), data=str(explanations),
-                            out=str(tmp_path / "scored"), batch_size=2, device="cpu")
+                            out=str(tmp_path / "scored"), reward_batch_size=2, device="cpu")
     real, calls = reward.RLTReward.score, []
 
     def failing(self, rows, teacher=None):
