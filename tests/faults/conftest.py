@@ -25,7 +25,13 @@ def spawn(args, env: dict | None = None) -> subprocess.Popen:
     """Start `rlt ARGS` in the background (stderr captured to a pipe-less temp file by the caller)."""
     return subprocess.Popen([sys.executable, "-m", "rltcli", *map(str, args)], cwd=ROOT,
                             env={**os.environ, **ONE_THREAD, **(env or {})},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
+
+
+def _default_sigint() -> None:
+    # A shell running the suite in the background starts it with SIGINT ignored, and Python keeps an ignored
+    # SIGINT ignored: give the command the default disposition, as in a terminal, so Ctrl-C tests test Ctrl-C.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def parts(out: Path) -> int:
