@@ -23,15 +23,18 @@ TIMING = ("second", "time", "created")  # column names that may differ between t
 
 def spawn(args, env: dict | None = None) -> subprocess.Popen:
     """Start `rlt ARGS` in the background (stderr captured to a pipe-less temp file by the caller)."""
+    _default_sigint()
     return subprocess.Popen([sys.executable, "-m", "rltcli", *map(str, args)], cwd=ROOT,
                             env={**os.environ, **ONE_THREAD, **(env or {})},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
 def _default_sigint() -> None:
-    # A shell running the suite in the background starts it with SIGINT ignored, and Python keeps an ignored
-    # SIGINT ignored: give the command the default disposition, as in a terminal, so Ctrl-C tests test Ctrl-C.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    # A shell running the suite in the background starts it with SIGINT ignored, children inherit that, and
+    # Python keeps an ignored SIGINT ignored. A handled SIGINT is reset to the default at exec, so handle it
+    # here: the command then gets Ctrl-C as in a terminal, and the Ctrl-C tests test Ctrl-C.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def parts(out: Path) -> int:
