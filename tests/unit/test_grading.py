@@ -20,7 +20,7 @@ def sol(text: str, thought: str = "thinking") -> str:
 
 
 WHICH_ANSWER = [
-    # the inputs
+    # inputs once graded wrongly
     ("math", "7", "First attempt gives \\boxed{8}. That is wrong; correcting, the answer is \\boxed{7}.", True),
     ("math", "8", "First attempt gives \\boxed{8}. That is wrong; correcting, the answer is \\boxed{7}.", False),
     ("math", "5", "Maybe \\boxed{5}? No, that drops a case. Redo: the final answer is \\boxed{", False),
@@ -122,7 +122,7 @@ NUMBERS = [
 ]
 
 LETTERS = [
-    # the inputs
+    # inputs once graded wrongly
     ("choice", "B", "I need to look at each option a bit more carefully before deciding.", False),
     ("choice", "A", "I need to look at each option a bit more carefully before deciding.", False),
     ("choice", "C", "The correct answer is **C. The mass dimension is -1.**", True),
