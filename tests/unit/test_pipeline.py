@@ -43,6 +43,20 @@ def test_demo_has_the_baselines():
     assert len(distills) >= 3
 
 
+@pytest.mark.parametrize("name", ["demo", "demo-correlation"])
+def test_every_demo_step_that_renders_a_view_uses_the_same_prompts(name):
+    """A model trained with one system prompt and scored, sampled or evaluated with another is a silent bug."""
+    pipelines = P.load_pipelines(ROOT / "pipelines.yaml")
+    steps = P.parse(name, pipelines[name], Path("runs"))
+    rendering = [s for s in steps if s.command in ("distill", "teach", "generate", "score", "eval")]
+    assert len(rendering) >= 5
+    prompts = {s.name: s.options.get("prompts") for s in rendering}
+    assert prompts[rendering[0].name] and len({repr(p) for p in prompts.values()}) == 1, prompts
+    demo_prompts = next(s.options["prompts"] for s in P.parse("demo", pipelines["demo"], Path("runs"))
+                        if s.command == "distill")
+    assert prompts[rendering[0].name] == demo_prompts  # the correlation scores and evaluates the demo's models
+
+
 def run(tmp_path, **kw):
     f = tmp_path / "p.yaml"
     f.write_text(kw.pop("text", MINI))
