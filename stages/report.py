@@ -133,7 +133,8 @@ def differences(acc: list[dict], pairs: list[str]) -> list[dict]:
                           and _run_of(o["step"]) == _run_of(r["step"])), None)
             if r["model"] != a or other is None:
                 continue
-            d, lo, hi = newcombe(r["correct"], r["n"], other["correct"], other["n"])
+            # per question: `correct` counts every generation, `n` the questions (as the Wilson interval)
+            d, lo, hi = newcombe(r["accuracy"] * r["n"], r["n"], other["accuracy"] * other["n"], other["n"])
             out.append({"run": _run_of(r["step"]) or "-", "benchmark": r["benchmark"], "pair": f"{a} - {b}",
                         "difference": d, "ci95": [lo, hi]})
     return out

@@ -129,3 +129,20 @@ def test_report_correlates_trace_set_reward_with_student_accuracy(tmp_path):
     assert sorted(p["student"] for p in result["correlation"]["points"]) == ["student-a", "student-b", "student-c"]
     assert (tmp_path / "rep" / "reward_vs_accuracy.png").read_bytes().startswith(PNG)
     assert f"Pearson correlation over 3 trace sets: {want:.3f}" in (tmp_path / "rep" / "report.md").read_text()
+
+
+def test_differences_with_several_generations_are_per_question(tmp_path):
+    """`correct` counts every generation while `n` counts questions: the interval uses the per-question rate."""
+    run = tmp_path / "demo"
+    rows = []
+    for model, wins in (("runs/demo/student-rl", 30), ("runs/demo/student-warmup", 10)):
+        rows += [{"id": str(i), "sample": k, "question": "q", "answer": "1", "task": "addition", "model": model,
+                  "response": "r", "extracted": "1", "correct": i < wins, "response_tokens": 10, "truncated": False,
+                  "source": "synth-test"} for i in range(40) for k in range(4)]
+    with ArtifactWriter(run / "eval", "eval", Cfg(), key=("model", "id", "sample")) as w:
+        w.write(rows)
+        summary_path(run / "eval").write_text(json.dumps(summarize(rows)))
+        w.finish()
+    (d,) = report.run(report.ReportConfig(runs=[str(run)], out=str(tmp_path / "rep")))["differences"]
+    assert d["difference"] == pytest.approx(0.5)
+    assert d["ci95"] == pytest.approx(report.newcombe(30, 40, 10, 40)[1:])  # 40 questions, not 160 rows
