@@ -162,7 +162,10 @@ def run(cfg: CompactConfig) -> dict:
         before = len(layout.all_data_files(out))
         manifest = dict(state.manifest)
         if manifest.get("kind") != "checkpoint":
-            manifest["data_files"] = [f.name for f in compact(out, cfg.max_file_mb, remerge=True)]
+            try:
+                manifest["data_files"] = [f.name for f in compact(out, cfg.max_file_mb, remerge=True)]
+            except (pa.ArrowException, OSError) as e:  # a damaged data file; the rows on disk stay as they were
+                raise UserError(f"cannot compact {out}: {str(e).splitlines()[0][:200]}") from None
         _move_legacy_records(out)
         manifest.update(schema_version=layout.SCHEMA_VERSION, compacted=time.strftime("%Y-%m-%dT%H:%M:%S"))
         layout.atomic_write_text(layout.manifest_path(out), json.dumps(manifest, indent=2, default=str))

@@ -153,8 +153,16 @@ def require(out: str | Path, kind: str, cfg: Any, inputs: dict[str, str] | None,
 
 
 def require_finished(path: str | Path) -> OutputState:
-    """The state of an artifact about to be read (or compacted): UserError unless it is finished."""
+    """The state of an artifact about to be read (or compacted): UserError unless it is finished.
+
+    A finished artifact is read as it is: its recorded inputs are not re-hashed (they
+    may be large, or gone, and do not change what was written).
+    """
     p = Path(path)
+    manifest = layout.read_manifest(p)
+    if manifest is not None:
+        return OutputState(p, "complete", finished=True, rows=int(manifest.get("rows") or 0),
+                           kind=manifest.get("kind"), manifest=manifest)
     state = output_state(p)
     if state.status == "missing":
         raise UserError(f"{p} is not an rlt artifact (no {layout.manifest_path(p).relative_to(p)} and no data files)")

@@ -1,6 +1,7 @@
 """Artifacts as the data ecosystem reads them: directory readers, compaction, old layout, lifecycle states."""
 
 import json
+import shutil
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -202,6 +203,27 @@ def test_compact_refuses_what_it_cannot_convert(tmp_path):
         C.run(C.CompactConfig(path=str(out)))
     with pytest.raises(UserError, match="positive"):
         C.run(C.CompactConfig(path=str(out), max_file_mb=0))
+
+
+def test_compact_names_a_damaged_data_file_and_keeps_the_rows(tmp_path):
+    out = legacy(tmp_path / "old")
+    part = sorted(out.glob("part-*.parquet"))[1]
+    part.write_bytes(part.read_bytes()[:-40])  # footer cut
+    with pytest.raises(UserError, match=f"cannot compact {out}"):
+        C.run(C.CompactConfig(path=str(out)))
+    assert len(list(out.glob("part-*.parquet"))) == 3 and L.read_manifest(out)["schema_version"] == 1
+
+
+def test_a_finished_artifact_reads_without_its_inputs(tmp_path):
+    """Reading looks at the artifact, not at what it was made from (a damaged or removed input)."""
+    upstream = make(tmp_path / "a")
+    out = make(tmp_path / "b", inputs={"data": upstream})
+    want = [r["id"] for r in kind_rows("dataset", 9)]
+    L.manifest_path(upstream).write_text("{not json")
+    assert [r["id"] for r in A.read_rows(out, "dataset")] == want
+    shutil.rmtree(upstream)
+    assert [r["id"] for r in A.read_rows(out, "dataset")] == want
+    assert output_state(out).status == "conflicting"  # rlt inspect and the stages still say the input changed
 
 
 # ----------------------------------------------------------------------------- lifecycle
