@@ -114,6 +114,14 @@ def _type_name(tp) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
+def yaml_value(text: str) -> Any:
+    """`text` read as a YAML value (`1` -> 1, `[a, b]` -> a list, blank -> None); ValueError if it is not YAML."""
+    try:
+        return yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        raise ValueError(f"is not a YAML value: {text!r}") from None
+
+
 def _coerce(value: Any, tp: Any, from_text: bool) -> Any:
     """Convert `value` to type `tp`; raise ValueError with a short reason."""
     origin = typing.get_origin(tp)
@@ -140,8 +148,8 @@ def _coerce(value: Any, tp: Any, from_text: bool) -> Any:
         raise ValueError(f"expects a string, got {value!r}")
     if from_text and isinstance(value, str):
         try:
-            value = yaml.safe_load(value) if value.strip() else None
-        except yaml.YAMLError:
+            value = yaml_value(value)
+        except ValueError:
             raise ValueError(f"expects {_type_name(tp)}, got {value!r}") from None
     if tp is bool:
         if isinstance(value, bool):
@@ -211,7 +219,11 @@ def _apply(obj: Any, key: str, value: Any, from_text: bool, problems: list[str],
             _apply(current, rest, value, from_text, problems, f"{prefix}{head}.")
         elif typing.get_origin(tp) is dict or tp is dict:
             sub = dict(current or {})
-            sub[rest] = yaml.safe_load(value) if from_text and isinstance(value, str) else value
+            try:
+                sub[rest] = yaml_value(value) if from_text and isinstance(value, str) else value
+            except ValueError as e:
+                problems.append(f"'{full}' {e}")
+                return
             setattr(obj, head, sub)
         else:
             problems.append(f"'{prefix}{head}' has no sub-keys (got '{full}')")

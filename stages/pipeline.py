@@ -26,10 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from stages.commands import STEPS, call, make_config
-from stages.config import load_yaml, opt
+from stages.config import load_yaml, opt, yaml_value
 from stages.errors import UserError
 from stages.lifecycle import output_state
 
@@ -88,7 +86,10 @@ def pipeline_vars(spec: dict, overrides: dict, where: str) -> dict[str, Any]:
         raise UserError(f"{where}: unknown variable(s) {sorted(unknown)} (valid: {valid})")
     values = dict(declared)
     for k, v in overrides.items():
-        values[k] = yaml.safe_load(v) if isinstance(v, str) else v
+        try:
+            values[k] = yaml_value(v) if isinstance(v, str) else v
+        except ValueError as e:
+            raise UserError(f"{where}: variable {k} {e}") from None
     return values
 
 

@@ -130,6 +130,9 @@ CASES = [
     ("run-unknown-option", "run p --file {w}/bad_option.yaml --runs {w}/runs", "unknown key 'count'"),
     ("run-not-mapping", "run p --file {w}/not_mapping.yaml --runs {w}/runs", "must be a mapping"),
     ("run-unknown-pipeline", "run nope --file {w}/good_pipelines.yaml --runs {w}/runs", "nope"),
+    ("run-var-not-yaml", "run p --file {w}/good_pipelines.yaml --runs {w}/runs --var n=[", "is not a YAML value"),
+    ("distill-dict-value-not-yaml", "distill --model {T} --data {D} --out {w}/new trl.adam_beta2=[",
+     "'trl.adam_beta2' is not a YAML value"),
     ("report-missing-run", "report {w}/nope --out {w}/new", "not found"),
     ("report-out-is-file", "report {w}/dataset --out {w}/a_file", "is a file"),
 ]
