@@ -25,7 +25,7 @@ import re
 from stages.artifacts import row_id
 
 TASK = "addition"
-ONES = ("ones", "tens", "hundreds", "thousands", "ten-thousands")
+ONES = ("ones", "tens", "hundreds", "thousands", "ten-thousands", "hundred-thousands")  # 5 digits + a carry
 
 
 def question_text(a: int, b: int) -> str:
@@ -70,14 +70,18 @@ def explanation_style(explanation: str, question: str) -> str:
     `columns` (helpful): exactly the column work of the question, least
     significant column first, each line right, carries passed on, ending on
     the sum. `asserted` (unhelpful): the correct sum stated without column
-    work. `columns-wrong` / `asserted-wrong`: the same layouts with any line
-    wrong, missing or out of order. `other`: anything else. Raises nothing;
-    a question that is not an addition gives `other`.
+    work. `columns-wrong` / `asserted-wrong`: the same first line (`ones:` /
+    `Adding the two numbers gives`) with any line after it wrong, missing,
+    extra or out of order. `other`: anything else (e.g. the columns most
+    significant first). Raises nothing; a question that is not an addition of
+    numbers up to 5 digits gives `other`.
     """
     m = _QUESTION.search(question or "")
     if not m:
         return "other"
     a, b = int(m.group(1)), int(m.group(2))
+    if max(a, b) >= 10 ** (len(ONES) - 1):  # more columns than the task names
+        return "other"
     lines = [ln.strip() for ln in (explanation or "").strip().splitlines() if ln.strip()]
     if not lines:
         return "other"

@@ -36,3 +36,12 @@ def test_style_checker_on_hand_written_explanations():
 def test_bad_share_or_style_raise(kw):
     with pytest.raises(ValueError):
         tasks.synth_rows(10, **kw)
+
+
+def test_five_digit_sums_with_a_final_carry_have_a_column_name():
+    trace = tasks.carry_trace(99999, 1)
+    assert trace.splitlines()[-2] == "hundred-thousands: write the carry 1."
+    assert tasks.explanation_style(trace, tasks.question_text(99999, 1)) == "columns"
+    rows = tasks.synth_rows(200, seed=0, min_digits=5, max_digits=5)
+    assert any("write the carry" in r["reasoning_trace"] for r in rows)
+    assert tasks.explanation_style("ones: 1 + 1 = 2, write 2.", "What is 123456 + 1?") == "other"
