@@ -103,8 +103,12 @@ def make_config(name: str, preset: str | None = None, file=None, overrides: list
     options = dict(options or {})
     if preset is not None and "preset" in {f.name for f in dataclasses.fields(cls)}:
         options["preset"] = preset  # recorded in the manifest
-    return resolve(cls, file=file, overrides=overrides, preset=named.get(preset) if preset else None,
-                   options=options)
+    cfg = resolve(cls, file=file, overrides=overrides, preset=named.get(preset) if preset else None,
+                  options=options)
+    # A stage may derive values from others (distill's teacher warm-up recipe): what the CLI prints,
+    # `rlt run` compares with a finished output and the stage records is then one config.
+    finalize = getattr(module(name), "finalize_config", None)
+    return finalize(cfg) if finalize else cfg
 
 
 def call(name: str, cfg) -> Any:

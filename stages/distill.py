@@ -169,6 +169,9 @@ def apply_role_preset(cfg: DistillConfig) -> DistillConfig:
     return cfg
 
 
+finalize_config = apply_role_preset  # applied by commands.make_config after resolution
+
+
 # ----------------------------------------------------------------------------- data
 
 

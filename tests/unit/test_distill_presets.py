@@ -14,3 +14,14 @@ def test_paper_preset_picks_the_teacher_recipe_by_role():
     mine = resolve(distill.DistillConfig, preset=distill.PRESETS["paper"], options={"role": "teacher"},
                    overrides=["global_batch=32"])
     assert distill.apply_role_preset(mine).global_batch == 32  # an explicit choice wins
+
+
+def test_the_resolved_config_is_the_one_the_stage_records():
+    """`rlt run` compares a finished output with the resolved config: it must already hold the warm-up recipe."""
+    from stages.commands import make_config
+    from stages.config import config_hash
+
+    cfg = make_config("distill", preset="paper", options={"model": "m", "data": "d", "out": "o", "role": "teacher"})
+    assert (cfg.warmup_ratio, cfg.weight_decay, cfg.global_batch) == (0.05, 1e-4, 16)
+    recorded = config_hash(cfg)
+    assert config_hash(distill.apply_role_preset(cfg)) == recorded  # the stage applying it again changes nothing
