@@ -51,14 +51,18 @@ class OutputState:
     def complete(self) -> bool:
         return self.status == "complete"
 
+    @property
+    def so_far(self) -> str:
+        """How far an interrupted run got: its last checkpoint's step (training) or its rows."""
+        return f"at step {self.step}" if self.kind == "checkpoint" else f"with {self.rows} rows so far"
+
     def describe(self) -> str:
-        """One line for logs, `rlt run --plan` and `rlt inspect`."""
+        """One line for logs and `rlt inspect`."""
         what = f"{self.kind} artifact" if self.kind else "artifact"
         if self.status == "missing":
             return "missing"
         if self.status == "interrupted":
-            so_far = f"at step {self.step}" if self.kind == "checkpoint" else f"with {self.rows} rows so far"
-            return f"interrupted {what} {so_far} (rerun the same command to resume)"
+            return f"interrupted {what} {self.so_far} (rerun the same command to resume)"
         if self.status == "complete":
             return f"complete {what}, {self.rows} rows"
         done = "complete" if self.finished else f"interrupted ({self.rows} rows so far)"

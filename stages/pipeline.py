@@ -163,7 +163,7 @@ def why_run(step: Step, cfg, rerun: set[str]) -> tuple[str | None, bool]:
     if state.status == "missing":
         return "no complete output yet", False
     if state.status == "interrupted":  # an interrupted run resumes
-        return f"resume interrupted run ({state.rows} rows so far)", False
+        return f"resume interrupted run ({state.so_far})", False
     if state.status == "conflicting":
         return "; ".join(state.differs), True
     return None, False

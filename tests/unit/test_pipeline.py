@@ -1,5 +1,6 @@
 """Pipelines: parsing and validation of every shipped pipeline, skip and re-run logic."""
 
+import json
 import re
 from pathlib import Path
 
@@ -142,3 +143,16 @@ def test_run_with_var_writes_under_another_runs_folder(tmp_path):
     P.run(P.RunConfig(name="seeded", file=str(f), runs=str(tmp_path / "s1"), vars={"seed": "1"}))
     manifest = yaml.safe_load(manifest_path(tmp_path / "s1/seeded/a").read_text())
     assert manifest["config"]["seed"] == 1
+
+
+def test_an_interrupted_training_step_resumes_from_its_checkpoint_step(tmp_path):
+    from stages.artifacts import ArtifactWriter
+
+    spec = {"steps": {"t": {"command": "data synth", "options": {"n": 4}}}}
+    (step,) = P.parse("x", spec, tmp_path)
+    cfg = P.build_config(step)
+    with ArtifactWriter(step.out, "checkpoint", cfg):  # left unfinished, as after a kill
+        ckpt = step.out / "checkpoints" / "checkpoint-20"
+        ckpt.mkdir(parents=True)
+        (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": 20}))
+    assert P.why_run(step, cfg, set()) == ("resume interrupted run (at step 20)", False)
