@@ -45,17 +45,16 @@ from typing import Any
 
 from stages import attention, formats, launch, lora
 from stages.artifacts import RankZeroWriter, metrics_path, read_manifest, read_rows, read_table, require
-from stages.checkpoints import last_checkpoint, truncate_jsonl
+from stages.checkpoints import checkpoint_dir, last_checkpoint, truncate_jsonl
 from stages.config import PromptsConfig, opt, to_dict
 from stages.errors import UserError
 from stages.lifecycle import rank
 from stages.models import load_model, load_tokenizer, resolve_device
-from stages.progress import training_progress
+from stages.progress import close_training_progress, training_progress
 
 log = logging.getLogger(__name__)
 ROLES = ("student", "teacher")
 LONG_ROWS = ("drop", "error")
-CHECKPOINTS = "checkpoints"
 REPORTERS = {"tensorboard": "tensorboard", "wandb": "wandb", "trackio": "trackio", "mlflow": "mlflow",
              "comet_ml": "comet_ml", "clearml": "clearml"}
 
@@ -275,7 +274,7 @@ def sft_args(cfg: DistillConfig, device: str, has_eval: bool):
     from trl import SFTConfig
 
     kw = {
-        "output_dir": str(Path(cfg.out) / CHECKPOINTS), "per_device_train_batch_size": cfg.batch_size,
+        "output_dir": str(checkpoint_dir(cfg.out)), "per_device_train_batch_size": cfg.batch_size,
         "per_device_eval_batch_size": cfg.batch_size, "gradient_accumulation_steps": _grad_accum(cfg),
         "learning_rate": cfg.lr, "lr_scheduler_type": cfg.lr_scheduler, "warmup_steps": cfg.warmup_ratio,
         "weight_decay": cfg.weight_decay, "num_train_epochs": cfg.epochs, "max_steps": cfg.max_steps or -1,
@@ -409,14 +408,17 @@ def train(prep: Prepared, callbacks: tuple = ()) -> Path:
     inputs = {"model": cfg.model, "data": cfg.data}
     main = rank() == 0
     with RankZeroWriter(out, "checkpoint", cfg, inputs=inputs, force=cfg.force) as writer:
-        resume, step = last_checkpoint(out / CHECKPOINTS)
+        resume, step = last_checkpoint(checkpoint_dir(out))
         shown = training_progress(f"distill ({cfg.role})", metric="loss")
         trainer = make_trainer(prep, (metrics_callback(metrics_path(out)), shown, *callbacks))
         if resume:
             log.info("resuming from %s (step %d)", resume, step)
             if main:
                 truncate_jsonl(metrics_path(out), step)
-        result = trainer.train(resume_from_checkpoint=resume)
+        try:
+            result = trainer.train(resume_from_checkpoint=resume)
+        finally:
+            close_training_progress(trainer)
         _save_final(trainer, prep, out)
         extra = {"role": cfg.role, "global_step": trainer.state.global_step, "processes": launch.world_size(),
                  "rows_per_step": launch.per_step(cfg.batch_size, prep.args.gradient_accumulation_steps),
@@ -427,7 +429,7 @@ def train(prep: Prepared, callbacks: tuple = ()) -> Path:
                  "lora": lora.describe(cfg.lora, cfg.model)}
         writer.finish(extra, rows=len(prep.train))  # rank 0 writes; every rank waits for the manifest
         if main and not cfg.keep_checkpoints:  # only once the manifest is written: a kill before it can still resume
-            shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
+            shutil.rmtree(checkpoint_dir(out), ignore_errors=True)
     log.info("trained %d steps -> %s", trainer.state.global_step, out)
     return out
 

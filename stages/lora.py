@@ -25,6 +25,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from stages.checkpoints import checkpoint_dir
 from stages.config import opt
 from stages.errors import UserError
 from stages.layout import read_manifest
@@ -158,7 +159,7 @@ def save(trainer, out: Path, lcfg: LoraConfig, base: str, finalize=lambda model:
             _point_at_base(out, base)
         return
     if lcfg.qlora or _zero3(trainer):
-        tmp = out / "checkpoints" / "adapter-final"
+        tmp = checkpoint_dir(out) / "adapter-final"
         trainer.save_model(str(tmp))  # collective under ZeRO-3
         if trainer.is_world_process_zero():
             _merge_from_disk(tmp, base, out, finalize, trust_remote_code)

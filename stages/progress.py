@@ -86,8 +86,21 @@ def training_progress(desc: str, metric: str):
                 self._bar.metric(metric, logs[metric])
 
         def on_train_end(self, args, state, control, **kw):
+            self.close_progress()
+
+        def close_progress(self):
             if self._cm is not None:
                 self._cm.__exit__(None, None, None)
                 self._cm = self._bar = None
 
     return Progress()
+
+
+def close_training_progress(trainer) -> None:
+    """Close the progress display of `trainer` also when training raised (Ctrl-C, an error).
+
+    `on_train_end` is not called then, and a live display would keep the cursor hidden.
+    """
+    for callback in trainer.callback_handler.callbacks:
+        if hasattr(callback, "close_progress"):
+            callback.close_progress()

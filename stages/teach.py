@@ -31,14 +31,14 @@ from pathlib import Path
 
 from stages import launch, lora
 from stages.artifacts import SAMPLES, RankZeroWriter, meta_path, metrics_path, read_rows, require
-from stages.checkpoints import last_checkpoint, truncate_jsonl
+from stages.checkpoints import checkpoint_dir, last_checkpoint, truncate_jsonl
 from stages.config import PromptsConfig, RewardConfig, opt, to_dict, with_teacher_temperature
 from stages.errors import UserError
 from stages.formats import teacher_view
 from stages.lora import LoraConfig
-from stages.progress import training_progress
+from stages.progress import close_training_progress, training_progress
 from stages.teach_metrics import metrics_callback, summarize
-from stages.teach_reward import RLTRewardFunc, reward_summary  # noqa: F401  (reward_summary: public name)
+from stages.teach_reward import RLTRewardFunc
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +235,7 @@ def grpo_args(cfg: TeachConfig, batch: int, on_gpu: bool):
     from trl import GRPOConfig
 
     kwargs = dict(  # noqa: C408 - keyword form mirrors GRPOConfig's signature
-        output_dir=str(Path(cfg.out) / "checkpoints"), per_device_train_batch_size=batch,
+        output_dir=str(checkpoint_dir(cfg.out)), per_device_train_batch_size=batch,
         gradient_accumulation_steps=cfg.grad_accum, num_generations=cfg.num_generations,
         max_completion_length=cfg.max_new_tokens, temperature=cfg.temperature, top_p=1.0,
         beta=cfg.beta, loss_type=cfg.loss_type, scale_rewards=cfg.scale_rewards,
@@ -282,14 +282,17 @@ def train(cfg: TeachConfig, tok, teacher, scorer, rows: list[dict], batch: int) 
     """Build the GRPOTrainer, train (resuming when a checkpoint exists), save the teacher."""
     out = Path(cfg.out)
     trainer, _ = make_trainer(cfg, tok, teacher, scorer, rows, batch)
-    resume, step = (None, 0) if cfg.force else last_checkpoint(out / "checkpoints")
+    resume, step = (None, 0) if cfg.force else last_checkpoint(checkpoint_dir(out))
     if trainer.is_world_process_zero():
         for path in (metrics_path(out), meta_path(out, SAMPLES)):
             truncate_jsonl(path, step)
     if resume:
         log.info("resuming from %s (step %d)", resume, step)
     t0 = time.time()
-    result = trainer.train(resume_from_checkpoint=resume)
+    try:
+        result = trainer.train(resume_from_checkpoint=resume)
+    finally:
+        close_training_progress(trainer)
     lora.save(trainer, out, cfg.lora, cfg.teacher, trust_remote_code=cfg.trust_remote_code)
     if trainer.is_world_process_zero():
         tok.save_pretrained(str(out))

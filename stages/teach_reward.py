@@ -63,7 +63,7 @@ class RLTRewardFunc:
         finally:
             teacher.train(was_training)
         if log_metric is not None:
-            for name, value in reward_summary(scored).items():
+            for name, value in reward_record.summary(scored).items():
                 log_metric(f"rlt/{name}", value)
         self._keep(rows, scored)
         return [float(r["reward"]) for r in scored]
@@ -77,7 +77,3 @@ class RLTRewardFunc:
         out, self.samples = self.samples, []
         return out
 
-
-def reward_summary(scored: list[dict]) -> dict[str, float]:
-    """Batch means of the reward record's fields; `format_ok` and `aligned` as shares of the completions."""
-    return reward_record.summary(scored)

@@ -58,3 +58,19 @@ def test_training_progress_shows_steps_rates_and_the_key_metric(capsys):
     cb.on_train_end(None, state, None)
     err = capsys.readouterr().err
     assert "distill (student)" in err and "4/4" in err and "steps/s" in err and "tok/s" in err and "loss=0.5" in err
+
+
+def test_training_progress_is_closed_when_training_raises(capsys):
+    """Ctrl-C or an error skips on_train_end: the display must still end (and be written once)."""
+    from stages.progress import close_training_progress, training_progress
+
+    cb = training_progress("teach", metric="reward")
+    state = SimpleNamespace(is_world_process_zero=True, max_steps=10, global_step=0, num_input_tokens_seen=0)
+    cb.on_train_begin(None, state, None)
+    state.global_step = 3
+    cb.on_step_end(None, state, None)
+    trainer = SimpleNamespace(callback_handler=SimpleNamespace(callbacks=[object(), cb]))
+    close_training_progress(trainer)
+    assert "3/10" in capsys.readouterr().err
+    close_training_progress(trainer)  # a second close (after on_train_end) is harmless
+    assert capsys.readouterr().err == ""
