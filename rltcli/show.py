@@ -7,12 +7,7 @@ from typing import Any
 
 import click
 
-
-def console():
-    """stdout; tables are not cut at 80 columns when it is a file or a pipe."""
-    from rich.console import Console
-
-    return Console(width=None if Console().is_terminal else 160)
+from stages.progress import console
 
 
 def _table(title: str, columns: tuple[str, ...], rows: list[tuple]) -> None:

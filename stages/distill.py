@@ -48,7 +48,6 @@ from stages.artifacts import RankZeroWriter, metrics_path, read_manifest, read_r
 from stages.checkpoints import checkpoint_dir, last_checkpoint, truncate_jsonl
 from stages.config import PromptsConfig, opt, to_dict
 from stages.errors import UserError
-from stages.lifecycle import rank
 from stages.models import load_model, load_tokenizer, resolve_device
 from stages.progress import close_training_progress, training_progress
 
@@ -406,7 +405,7 @@ def train(prep: Prepared, callbacks: tuple = ()) -> Path:
     """Train (resuming from the last intermediate checkpoint), save, write the manifest."""
     cfg, out = prep.cfg, Path(prep.cfg.out)
     inputs = {"model": cfg.model, "data": cfg.data}
-    main = rank() == 0
+    main = launch.rank() == 0
     with RankZeroWriter(out, "checkpoint", cfg, inputs=inputs, force=cfg.force) as writer:
         resume, step = last_checkpoint(checkpoint_dir(out))
         shown = training_progress(f"distill ({cfg.role})", metric="loss")

@@ -19,6 +19,7 @@ from stages.artifacts import data_files, read_table
 from stages.config import opt
 from stages.errors import UserError
 from stages.lifecycle import output_state
+from stages.progress import console
 
 
 @dataclass
@@ -66,12 +67,11 @@ def summary(cfg: InspectConfig) -> dict:
 
 def run(cfg: InspectConfig) -> dict:
     """Print the summary as rich tables."""
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
     info = summary(cfg)
-    con = Console()
+    con = console()
     color = {"complete": "green", "interrupted": "yellow", "conflicting": "red"}.get(info["state"], "bold")
     con.print(f"[bold]{escape(cfg.path)}[/]: [{color}]{escape(info['state_line'])}[/]")
     m = info["manifest"]

@@ -78,6 +78,11 @@ def local_rank() -> int:
     return int(os.environ.get("LOCAL_RANK", "0"))
 
 
+def rank() -> int:
+    """Global rank of this process (0 outside a launcher)."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def world_size() -> int:
     """Number of training processes of this run (1 outside a launcher)."""
     return int(os.environ.get("WORLD_SIZE", "1"))

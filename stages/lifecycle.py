@@ -18,7 +18,6 @@ kind, config or inputs: `differs` names which).
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from stages import layout
 from stages.checkpoints import checkpoint_dir, last_checkpoint
 from stages.config import _hashable, config_hash
 from stages.errors import UserError
+from stages.launch import rank, world_size
 
 log = logging.getLogger(__name__)
 
@@ -176,16 +176,6 @@ def require_finished(path: str | Path) -> OutputState:
 
 
 # ----------------------------------------------------------------------------- distributed
-
-
-def rank() -> int:
-    """Global rank of this process (0 outside a launcher)."""
-    return int(os.environ.get("RANK", "0"))
-
-
-def world_size() -> int:
-    """Number of processes of this run (1 outside a launcher)."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def barrier() -> None:

@@ -39,10 +39,19 @@ class _Bar:
         self.prog.update(self.task, rate=" ".join(filter(None, (rate, self.shown))), **kw)
 
 
+def console(stderr: bool = False):
+    """A rich console on stdout or stderr; lines are not cut at 80 columns when it is a file or a pipe."""
+    from rich.console import Console
+
+    con = Console(stderr=stderr)
+    if not con.is_terminal:
+        con.width = 160
+    return con
+
+
 @contextmanager
 def progress(total: int, desc: str, unit: str = "rows", done: int = 0):
     """A rich progress bar on stderr; yields a `_Bar` (`advance(rows, tokens)`, `metric(name, value)`)."""
-    from rich.console import Console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -54,8 +63,7 @@ def progress(total: int, desc: str, unit: str = "rows", done: int = 0):
 
     columns = [TextColumn("[bold]{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
-    console = Console(stderr=True, width=None if Console(stderr=True).is_terminal else 160)
-    with Progress(*columns, console=console) as prog:
+    with Progress(*columns, console=console(stderr=True)) as prog:
         yield _Bar(prog, prog.add_task(desc, total=total, completed=done, rate=""), unit)
 
 
