@@ -127,10 +127,7 @@ def output_state(out: str | Path, kind: str | None = None, cfg: Any = None,
     p = Path(out)
     manifest = layout.read_manifest(p)
     if manifest is not None:
-        found = differences(manifest, kind, cfg, inputs)
-        return OutputState(p, "conflicting" if found else "complete", finished=True,
-                           rows=int(manifest.get("rows") or 0), kind=manifest.get("kind"), differs=tuple(found),
-                           manifest=manifest)
+        return _finished(p, manifest, differences(manifest, kind, cfg, inputs))
     progress = layout.read_progress(p)
     if progress is None and not layout.data_files(p):
         return OutputState(p, "missing")
@@ -139,6 +136,13 @@ def output_state(out: str | Path, kind: str | None = None, cfg: Any = None,
     step = last_checkpoint(checkpoint_dir(p))[1]
     return OutputState(p, "conflicting" if found else "interrupted", rows=rows, kind=(progress or {}).get("kind"),
                        differs=tuple(found), step=step)
+
+
+def _finished(p: Path, manifest: dict, differs: list[str] | tuple[str, ...] = ()) -> OutputState:
+    """The state of an artifact with a manifest: complete, or conflicting when something `differs`."""
+    return OutputState(p, "conflicting" if differs else "complete", finished=True,
+                       rows=int(manifest.get("rows") or 0), kind=manifest.get("kind"), differs=tuple(differs),
+                       manifest=manifest)
 
 
 def require(out: str | Path, kind: str, cfg: Any, inputs: dict[str, str] | None, force: bool = False) -> OutputState:
@@ -165,8 +169,7 @@ def require_finished(path: str | Path) -> OutputState:
     p = Path(path)
     manifest = layout.read_manifest(p)
     if manifest is not None:
-        return OutputState(p, "complete", finished=True, rows=int(manifest.get("rows") or 0),
-                           kind=manifest.get("kind"), manifest=manifest)
+        return _finished(p, manifest)
     state = output_state(p)
     if state.status == "missing":
         raise UserError(f"{p} is not an rlt artifact (no {layout.manifest_path(p).relative_to(p)} and no data files)")
