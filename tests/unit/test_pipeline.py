@@ -44,6 +44,20 @@ def test_demo_has_the_baselines():
     assert len(distills) >= 3
 
 
+def test_demo_selects_the_rl_explanations_with_the_reward_that_trained_the_teacher():
+    """Best-of-k by a different student or temperature would select by another reward than the one RL optimized."""
+    pipelines = P.load_pipelines(ROOT / "pipelines.yaml")
+    steps = {s.name: s for s in P.parse("demo", pipelines["demo"], Path("runs"))}
+    rl, teach = steps["traces-rl"].options, steps["teach"].options
+    assert rl["select"] == "best" and rl["num_generations"] > 1
+    assert rl["student"] == teach["student"] and rl["teacher"].endswith("/teach")
+    assert rl["temperature"] == 0.7  # the teacher's RL sampling temperature (docs/method.md "Temperatures")
+    assert steps["traces-warmup"].options["temperature"] == 0.0  # the teacher before RL, as a user would decode it
+    # the correlation ranks every set with one estimator
+    scores = [s for s in P.parse("demo-correlation", pipelines["demo-correlation"], Path("runs")) if s.command == "score"]
+    assert len(scores) >= 6 and all(s.options["reward"]["full_kl"] is True for s in scores)
+
+
 @pytest.mark.parametrize("name", ["demo", "demo-correlation"])
 def test_every_demo_step_that_renders_a_view_uses_the_same_prompts(name):
     """A model trained with one system prompt and scored, sampled or evaluated with another is a silent bug."""
