@@ -49,7 +49,6 @@ from stages.artifacts import (
     ArtifactWriter,
     acquire_lock,
     find_meta,
-    input_hash,
     read_manifest,
     read_rows,
     require,
@@ -60,6 +59,7 @@ from stages.config import PromptsConfig, config_hash, opt, resolve
 from stages.engines import EngineConfig
 from stages.errors import UserError
 from stages.formats import END_SOLUTION, student_prompt
+from stages.lifecycle import differences
 
 log = logging.getLogger(__name__)
 Z95 = 1.959963984540054
@@ -327,6 +327,11 @@ def _finish(w: ArtifactWriter, rows: list[dict]) -> dict:
     return summary
 
 
+def inputs_of(cfg: EvalConfig) -> dict[str, str]:
+    """The eval's recorded inputs: the data and every model (a model retrained in place is a new input)."""
+    return {"data": cfg.data, **{f"model{i}": m for i, m in enumerate(cfg.models)}}
+
+
 def run(cfg: EvalConfig) -> Path:
     """validate -> load rows (golds parsed) -> generate and check per model -> summary.json -> manifest.
 
@@ -343,10 +348,10 @@ def run(cfg: EvalConfig) -> Path:
     if _graded_by_older_grader(cfg):
         log.info("%s was graded by an older grader: re-grading its responses", cfg.out)
         return regrade(cfg.out, cfg)
-    if require(cfg.out, "eval", cfg, {"data": cfg.data}, cfg.force).complete:
+    if require(cfg.out, "eval", cfg, inputs_of(cfg), cfg.force).complete:
         log.info("%s is already complete", cfg.out)
         return Path(cfg.out)
-    with ArtifactWriter(cfg.out, "eval", cfg, inputs={"data": cfg.data}, force=cfg.force, key=KEY) as w:
+    with ArtifactWriter(cfg.out, "eval", cfg, inputs=inputs_of(cfg), force=cfg.force, key=KEY) as w:
         if w.complete:
             log.info("%s is already complete", w.out)
             return w.out
@@ -369,8 +374,10 @@ def _graded_by_older_grader(cfg: EvalConfig) -> bool:
     # outputs written before the grader joined the hash carry the generation hash as config_hash
     if manifest.get("generation_hash", manifest.get("config_hash")) != config_hash(cfg, extra=False):
         return False
-    data = (manifest.get("inputs") or {}).get("data") or {}
-    return data.get("hash") == input_hash(cfg.data)
+    # evals written before models were recorded inputs hold the data alone: compare what they hold
+    recorded = manifest.get("inputs") or {}
+    inputs = {k: v for k, v in inputs_of(cfg).items() if k == "data" or k in recorded}
+    return not differences(manifest, None, None, inputs)
 
 
 def _config_of(out: Path, manifest: dict) -> EvalConfig:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -99,6 +100,25 @@ def test_shards_partition_the_rows(tiny_teacher, synth_test, tmp_path):
         ids.append({r["id"] for r in read_rows(evaluate.run(cfg), "eval")})
     assert ids[0] and ids[1] and not ids[0] & ids[1]
     assert ids[0] | ids[1] == {r["id"] for r in read_rows(synth_test, "dataset")}
+
+
+def test_a_model_retrained_in_place_is_a_changed_input(tiny_teacher, synth_test, tmp_path):
+    """An eval of a checkpoint path is not 'complete' once another model was written at that path."""
+    from stages.lifecycle import output_state
+    from stages.tinymodel import TinyModelConfig
+    from stages.tinymodel import run as make_model
+
+    model = make_model(TinyModelConfig(out=str(tmp_path / "m"), seed=0, tokenizer=str(tiny_teacher)))
+    cfg = EvalConfig(models=[str(model)], data=str(synth_test), out=str(tmp_path / "ev"), max_new_tokens=4, limit=3)
+    evaluate.run(cfg)
+    assert output_state(cfg.out).complete  # the recorded inputs still match
+    make_model(TinyModelConfig(out=str(model), seed=1, tokenizer=str(tiny_teacher), force=True))
+    state = output_state(cfg.out)  # as `rlt run` asks: recorded inputs against their current hashes
+    assert not state.complete and any(f"input model0 ({model}) changed" in d for d in state.differs)
+    with pytest.raises(Exception, match="model0"):
+        evaluate.run(cfg)
+    evaluate.run(dataclasses.replace(cfg, force=True))
+    assert output_state(cfg.out).complete
 
 
 def test_two_models_and_samples(tiny_teacher, tiny_student, synth_test, tmp_path):
