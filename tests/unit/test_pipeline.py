@@ -44,17 +44,23 @@ def test_demo_has_the_baselines():
     assert len(distills) >= 3
 
 
-def test_demo_selects_the_rl_explanations_with_the_reward_that_trained_the_teacher():
-    """Best-of-k by a different student or temperature would select by another reward than the one RL optimized."""
+def test_demo_arms_differ_only_in_what_they_compare():
+    """The teachers decode alike (only RL differs); the students train alike (only their data differs)."""
     pipelines = P.load_pipelines(ROOT / "pipelines.yaml")
-    steps = {s.name: s for s in P.parse("demo", pipelines["demo"], Path("runs"))}
-    rl, teach = steps["traces-rl"].options, steps["teach"].options
-    assert rl["select"] == "best" and rl["num_generations"] > 1
-    assert rl["student"] == teach["student"] and rl["teacher"].endswith("/teach")
-    assert rl["temperature"] == 0.7  # the teacher's RL sampling temperature (docs/method.md "Temperatures")
-    assert steps["traces-warmup"].options["temperature"] == 0.0  # the teacher before RL, as a user would decode it
-    # the correlation ranks every set with one estimator
-    scores = [s for s in P.parse("demo-correlation", pipelines["demo-correlation"], Path("runs")) if s.command == "score"]
+    steps = {s.name: s.options for s in P.parse("demo", pipelines["demo"], Path("runs"))}
+    rl, warm = dict(steps["traces-rl"]), dict(steps["traces-warmup"])
+    assert rl.pop("teacher").endswith("/teach") and warm.pop("teacher").endswith("/warmup") and rl == warm
+    students = [dict(steps[n]) for n in ("student-rl", "student-warmup", "student-solution")]
+    data = [s.pop("data") for s in students]
+    assert len(set(data)) == 3 and students[2].pop("no_explanation") is True
+    assert students[0] == students[1] == students[2]
+    assert students[0]["lr_scheduler"] == "warmup_stable_decay"  # ends settled, not at a constant rate's last step
+    # the correlation's students follow the demo students' recipe and every set is ranked with one estimator
+    corr = [s for s in P.parse("demo-correlation", pipelines["demo-correlation"], Path("runs"))]
+    for s in (s for s in corr if s.command == "distill"):
+        mine = {k: v for k, v in s.options.items() if k not in ("data", "model")}
+        assert mine == {k: v for k, v in students[0].items() if k != "model"}, s.name
+    scores = [s for s in corr if s.command == "score"]
     assert len(scores) >= 6 and all(s.options["reward"]["full_kl"] is True for s in scores)
 
 
