@@ -104,6 +104,7 @@ def test_shards_partition_the_rows(tiny_teacher, synth_test, tmp_path):
 
 def test_a_model_retrained_in_place_is_a_changed_input(tiny_teacher, synth_test, tmp_path):
     """An eval of a checkpoint path is not 'complete' once another model was written at that path."""
+    from stages.errors import UserError
     from stages.lifecycle import output_state
     from stages.tinymodel import TinyModelConfig
     from stages.tinymodel import run as make_model
@@ -115,7 +116,7 @@ def test_a_model_retrained_in_place_is_a_changed_input(tiny_teacher, synth_test,
     make_model(TinyModelConfig(out=str(model), seed=1, tokenizer=str(tiny_teacher), force=True))
     state = output_state(cfg.out)  # as `rlt run` asks: recorded inputs against their current hashes
     assert not state.complete and any(f"input model0 ({model}) changed" in d for d in state.differs)
-    with pytest.raises(Exception, match="model0"):
+    with pytest.raises(UserError, match="model0"):
         evaluate.run(cfg)
     evaluate.run(dataclasses.replace(cfg, force=True))
     assert output_state(cfg.out).complete
