@@ -29,7 +29,7 @@ FINISH = """
 import json, resource, sys, time
 import pyarrow as pa
 from stages import compact
-from stages.writer import ArtifactWriter
+from stages.artifacts.writer import ArtifactWriter
 from benchmarks.compact import Cfg
 compact.MAX_FILE_MB = float(sys.argv[2])
 with ArtifactWriter(sys.argv[1], "traces", Cfg()) as w:  # resuming reads the parts' keys (not timed)
@@ -57,7 +57,8 @@ Cfg = _cfg_class()
 
 def build(out: Path, rows: int, batch: int, chars: int, seed: int = 0) -> float:
     """Write `rows` traces rows in parts of `batch`; returns their uncompressed size in MiB."""
-    from stages.artifacts import ArtifactWriter, row_id, to_table
+    from stages.artifacts.schemas import row_id, to_table
+    from stages.artifacts.writer import ArtifactWriter
 
     rng = random.Random(seed)
     words = ["carry", "the", "digit", "sum", "column", "so", "we", "add", "then", "write", "7", "12", "+"]
@@ -89,7 +90,7 @@ def main() -> None:
     ap.add_argument("--chars", type=int, default=2000, help="characters of each explanation (and text)")
     ap.add_argument("--max-file-mb", type=float, default=256)
     a = ap.parse_args()
-    from stages import layout
+    from stages.artifacts import layout
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "traces"

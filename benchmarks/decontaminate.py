@@ -46,7 +46,7 @@ def make_data(root: Path, rows: int, seed: int = 0) -> tuple[Path, list[Path]]:
 
 def all_pairs(train: list[str], bench: list[str], n: int) -> int:
     """Dropped count by the plain method: every pair, every benchmark n-gram searched as a string."""
-    from stages.decontaminate import normalize
+    from stages.commands.decontaminate import normalize
 
     bench_grams = [[" ".join(w[i:i + n]) for i in range(len(w) - n + 1)] or [" ".join(w)]
                    for w in map(normalize, bench)]
@@ -62,8 +62,9 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=17000)
     ap.add_argument("--pairs-rows", type=int, default=200)
     args = ap.parse_args()
-    from stages.artifacts import read_manifest, read_rows
-    from stages.decontaminate import DecontaminateConfig, run
+    from stages.artifacts.layout import read_manifest
+    from stages.artifacts.read import read_rows
+    from stages.commands.decontaminate import DecontaminateConfig, run
 
     with tempfile.TemporaryDirectory() as tmp:
         train, benches = make_data(Path(tmp), args.rows)

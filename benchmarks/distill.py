@@ -22,8 +22,8 @@ import pyarrow.parquet as pq
 
 
 def make_data(root: Path, rows: int, seed: int) -> tuple[str, str]:
-    from stages import tasks
-    from stages.tinymodel import TinyModelConfig, run
+    from stages.commands.tinymodel import TinyModelConfig, run
+    from stages.method import tasks
 
     model = run(TinyModelConfig(out=str(root / "tiny"), seed=0))
     rng = random.Random(seed)
@@ -40,7 +40,7 @@ def build(model: str, data: str, out: Path, batch: int, **variant):
     """The stage's own trainer for one variant and its collated batches over every row."""
     import torch
 
-    from stages import distill
+    from stages.commands import distill
     from stages.config import resolve
 
     cfg = resolve(distill.DistillConfig, options={

@@ -22,8 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _prompts(tok, n: int) -> list[str]:
-    from stages import formats, tasks
-    from stages.config import PromptsConfig
+    from stages.method import tasks
+    from stages.method import views as formats
+    from stages.method.settings import PromptsConfig
 
     rows = tasks.synth_rows(n, 0, "train", 2, 3)
     system = PromptsConfig().teacher_system
@@ -37,7 +38,7 @@ def _timed(fn) -> tuple[float, int]:
 
 
 def _engine_tokens(engine, prompts, max_new_tokens):
-    from stages.formats import END_EXPLANATION
+    from stages.method.views import END_EXPLANATION
 
     outs = engine.generate(prompts, max_new_tokens=max_new_tokens, temperature=0.0, stop=[END_EXPLANATION])
     return sum(c.tokens for cs in outs for c in cs)
@@ -71,12 +72,13 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from stages.engines import EngineConfig, HFEngine
+    from stages.engines.base import EngineConfig
+    from stages.engines.hf import HFEngine
 
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model
         if model is None:
-            from stages.tinymodel import TinyModelConfig, run
+            from stages.commands.tinymodel import TinyModelConfig, run
 
             model = str(run(TinyModelConfig(out=str(Path(tmp) / "teacher"), seed=0)))
         batched = HFEngine(EngineConfig(device=args.device, batch_size=args.batch_size), model)

@@ -5,7 +5,7 @@
 
 Rows (each side measured in the same run, ratios printed):
 - distill tokens/s: padded batches vs padding-free vs packed (TRL's collator and pack_dataset, the
-  attention stages/attention.py picks), mixed-length rows up to 2048 tokens;
+  attention stages/models/attention.py picks), mixed-length rows up to 2048 tokens;
 - reward rows/s: batched RLTReward vs one completion at a time with full logits (the reference
   loop), and the two bare decoder bodies / the floor (bodies + lm_head at span positions only);
 - hf generate tokens/s: batched vs one prompt at a time (the hf engine);
@@ -65,7 +65,7 @@ def model_at_shape(s: dict, device: str, dtype, seed: int, tok=None):
     """A random Qwen2 at shape `s`, vocabulary s["vocab"] (the tokenizer's ids are its first rows)."""
     import torch
 
-    from stages.tinymodel import TinyModelConfig, build
+    from stages.commands.tinymodel import TinyModelConfig, build
 
     torch.manual_seed(seed)
     cfg = TinyModelConfig(seed=seed, hidden=s["hidden"], layers=s["layers"], heads=s["heads"],
@@ -78,7 +78,7 @@ def model_at_shape(s: dict, device: str, dtype, seed: int, tok=None):
 def _build_with(cfg, tok):
     import tempfile as tf
 
-    from stages.tinymodel import build
+    from stages.commands.tinymodel import build
 
     with tf.TemporaryDirectory() as d:
         tok.save_pretrained(d)
@@ -119,7 +119,7 @@ def distill_bench(s: dict, device: str, dtype) -> dict:
     """Real (non-padding) tokens/s of a training step (forward, backward, AdamW) per batch layout."""
     import torch
 
-    from stages import attention
+    from stages.models import attention
 
     model, _ = model_at_shape(s, device, dtype, seed=0)
     model.train()
@@ -152,8 +152,8 @@ def reward_bench(s: dict, device: str, dtype) -> dict:
     import torch
     from reward import make_rows
 
-    from stages.config import PromptsConfig, RewardConfig
-    from stages.reward import RLTReward, body_and_head, hidden_at, pack_batch
+    from stages.method.reward import RLTReward, body_and_head, hidden_at, pack_batch
+    from stages.method.settings import PromptsConfig, RewardConfig
 
     student, tok = model_at_shape(s, device, dtype, seed=0)
     teacher, _ = model_at_shape(s, device, dtype, seed=1, tok=tok)
@@ -212,10 +212,11 @@ def model_dirs(s: dict, root: Path, dtype) -> tuple[Path, Path]:
 
 
 def generate_bench(s: dict, device: str, teacher: Path, data: Path) -> dict:
-    from stages import formats
-    from stages.artifacts import read_rows
-    from stages.config import PromptsConfig
-    from stages.engines import EngineConfig, make_engine
+    from stages.artifacts.read import read_rows
+    from stages.engines import make_engine
+    from stages.engines.base import EngineConfig
+    from stages.method import views as formats
+    from stages.method.settings import PromptsConfig
 
     out, clock = {}, Clock(device)
     for name, batch, count in (("batched", s["gen_prompts"], s["gen_prompts"]), ("one_prompt", 1, s["gen_one"])):
@@ -234,9 +235,9 @@ def generate_bench(s: dict, device: str, teacher: Path, data: Path) -> dict:
 
 
 def teach_bench(s: dict, device: str, teacher: Path, student: Path, data: Path, root: Path) -> dict:
-    from stages import teach
+    from stages.artifacts.layout import metrics_path
+    from stages.commands import teach
     from stages.config import resolve
-    from stages.layout import metrics_path
 
     cfg = resolve(teach.TeachConfig, options={
         "teacher": str(teacher), "student": str(student), "data": str(data), "out": str(root / "teach"),
@@ -304,7 +305,7 @@ def main() -> int:
            "device_name": torch.cuda.get_device_name() if device == "cuda" else "cpu"}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        from stages.data import SynthConfig, synth
+        from stages.commands.data import SynthConfig, synth
 
         data = synth(SynthConfig(out=str(root / "data"), n=max(64, s["gen_prompts"]), seed=0))
         res["distill"] = distill_bench(s, device, dtype)

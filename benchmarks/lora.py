@@ -29,8 +29,8 @@ BATCH = 4
 
 
 def make_data(root: Path, rows: int) -> tuple[str, str]:
-    from stages import tasks
-    from stages.tinymodel import TinyModelConfig, run
+    from stages.commands.tinymodel import TinyModelConfig, run
+    from stages.method import tasks
 
     model = run(TinyModelConfig(out=str(root / "model"), seed=0, hidden=512, layers=8, heads=8, kv_heads=4,
                                 intermediate=2048))
@@ -48,7 +48,7 @@ def measure(model: str, data: str, out: str, steps: int, rank: int) -> dict:
 
     from transformers import TrainerCallback
 
-    from stages import distill
+    from stages.commands import distill
     from stages.config import resolve
 
     cfg = resolve(distill.DistillConfig, options={

@@ -1,4 +1,4 @@
-"""CPU benchmark of the reward's host path (stages/reward.py), old and new in one run.
+"""CPU benchmark of the reward's host path (stages/method/reward.py), old and new in one run.
 
 Renders 64 rows of about 1000 explanation tokens into both views, tokenizes them,
 locates the spans, and builds the padded batches' index tensors, two ways:
@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from stages.config import PromptsConfig
+from stages.method.settings import PromptsConfig
 
 # ----------------------------------------------------------------------------- the old path, kept to measure against
 
@@ -31,7 +31,7 @@ def old_token_span(offsets, start, end):
 
 def old_render(tok, prompts: PromptsConfig, row: dict) -> dict:
     """One row: both views tokenized one call each, spans by a linear scan of the offsets."""
-    from stages.reward import _texts
+    from stages.method.reward import _texts
 
     x = _texts(tok, tok, prompts, row)  # the same template rendering as the new path
     s = tok(x.student, add_special_tokens=False, return_offsets_mapping=True)
@@ -81,7 +81,7 @@ def old_path(tok, rows, batch: int, indices: bool):
 def new_path(tok, rows, batch: int, indices: bool):
     import numpy as np
 
-    from stages.reward import pack_batch, render_batch
+    from stages.method.reward import pack_batch, render_batch
 
     views = render_batch(tok, tok, PromptsConfig(), rows)
     if indices:
@@ -109,7 +109,7 @@ def main() -> None:
     from reward import make_rows
     from reward import timed as best
 
-    from stages.tinymodel import train_tokenizer
+    from stages.commands.tinymodel import train_tokenizer
 
     tok = train_tokenizer(args.vocab)
     rows = make_rows(args.rows, args.tokens)
@@ -126,7 +126,7 @@ def main() -> None:
             t_old = min(t_old, best(lambda i=indices: old_path(tok, rows, args.batch_size, i), 1))
             t_new = min(t_new, best(lambda i=indices: new_path(tok, rows, args.batch_size, i), 1))
         print(f"{name:<34}{t_old:>9.3f}{t_new:>9.3f}{t_old / t_new:>14.1f}x")
-    from stages.reward import _texts
+    from stages.method.reward import _texts
 
     views = [_texts(tok, tok, PromptsConfig(), r) for r in rows]
     texts = [v.student for v in views] + [v.teacher for v in views]

@@ -1,4 +1,4 @@
-"""Benchmark of the RLT reward (stages/reward.py), on the same rows in one run:
+"""Benchmark of the RLT reward (stages/method/reward.py), on the same rows in one run:
 
 (a) batched reward vs a one-row-at-a-time loop (32 completions, CPU);
 (b) batched reward vs the bare student + teacher forward passes it needs;
@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stages.config import PromptsConfig, RewardConfig
+from stages.method.settings import PromptsConfig, RewardConfig
 
 
 def build_pair(hidden: int, vocab: int | None = None) -> tuple:
@@ -28,7 +28,7 @@ def build_pair(hidden: int, vocab: int | None = None) -> tuple:
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from stages.tinymodel import train_tokenizer
+    from stages.commands.tinymodel import train_tokenizer
 
     tok = train_tokenizer(400)
     models = []
@@ -43,7 +43,7 @@ def build_pair(hidden: int, vocab: int | None = None) -> tuple:
 
 def make_rows(n: int, target_tokens: int, vary: bool = True) -> list[dict]:
     """Synthetic rows whose explanations are repeated carry traces of about `target_tokens` tokens."""
-    from stages.tasks import synth_rows
+    from stages.method.tasks import synth_rows
 
     rows = []
     for i, r in enumerate(synth_rows(n, seed=1, max_digits=4)):
@@ -57,7 +57,7 @@ def make_rows(n: int, target_tokens: int, vary: bool = True) -> list[dict]:
 def naive_scores(student, teacher, tok, rows, cfg: RewardConfig, batch_size: int) -> list[float]:
     """The textbook version: full logits [B, L, V], log_softmax everywhere, then pick span tokens."""
 
-    from stages.reward import reduce_reward, render
+    from stages.method.reward import reduce_reward, render
 
     out = []
     for i in range(0, len(rows), batch_size):
@@ -97,7 +97,7 @@ def bare_forwards(student, teacher, tok, rows, batch_size: int) -> None:
     """Only the two forward passes the reward needs (same padded batches, logits included)."""
     import torch
 
-    from stages.reward import render
+    from stages.method.reward import render
 
     views = sorted((render(tok, tok, PromptsConfig(), r) for r in rows), key=lambda v: len(v.s_ids))
     batches = [views[i:i + batch_size] for i in range(0, len(views), batch_size)]
@@ -122,7 +122,7 @@ def timed(fn, repeat: int = 3) -> float:
 
 
 def speed(args) -> None:
-    from stages.reward import RLTReward
+    from stages.method.reward import RLTReward
 
     teacher, student, tok = build_pair(args.hidden)
     rows = make_rows(args.rows, args.tokens)
@@ -152,7 +152,7 @@ def speed(args) -> None:
 def memory_worker(kind: str, args) -> None:
     """Run one variant and print its peak resident memory above the loaded-model baseline."""
 
-    from stages.reward import RLTReward
+    from stages.method.reward import RLTReward
 
     teacher, student, tok = build_pair(64, vocab=args.vocab)
     rows = make_rows(args.long_rows, args.long_tokens, vary=False)

@@ -1,6 +1,6 @@
 """The `rlt` command line, generated from the command table and the config dataclasses.
 
-Each command of `stages/commands.py` COMMANDS becomes `rlt <command>` (a name
+Each command of `stages/commands/__init__.py` COMMANDS becomes `rlt <command>` (a name
 with a space, "data synth", becomes a sub-command of a group). Its flags,
 positional arguments and help come from its config dataclass; every field,
 nested ones dotted, is also settable as a `key=value` argument, and every

@@ -23,7 +23,7 @@ def _table(title: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
 
 def artifact(path: Any) -> None:
     """`<kind> artifact: <path>`, the kind read from the manifest."""
-    from stages.artifacts import read_manifest
+    from stages.artifacts.layout import read_manifest
 
     manifest = read_manifest(Path(path)) if Path(path).is_dir() else None
     kind = (manifest or {}).get("kind", "output")
@@ -31,7 +31,7 @@ def artifact(path: Any) -> None:
 
 
 def eval_summary(path: Any) -> None:
-    from stages.evaluate import read_summary, summary_table
+    from stages.commands.evaluate import read_summary, summary_table
 
     console().print(summary_table(read_summary(path)))
     artifact(path)

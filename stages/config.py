@@ -17,7 +17,7 @@ import json
 import logging
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +25,7 @@ import yaml
 
 from stages.errors import UserError
 
-TEACHER_SYSTEM = (
-    "You are a teacher. You are given a question and its correct solution. "
-    "Write a clear step-by-step explanation that leads a student from the "
-    "question to the solution, so that the solution follows naturally."
-)
-STUDENT_SYSTEM = (
-    "You are a careful problem solver. Think step by step inside the thought "
-    "block, then give the final solution with the answer in \\boxed{}."
-)
 log = logging.getLogger(__name__)
-SAMPLING_TEMPERATURE = 0.7  # the paper's teacher sampling temperature (docs/method.md "Temperatures")
 
 
 def opt(default: Any = dataclasses.MISSING, help: str = "", hash: bool = True, flag: bool | str = False,
@@ -53,46 +43,6 @@ def opt(default: Any = dataclasses.MISSING, help: str = "", hash: bool = True, f
     if callable(default) and not isinstance(default, (str, int, float, bool)):
         return field(default_factory=default, metadata=meta, **kw)
     return field(default=default, metadata=meta, **kw)
-
-
-@dataclass
-class PromptsConfig:
-    """System prompts of the two views (docs/method.md "Formats")."""
-
-    teacher_system: str = opt(TEACHER_SYSTEM, "System prompt of the teacher view.")
-    student_system: str = opt(STUDENT_SYSTEM, "System prompt of the student view; use the one your student was trained with.")
-
-
-@dataclass
-class RewardConfig:
-    """The RLT reward (docs/method.md "The reward")."""
-
-    kl_coef: float = opt(3.0, "lambda: weight of the KL term.")
-    alpha: float = opt(0.01, "Weight of the min (solution) / max (KL) reductions.")
-    teacher_temperature: float | None = opt(
-        None, "Temperature of the teacher log-probs. Unset: the temperature the explanations were sampled at "
-        "(teach: its `temperature`), else 0.7. Set it apart only on purpose: the sampled-token KL assumes the two "
-        "are equal.")
-    student_temperature: float = opt(0.7, "Temperature of student log-probs.")
-    format_penalty: float = opt(-1.0, "Added when the end tag is missing; value of rows with an empty span or not aligned.")
-    full_kl: bool | None = opt(None, "KL estimator: true = full-distribution KL, false = sampled-token estimate, "
-                                     "unset = by provenance (sampled for explanations this teacher sampled at "
-                                     "teacher_temperature, as in teach; full otherwise).")
-    kl_include_prefill: bool = opt(False, "Also average KL over the prefilled newlines (the reference code's numbers).")
-    chunk_tokens: int = opt(1024, "Positions projected to the vocabulary at once (bounds memory).", hash=False)
-    overlap_render: bool = opt(True, "Render and tokenize the next batch of rows on a worker thread while the "
-                                     "current batch runs its forward passes (rlt score).", hash=False)
-
-
-def with_teacher_temperature(reward: RewardConfig, sampling: float | None) -> RewardConfig:
-    """A copy of `reward` whose teacher temperature is a number: the one set, else `sampling`, else 0.7.
-
-    docs/method.md "Temperatures": the teacher's log-probs use the temperature it sampled at.
-    """
-    tau = reward.teacher_temperature
-    if tau is None:
-        tau = sampling if sampling is not None else SAMPLING_TEMPERATURE
-    return dataclasses.replace(reward, teacher_temperature=tau)
 
 
 # ----------------------------------------------------------------------------- typing

@@ -1,10 +1,10 @@
 """The RLT reward of one row, defined once: every place that stores or shows it derives from `RewardRecord`.
 
-`RLTReward.score` (stages/reward.py) returns these fields for each row (plus the
+`RLTReward.score` (stages/method/reward.py) returns these fields for each row (plus the
 row's `explanation` and `text`); the reward columns of the traces schema
-(stages/artifacts.py), the columns `rlt score` and `rlt generate --student`
-write, teach's per-step metrics and samples (stages/teach_reward.py,
-stages/teach_metrics.py) and the report's reward plots (stages/report.py) all
+(stages/artifacts/), the columns `rlt score` and `rlt generate --student`
+write, teach's per-step metrics and samples (stages/method/grpo.py,
+stages/training/metrics.py) and the report's reward plots (stages/commands/report.py) all
 come from its fields. The formulas are in docs/method.md "The reward".
 
     summary([scorer.score(rows)...])   # {"reward": mean, ..., "format_ok": share, "aligned": share, ...}

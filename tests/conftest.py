@@ -99,34 +99,34 @@ def models_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_teacher(models_dir) -> Path:
-    from stages.tinymodel import TinyModelConfig, run
+    from stages.commands.tinymodel import TinyModelConfig, run
 
     return run(TinyModelConfig(out=str(models_dir / "teacher"), seed=0))
 
 
 @pytest.fixture(scope="session")
 def tiny_student(models_dir, tiny_teacher) -> Path:
-    from stages.tinymodel import TinyModelConfig, run
+    from stages.commands.tinymodel import TinyModelConfig, run
 
     return run(TinyModelConfig(out=str(models_dir / "student"), seed=1, tokenizer=str(tiny_teacher)))
 
 
 @pytest.fixture(scope="session")
 def tiny_plain(models_dir) -> Path:
-    from stages.tinymodel import TinyModelConfig, run
+    from stages.commands.tinymodel import TinyModelConfig, run
 
     return run(TinyModelConfig(out=str(models_dir / "plain"), seed=2, tag_tokens=False))
 
 
 @pytest.fixture(scope="session")
 def synth_train(tmp_path_factory) -> Path:
-    from stages.data import SynthConfig, synth
+    from stages.commands.data import SynthConfig, synth
 
     return synth(SynthConfig(out=str(tmp_path_factory.mktemp("data") / "train"), n=64, seed=0))
 
 
 @pytest.fixture(scope="session")
 def synth_test(tmp_path_factory) -> Path:
-    from stages.data import SynthConfig, synth
+    from stages.commands.data import SynthConfig, synth
 
     return synth(SynthConfig(out=str(tmp_path_factory.mktemp("data") / "test"), n=16, seed=0, split="test"))

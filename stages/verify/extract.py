@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from stages.formats import BEGIN_SOLUTION, BEGIN_THOUGHT, END_SOLUTION, END_THOUGHT
+from stages.method.views import BEGIN_SOLUTION, BEGIN_THOUGHT, END_SOLUTION, END_THOUGHT
 
 _BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _TEXT_WRAP = re.compile(r"^(?:\\(?:text|textbf|textrm|mathrm|mathbf|mbox)\s*)?\{(.*)\}$", re.DOTALL)

@@ -1,4 +1,4 @@
-"""Padding-free attention kernels (stages/attention.py) against each sequence run on its own.
+"""Padding-free attention kernels (stages/models/attention.py) against each sequence run on its own.
 
 The CUDA kernel (torch's varlen_attn) cannot run on CPU: its wrapper is checked
 (1) on the meta device through the real library op, where any host read of a
@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stages import attention
+from stages.models import attention
 
 LENGTHS = [5, 1, 9, 3]
 

@@ -1,4 +1,4 @@
-"""One decode rule: tags survive whether or not the tokenizer flags them special (stages/formats.py).
+"""One decode rule: tags survive whether or not the tokenizer flags them special (stages/method/views.py).
 
 A copy of the tiny teacher whose tokenizer flags the six tags as special tokens
 (same weights, same ids; real tokenizers can be configured so) must give the
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from stages import formats
-from stages.artifacts import read_rows
+from stages.artifacts.read import read_rows
+from stages.method import views as formats
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -40,7 +40,7 @@ def special_teacher(tiny_teacher, tmp_path_factory) -> Path:
 
 
 def _tok(path):
-    from stages.models import load_tokenizer
+    from stages.models.loading import load_tokenizer
 
     return load_tokenizer(str(path))
 
@@ -57,7 +57,7 @@ def test_the_copy_really_flags_the_tags(special_teacher, tiny_teacher):
 
 
 def test_teach_reward_decodes_with_the_rule(special_teacher):
-    from stages.teach import RLTRewardFunc
+    from stages.commands.teach import RLTRewardFunc
 
     tok = _tok(special_teacher)
     text = f"carry the one{formats.END_EXPLANATION}"
@@ -66,8 +66,8 @@ def test_teach_reward_decodes_with_the_rule(special_teacher):
 
 
 def _generate(teacher, data, out):
+    from stages.commands.generate import GenerateConfig, run
     from stages.config import resolve
-    from stages.generate import GenerateConfig, run
 
     cfg = resolve(GenerateConfig, options={"teacher": str(teacher), "data": str(data), "out": str(out),
                                            "limit": 8, "num_generations": 4, "temperature": 1.0, "max_new_tokens": 48,

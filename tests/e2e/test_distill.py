@@ -7,11 +7,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from stages import distill
+from stages.artifacts.layout import manifest_path, metrics_path
+from stages.commands import distill
 from stages.config import resolve
 from stages.errors import UserError
-from stages.formats import BEGIN_SOLUTION, BEGIN_THOUGHT, END_EXPLANATION, END_SOLUTION
-from stages.layout import manifest_path, metrics_path
+from stages.method.views import BEGIN_SOLUTION, BEGIN_THOUGHT, END_EXPLANATION, END_SOLUTION
 from tests.conftest import rlt
 
 OUTPUT_FILES = {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json",

@@ -9,10 +9,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from stages import evaluate
-from stages.artifacts import SCHEMAS, parts_of, read_manifest, read_rows
-from stages.evaluate import EvalConfig
-from stages.layout import summary_path
+from stages.artifacts.layout import read_manifest, summary_path
+from stages.artifacts.read import parts_of, read_rows
+from stages.artifacts.schemas import SCHEMAS
+from stages.commands import evaluate
+from stages.commands.evaluate import EvalConfig
 from tests.conftest import rlt
 
 # ----------------------------------------------------------------------------- e2e on the tiny model
@@ -104,10 +105,10 @@ def test_shards_partition_the_rows(tiny_teacher, synth_test, tmp_path):
 
 def test_a_model_retrained_in_place_is_a_changed_input(tiny_teacher, synth_test, tmp_path):
     """An eval of a checkpoint path is not 'complete' once another model was written at that path."""
+    from stages.artifacts.state import output_state
+    from stages.commands.tinymodel import TinyModelConfig
+    from stages.commands.tinymodel import run as make_model
     from stages.errors import UserError
-    from stages.lifecycle import output_state
-    from stages.tinymodel import TinyModelConfig
-    from stages.tinymodel import run as make_model
 
     model = make_model(TinyModelConfig(out=str(tmp_path / "m"), seed=0, tokenizer=str(tiny_teacher)))
     cfg = EvalConfig(models=[str(model)], data=str(synth_test), out=str(tmp_path / "ev"), max_new_tokens=4, limit=3)
@@ -154,8 +155,8 @@ def _sft(base: Path, rows: list[dict], out: Path, steps: int) -> Path:
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    from stages import formats
-    from stages.models import load_model, load_tokenizer
+    from stages.method import views as formats
+    from stages.models.loading import load_model, load_tokenizer
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # far faster than 2 contended threads for a 0.5M-parameter model
@@ -178,8 +179,8 @@ def _sft(base: Path, rows: list[dict], out: Path, steps: int) -> Path:
 
 def test_trained_model_scores_higher_than_untrained(tiny_student, tmp_path):
     """Brief SFT on 32 short addition problems: eval of those problems must rank trained above untrained."""
-    from stages import tasks
-    from stages.artifacts import ArtifactWriter
+    from stages.artifacts.writer import ArtifactWriter
+    from stages.method import tasks
 
     rows = tasks.synth_rows(32, seed=0, split="train", min_digits=1, max_digits=2)
     data = tmp_path / "data"

@@ -16,8 +16,9 @@ from typing import ClassVar
 
 import pytest
 
-from stages.artifacts import read_manifest, read_rows
-from stages.evaluate import read_summary
+from stages.artifacts.layout import read_manifest
+from stages.artifacts.read import read_rows
+from stages.commands.evaluate import read_summary
 from tests.conftest import rlt
 
 END = "<|end_of_solution|>"

@@ -5,8 +5,8 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from stages.formats import TAGS, student_view, teacher_view
-from stages.layout import manifest_path
+from stages.artifacts.layout import manifest_path
+from stages.method.views import TAGS, student_view, teacher_view
 from tests.conftest import rlt
 
 CHECKPOINT_FILES = {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json",

@@ -7,25 +7,26 @@ import json
 import pandas as pd
 import pytest
 
-from stages import formats
-from stages.artifacts import SCHEMAS, read_rows
-from stages.config import PromptsConfig
-from stages.engines import EngineConfig
-from stages.layout import manifest_path
+from stages.artifacts.layout import manifest_path
+from stages.artifacts.read import read_rows
+from stages.artifacts.schemas import SCHEMAS
+from stages.engines.base import EngineConfig
+from stages.method import views as formats
+from stages.method.settings import PromptsConfig
 from tests.conftest import ONE_THREAD, rlt
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _cfg(teacher, data, out, **kw):
-    from stages.generate import GenerateConfig
+    from stages.commands.generate import GenerateConfig
 
     engine = EngineConfig(device="cpu", batch_size=kw.pop("batch_size", 8))
     return GenerateConfig(teacher=str(teacher), data=str(data), out=str(out), engine=engine, **kw)
 
 
 def _run(teacher, data, out, **kw):
-    from stages.generate import run
+    from stages.commands.generate import run
 
     return run(_cfg(teacher, data, out, **kw))
 
@@ -56,7 +57,7 @@ def test_cli_schema_student_view_and_truncation(tiny_teacher, synth_train, tmp_p
     rows = _rows(out)
     data = {r["id"]: r for r in read_rows(synth_train, "dataset")[:12]}
     assert {r["id"] for r in rows} == set(data) and {r["sample"] for r in rows} == {0}
-    from stages.models import load_tokenizer
+    from stages.models.loading import load_tokenizer
 
     tok = load_tokenizer(str(tiny_teacher))
     for r in rows:

@@ -5,10 +5,10 @@ import json
 import pytest
 from safetensors.torch import load_file
 
-from stages import lora
+from stages.artifacts.layout import manifest_path
 from stages.errors import UserError
-from stages.layout import manifest_path
-from stages.models import check_model_path, load_model
+from stages.models.loading import check_model_path, load_model
+from stages.training import lora
 from tests.conftest import ONE_THREAD, rlt
 
 FULL_FILES = {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
@@ -105,7 +105,7 @@ def test_merged_output_loads_as_a_plain_model_with_only_adapted_weights_changed(
     ("lora.save=both", "lora.save must be one of merged, adapter"),
 ])
 def test_bad_lora_options_are_refused_before_the_output(override, message, tiny_teacher, synth_train, tmp_path):
-    from stages import distill
+    from stages.commands import distill
     from stages.config import resolve
 
     cfg = resolve(distill.DistillConfig, options={"model": str(tiny_teacher), "data": str(synth_train),
@@ -149,10 +149,10 @@ def test_teach_reward_uses_the_adapted_policy_and_grpo_the_base(tiny_teacher, ti
 
     import torch
 
-    from stages import teach
-    from stages.artifacts import read_rows
+    from stages.artifacts.read import read_rows
+    from stages.commands import teach
     from stages.config import resolve
-    from stages.formats import END_EXPLANATION
+    from stages.method.views import END_EXPLANATION
 
     cfg = resolve(teach.TeachConfig, options={"teacher": str(tiny_teacher), "student": str(tiny_student),
                                               "data": str(synth_train), "out": str(tmp_path / "t"),
@@ -161,7 +161,7 @@ def test_teach_reward_uses_the_adapted_policy_and_grpo_the_base(tiny_teacher, ti
     batch = teach.validate(cfg)
     tok, teacher, scorer = teach.load(cfg)
     rows = read_rows(str(synth_train), "dataset")[:2]
-    with caplog.at_level(logging.INFO, logger="stages.teach"):
+    with caplog.at_level(logging.INFO, logger="stages.commands.teach"):
         trainer, reward_fn = teach.make_trainer(cfg, tok, teacher, scorer, rows, batch)
     assert "reference syncing (sync_ref_model) is off" in caplog.text and not trainer.args.sync_ref_model
     policy = trainer.accelerator.unwrap_model(trainer.model)

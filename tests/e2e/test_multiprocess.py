@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from stages.layout import manifest_path, meta_path, metrics_path
+from stages.artifacts.layout import manifest_path, meta_path, metrics_path
 from tests.conftest import ONE_THREAD, rlt
 
 pytestmark = pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="the CPU path (no GPU visible)")

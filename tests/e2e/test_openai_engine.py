@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from stages import formats
-from stages.artifacts import read_rows
-from stages.config import PromptsConfig
-from stages.engines import EngineConfig, make_engine
+from stages.artifacts.read import read_rows
+from stages.engines import make_engine
+from stages.engines.base import EngineConfig
+from stages.method import views as formats
+from stages.method.settings import PromptsConfig
 from tests.conftest import ONE_THREAD, free_port, rlt, serve_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -13,8 +13,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from stages import formats
-from stages.engines import EngineConfig, derive_seed, make_engine
+from stages.engines import make_engine
+from stages.engines.base import EngineConfig, derive_seed
+from stages.method import views as formats
 
 END = formats.END_EXPLANATION
 

@@ -2,7 +2,7 @@
 
 import json
 
-from stages.layout import manifest_path, metrics_path, summary_path
+from stages.artifacts.layout import manifest_path, metrics_path, summary_path
 from tests.conftest import rlt
 
 MINI = """

@@ -10,9 +10,9 @@ import math
 import pytest
 import torch
 
-from stages.config import PromptsConfig, RewardConfig
 from stages.errors import UserError
-from stages.reward import RLTReward, load_reward
+from stages.method.reward import RLTReward, load_reward
+from stages.method.settings import PromptsConfig, RewardConfig
 
 BT, ET = "<|begin_of_thought|>", "<|end_of_thought|>"
 BS, ES = "<|begin_of_solution|>", "<|end_of_solution|>"
@@ -90,7 +90,7 @@ def reference(rows, teacher_path, student_path, cfg, prompts):
 
 @pytest.fixture(scope="module")
 def rows(synth_train):
-    from stages.artifacts import read_rows
+    from stages.artifacts.read import read_rows
 
     data = read_rows(synth_train, "dataset")[:4]
     out = []
@@ -198,7 +198,7 @@ def test_edge_cases(rows, tiny_teacher, tiny_student):
 
 
 def test_misaligned_rows_are_penalised_not_fatal(rows, tiny_teacher, tiny_student, tiny_plain, caplog):
-    from stages.models import load_model, load_tokenizer
+    from stages.models.loading import load_model, load_tokenizer
 
     # Render the teacher view with a tokenizer where tags are plain text: an explanation that
     # quotes a tag then tokenizes differently in the two views.
@@ -218,7 +218,7 @@ def test_misaligned_rows_are_penalised_not_fatal(rows, tiny_teacher, tiny_studen
 
 
 def test_teacher_can_be_reassigned_and_is_required(rows, tiny_teacher, tiny_student):
-    from stages.models import load_model
+    from stages.models.loading import load_model
 
     scorer = _scorer(tiny_teacher, tiny_student, RewardConfig())
     a = scorer.score(rows[:2])

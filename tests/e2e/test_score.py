@@ -6,9 +6,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from stages.artifacts import SCHEMAS, read_rows
-from stages.config import PromptsConfig, RewardConfig
-from stages.layout import manifest_path
+from stages.artifacts.layout import manifest_path
+from stages.artifacts.read import read_rows
+from stages.artifacts.schemas import SCHEMAS
+from stages.method.settings import PromptsConfig, RewardConfig
 from tests.conftest import rlt
 
 
@@ -34,7 +35,7 @@ def _data(out):
 
 
 def test_score_writes_traces_matching_the_library(explanations, tiny_teacher, tiny_student, tmp_path):
-    from stages.reward import load_reward
+    from stages.method.reward import load_reward
 
     out = tmp_path / "scored"
     rlt("score", "--teacher", tiny_teacher, "--student", tiny_student, "--data", explanations,
@@ -71,8 +72,9 @@ def test_score_writes_traces_matching_the_library(explanations, tiny_teacher, ti
 
 
 def test_score_resumes_after_a_failure(explanations, tiny_teacher, tiny_student, tmp_path, monkeypatch):
-    from stages import reward, score
+    from stages.commands import score
     from stages.errors import UserError
+    from stages.method import reward
 
     cfg = score.ScoreConfig(teacher=str(tiny_teacher), student=str(tiny_student), data=str(explanations),
                             out=str(tmp_path / "scored"), reward_batch_size=2, device="cpu")
@@ -102,7 +104,7 @@ def test_score_resumes_after_a_failure(explanations, tiny_teacher, tiny_student,
 
 
 def test_score_shard_splits_rows(explanations, tiny_teacher, tiny_student, tmp_path):
-    from stages import score
+    from stages.commands import score
     from stages.errors import UserError
 
     got = []
@@ -136,7 +138,7 @@ def test_score_refuses_bad_input(explanations, tiny_teacher, tiny_plain, tiny_st
 
 def test_kl_estimator_follows_provenance_and_can_be_forced(tiny_teacher, tiny_student, synth_train, tmp_path):
     """Sampled estimate only for rows this teacher sampled at the reward's temperature; else full KL."""
-    from stages.reward import load_reward
+    from stages.method.reward import load_reward
 
     gen = tmp_path / "gen"
     rlt("generate", "--teacher", tiny_teacher, "--data", synth_train, "--out", gen, "--limit", "3",

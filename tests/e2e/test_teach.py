@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from stages.layout import manifest_path, meta_path, metrics_path
+from stages.artifacts.layout import manifest_path, meta_path, metrics_path
 from tests.conftest import ONE_THREAD, ROOT, rlt
 
 FAST = ["prompts_per_step=2", "num_generations=2", "max_new_tokens=12", "reward_batch_size=8"]
@@ -54,7 +54,7 @@ def test_teach_writes_checkpoint_metrics_and_samples(tiny_teacher, tiny_student,
     assert [s["step"] for s in samples] == [1, 1, 1, 2, 2, 2]
     assert all(s["question"].startswith("What is") and isinstance(s["explanation"], str) for s in samples)
 
-    from stages.models import load_model
+    from stages.models.loading import load_model
 
     assert load_model(str(out), device="cpu").num_parameters() > 0
     again = rlt(*_teach_args(tiny_teacher, tiny_student, synth_train, out, 2, "save_steps=1", "samples_per_log=3"),
@@ -100,10 +100,10 @@ def test_teach_refuses_bad_settings(tiny_teacher, tiny_student, synth_train, tmp
 
 
 def _reward_fn(model_dir, student_dir):
-    from stages.config import PromptsConfig, RewardConfig
-    from stages.models import load_model, load_tokenizer
-    from stages.reward import RLTReward
-    from stages.teach import RLTRewardFunc
+    from stages.commands.teach import RLTRewardFunc
+    from stages.method.reward import RLTReward
+    from stages.method.settings import PromptsConfig, RewardConfig
+    from stages.models.loading import load_model, load_tokenizer
 
     tok = load_tokenizer(str(model_dir))
     teacher, student = load_model(str(model_dir), device="cpu"), load_model(str(student_dir), device="cpu")
@@ -113,7 +113,7 @@ def _reward_fn(model_dir, student_dir):
 
 @pytest.mark.parametrize("which", ["tag_tokens", "plain_tags"])
 def test_reward_adapter_keeps_the_end_tag(which, tiny_teacher, tiny_student, tiny_plain):
-    from stages.formats import END_EXPLANATION
+    from stages.method.views import END_EXPLANATION
 
     model, student = (tiny_teacher, tiny_student) if which == "tag_tokens" else (tiny_plain, tiny_plain)
     tok, teacher, scorer, fn = _reward_fn(model, student)
@@ -136,7 +136,7 @@ def test_reward_adapter_keeps_the_end_tag(which, tiny_teacher, tiny_student, tin
 
 @pytest.mark.parametrize("overrides,expected", [([], 1.1), (["reward.teacher_temperature=0.5"], 0.5)])
 def test_the_reward_scores_at_the_sampling_temperature(overrides, expected, tiny_teacher, tiny_student, synth_train):
-    from stages import teach
+    from stages.commands import teach
     from stages.config import resolve
 
     cfg = resolve(teach.TeachConfig, overrides=["temperature=1.1", *overrides], options={

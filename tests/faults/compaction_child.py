@@ -17,8 +17,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from stages import compact, layout
-from stages.artifacts import ArtifactWriter, row_id, to_table
+from stages.artifacts import compaction as compact
+from stages.artifacts import layout
+from stages.artifacts.schemas import row_id, to_table
+from stages.artifacts.writer import ArtifactWriter
 from stages.config import opt
 
 KEY = ("id", "sample")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from stages.layout import manifest_path
+from stages.artifacts.layout import manifest_path
 from tests.conftest import ROOT
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # tiny models on a shared CPU

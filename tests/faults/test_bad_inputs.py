@@ -51,7 +51,7 @@ def _build_world(w: Path, teacher: Path, test: Path) -> None:
     for f in ("config.json", "model.safetensors", "generation_config.json"):
         shutil.copy(teacher / f, w / "no_tokenizer" / f)
     shutil.copytree(test, w / "dataset")  # a finished dataset artifact
-    from stages.data import SynthConfig, synth
+    from stages.commands.data import SynthConfig, synth
 
     synth(SynthConfig(out=str(w / "synth8"), n=8, seed=0))  # a finished artifact of another config
 

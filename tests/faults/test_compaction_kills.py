@@ -18,9 +18,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from stages import compact, layout
-from stages.artifacts import ArtifactWriter, read_rows
-from stages.lifecycle import output_state
+from stages.artifacts import compaction as compact
+from stages.artifacts import layout
+from stages.artifacts.read import read_rows
+from stages.artifacts.state import output_state
+from stages.artifacts.writer import ArtifactWriter
 from tests.conftest import ROOT
 from tests.faults.compaction_child import KEY, Cfg, build_interrupted, build_legacy, rows
 

@@ -8,8 +8,8 @@ import os
 import signal
 from collections import Counter
 
-from stages.artifacts import read_rows
-from stages.layout import manifest_path, meta_path
+from stages.artifacts.layout import manifest_path, meta_path
+from stages.artifacts.read import read_rows
 from tests.conftest import rlt
 from tests.faults.conftest import ONE_THREAD, manifest, parts, spawn, wait_for
 

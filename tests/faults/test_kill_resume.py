@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from stages.artifacts import read_rows
-from stages.layout import manifest_path, meta_path, metrics_path, summary_path
+from stages.artifacts.layout import manifest_path, meta_path, metrics_path, summary_path
+from stages.artifacts.read import read_rows
 from tests.conftest import rlt
 from tests.faults.conftest import ONE_THREAD, checkpoints, comparable, kill_loop, manifest, parts, spawn, wait_for
 
@@ -41,7 +41,7 @@ def _assert_complete(out: Path, kind: str, key: tuple[str, ...], ref: Path | Non
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    from stages.data import SynthConfig, synth
+    from stages.commands.data import SynthConfig, synth
 
     return synth(SynthConfig(out=str(tmp_path_factory.mktemp("faults") / "data"), n=24, seed=0))
 

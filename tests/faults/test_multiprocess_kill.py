@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from stages.layout import manifest_path, meta_path, metrics_path
+from stages.artifacts.layout import manifest_path, meta_path, metrics_path
 from tests.conftest import ROOT, rlt
 from tests.faults.conftest import ONE_THREAD, checkpoints
 

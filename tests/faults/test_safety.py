@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.layout import manifest_path
+from stages.artifacts.layout import manifest_path
 from tests.conftest import free_port, rlt, serve_model
 from tests.faults.conftest import ONE_THREAD
 
@@ -46,7 +46,7 @@ def test_pickle_weights_refused_by_default(command, pickle_teacher, tiny_teacher
     if command == "score":  # score needs explanations: give it the gold traces as explanations
         import pyarrow.parquet as pq
 
-        from stages.artifacts import read_table
+        from stages.artifacts.read import read_table
 
         table = read_table(synth_train).slice(0, 2)
         pq.write_table(table.append_column("explanation", table.column("reasoning_trace")), tmp_path / "x.parquet")

@@ -18,7 +18,7 @@ def _model():
 
 
 def test_varlen_matches_each_sequence_and_never_syncs():
-    from stages import attention
+    from stages.models import attention
 
     if attention.choose(_model(), "cuda") not in (attention.VARLEN, "flash_attention_2"):
         pytest.skip("this GPU has no varlen FlashAttention kernel (needs sm80+ and bf16)")

@@ -4,14 +4,14 @@ import json
 
 import pytest
 
-from stages.layout import manifest_path
+from stages.artifacts.layout import manifest_path
 
 torch = pytest.importorskip("torch")
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
 
 def test_one_bf16_step(tiny_teacher, synth_train, tmp_path):
-    from stages import distill
+    from stages.commands import distill
     from stages.config import resolve
 
     cfg = resolve(distill.DistillConfig, preset=distill.PRESETS["tiny"], options={

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from stages.layout import manifest_path
+from stages.artifacts.layout import manifest_path
 
 torch = pytest.importorskip("torch")
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
@@ -17,7 +17,7 @@ def test_lora_step_on_cuda_writes_merged_weights(qlora, tiny_teacher, synth_trai
         pytest.skip("QLoRA needs bitsandbytes")
     from transformers import AutoModelForCausalLM
 
-    from stages import distill
+    from stages.commands import distill
     from stages.config import resolve
 
     cfg = resolve(distill.DistillConfig, preset=distill.PRESETS["tiny"], options={

@@ -10,9 +10,9 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
 
 
 def test_one_bf16_step(tiny_teacher, tiny_student, synth_train, tmp_path, monkeypatch):
-    from stages import teach
+    from stages.artifacts.layout import manifest_path, metrics_path
+    from stages.commands import teach
     from stages.config import resolve
-    from stages.layout import manifest_path, metrics_path
 
     out = tmp_path / "gpu"
     cfg = resolve(teach.TeachConfig, preset=teach.PRESETS["tiny"], options={

@@ -1,4 +1,4 @@
-"""Every published layout of the paper's benchmarks imports with the right task (stages/data.py).
+"""Every published layout of the paper's benchmarks imports with the right task (stages/commands/data.py).
 
 The fixtures are written here in the shape of the public files: GPQA-Diamond's
 released CSV (78 columns, quoted multi-line cells, larger than one CSV read
@@ -14,8 +14,9 @@ import json
 import pytest
 
 from stages import verify
-from stages.artifacts import read_manifest, read_rows
-from stages.data import ImportConfig, import_
+from stages.artifacts.layout import read_manifest
+from stages.artifacts.read import read_rows
+from stages.commands.data import ImportConfig, import_
 from stages.errors import UserError
 from tests.conftest import rlt
 

@@ -105,21 +105,21 @@ def test_flags_are_unique_and_device_is_the_same_flag_everywhere():
 
 
 def test_pipeline_steps_use_the_same_table():
-    from stages import pipeline
+    from stages.pipelines import run as pipeline
 
     assert pipeline.STEPS == [n for n, c in commands.COMMANDS.items() if c.step]
     assert {"teach", "generate", "distill", "eval", "score", "data synth", "model tiny"} <= set(commands.STEPS)
 
 
 def test_a_new_config_field_appears_in_help_and_print_config_with_no_cli_edit(capsys, monkeypatch):
-    import stages.data
+    import stages.commands.data
 
     @dataclasses.dataclass
-    class Extended(stages.data.SynthConfig):
+    class Extended(stages.commands.data.SynthConfig):
         brand_new: int = opt(5, "A field added to the config only.", flag=True)
         hidden_one: float = opt(0.5, "Settable as key=value only.")
 
-    monkeypatch.setattr(stages.data, "SynthConfig", Extended)
+    monkeypatch.setattr(stages.commands.data, "SynthConfig", Extended)
     code, out, _ = cli(capsys, "data", "synth", "--help")
     assert code == 0 and "--brand-new" in out and "A field added to the config only." in out
     assert "--hidden-one" not in out

@@ -4,8 +4,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from stages.config import PromptsConfig, RewardConfig, config_hash, leaf_fields, opt, resolve, with_teacher_temperature
+from stages.config import config_hash, leaf_fields, opt, resolve
 from stages.errors import UserError
+from stages.method.settings import PromptsConfig, RewardConfig, with_teacher_temperature
 
 
 @dataclass

@@ -8,8 +8,9 @@ import random
 import pytest
 import yaml
 
-from stages.artifacts import read_manifest, read_rows
-from stages.decontaminate import DecontaminateConfig, normalize, run
+from stages.artifacts.layout import read_manifest
+from stages.artifacts.read import read_rows
+from stages.commands.decontaminate import DecontaminateConfig, normalize, run
 from stages.errors import UserError
 from tests.conftest import ROOT, rlt
 

@@ -8,8 +8,9 @@ TrainingArguments as seen from 8 processes.
 
 import pytest
 
-from stages import distill, launch, teach
+from stages.commands import distill, teach
 from stages.config import resolve
+from stages.training import launch
 
 pytest.importorskip("deepspeed")
 NPROC = 8

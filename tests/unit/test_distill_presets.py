@@ -1,6 +1,6 @@
 """`rlt distill --preset paper` without a model: the teacher warm-up recipe is picked by role."""
 
-from stages import distill
+from stages.commands import distill
 from stages.config import resolve
 
 

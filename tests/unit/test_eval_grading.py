@@ -1,5 +1,5 @@
 """Eval-level grading without a model: golds refused before generation, re-grading in place,
-and the grader's version in the config hash (stages/evaluate.py)."""
+and the grader's version in the config hash (stages/commands/evaluate.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from stages import evaluate, pipeline, verify
-from stages.artifacts import ArtifactWriter, read_manifest, read_rows
+from stages import verify
+from stages.artifacts.layout import read_manifest
+from stages.artifacts.read import read_rows
+from stages.artifacts.writer import ArtifactWriter
+from stages.commands import evaluate
 from stages.config import config_hash, resolve
 from stages.errors import UserError
+from stages.pipelines import run as pipeline
 from tests.conftest import rlt
 
 # responses an older grader got wrong: tiny numbers equal, nearby boxes merged, a cut-off retraction

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from stages import evaluate
+from stages.commands import evaluate
+from stages.commands.evaluate import EvalConfig
 from stages.errors import UserError
-from stages.evaluate import EvalConfig
 
 # ----------------------------------------------------------------------------- statistics (pure)
 

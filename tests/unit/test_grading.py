@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from stages import verify
-from stages.formats import BEGIN_SOLUTION, BEGIN_THOUGHT, END_SOLUTION, END_THOUGHT
+from stages.method.views import BEGIN_SOLUTION, BEGIN_THOUGHT, END_SOLUTION, END_THOUGHT
 
 
 def sol(text: str, thought: str = "thinking") -> str:

@@ -9,8 +9,9 @@ import re
 import pytest
 
 from stages import verify
-from stages.artifacts import read_manifest, read_rows
-from stages.data import ImportConfig, RowError, convert_row, import_
+from stages.artifacts.layout import read_manifest
+from stages.artifacts.read import read_rows
+from stages.commands.data import ImportConfig, RowError, convert_row, import_
 from stages.errors import UserError
 
 MATH500 = [

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from stages import inspect as I
+from stages.commands import inspect as I
 from stages.errors import UserError
 from tests.unit.test_layout import legacy, make
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from stages.config import RewardConfig
-from stages.score import kl_estimator
+from stages.method.kl import kl_estimator
+from stages.method.settings import RewardConfig
 
 
 @pytest.mark.parametrize("row, default, want", [

@@ -9,11 +9,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from stages import artifacts as A
-from stages import compact as C
-from stages import layout as L
+from stages.artifacts import compaction as C
+from stages.artifacts import layout as L
+from stages.commands import compact as compact_command
+from stages.artifacts.state import output_state, require
 from stages.config import opt
 from stages.errors import UserError
-from stages.lifecycle import output_state, require
 
 
 @dataclass
@@ -182,7 +183,7 @@ def test_compact_command_converts_old_layout_in_place(tmp_path):
 
     out = legacy(tmp_path / "old")
     before = L.read_manifest(out)
-    info = C.run(C.CompactConfig(path=str(out)))
+    info = compact_command.run(compact_command.CompactConfig(path=str(out)))
     assert info["files_before"] == 3 and info["files_after"] == 1
     assert sorted(p.name for p in out.iterdir()) == [".rlt", "data-000000-000002.parquet"]
     assert sorted(p.name for p in (out / ".rlt").iterdir()) == ["manifest.json", "summary.json"]
@@ -191,18 +192,18 @@ def test_compact_command_converts_old_layout_in_place(tmp_path):
     same = ("schema_version", "data_files", "compacted")
     assert {k: v for k, v in after.items() if k not in same} == {k: v for k, v in before.items() if k not in same}
     assert pd.read_parquet(out)["id"].tolist() == expected("traces")
-    C.run(C.CompactConfig(path=str(out)))  # a second run changes nothing
+    compact_command.run(compact_command.CompactConfig(path=str(out)))  # a second run changes nothing
     assert sorted(p.name for p in out.iterdir()) == [".rlt", "data-000000-000002.parquet"]
 
 
 def test_compact_refuses_what_it_cannot_convert(tmp_path):
     with pytest.raises(UserError, match="not an rlt artifact"):
-        C.run(C.CompactConfig(path=str(tmp_path / "nothing")))
+        compact_command.run(compact_command.CompactConfig(path=str(tmp_path / "nothing")))
     out = make(tmp_path / "a", finish=False)
     with pytest.raises(UserError, match="incomplete"):
-        C.run(C.CompactConfig(path=str(out)))
+        compact_command.run(compact_command.CompactConfig(path=str(out)))
     with pytest.raises(UserError, match="positive"):
-        C.run(C.CompactConfig(path=str(out), max_file_mb=0))
+        compact_command.run(compact_command.CompactConfig(path=str(out), max_file_mb=0))
 
 
 def test_compact_names_a_damaged_data_file_and_keeps_the_rows(tmp_path):
@@ -210,7 +211,7 @@ def test_compact_names_a_damaged_data_file_and_keeps_the_rows(tmp_path):
     part = sorted(out.glob("part-*.parquet"))[1]
     part.write_bytes(part.read_bytes()[:-40])  # footer cut
     with pytest.raises(UserError, match=f"cannot compact {out}"):
-        C.run(C.CompactConfig(path=str(out)))
+        compact_command.run(compact_command.CompactConfig(path=str(out)))
     assert len(list(out.glob("part-*.parquet"))) == 3 and L.read_manifest(out)["schema_version"] == 1
 
 
@@ -259,10 +260,11 @@ def test_a_damaged_part_is_not_counted(tmp_path):
 
 
 def test_rank_zero_writer_writes_once_and_waits_twice(tmp_path, monkeypatch):
-    from stages import lifecycle
+    from stages.training import launch
+    from stages.training import rankzero as lifecycle
 
     waits = []
-    monkeypatch.setattr(lifecycle, "barrier", lambda: waits.append(lifecycle.rank()))
+    monkeypatch.setattr(lifecycle, "barrier", lambda: waits.append(launch.rank()))
     out = tmp_path / "a"
     monkeypatch.setenv("RANK", "1")  # a follower: computes, writes nothing, waits for rank 0
     with lifecycle.RankZeroWriter(out, "dataset", Cfg(), key=("id",)) as w:
@@ -288,7 +290,7 @@ def test_compact_converts_an_old_checkpoint_keeping_the_model_directory(tmp_path
     (out / "manifest.json").write_text(json.dumps({"kind": "checkpoint", "schema_version": 1, "rows": 4,
                                                    "inputs": {}, "data_hash": "abc"}))
     assert output_state(out).complete and L.find_meta(out, L.METRICS) == out / "metrics.jsonl"
-    C.run(C.CompactConfig(path=str(out)))
+    compact_command.run(compact_command.CompactConfig(path=str(out)))
     assert sorted(p.name for p in out.iterdir()) == [".rlt", "config.json", "model.safetensors", "tokenizer.json"]
     assert sorted(p.name for p in (out / ".rlt").iterdir()) == ["manifest.json", "metrics.jsonl"]
     assert L.read_manifest(out)["data_hash"] == "abc" and L.read_manifest(out)["schema_version"] == 2

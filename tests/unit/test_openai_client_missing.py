@@ -8,7 +8,7 @@ from stages.errors import UserError
 
 
 def test_missing_openai_client_is_one_clear_error(monkeypatch):
-    from stages import openai_engine
+    from stages.engines import openai as openai_engine
 
     monkeypatch.setitem(sys.modules, "openai", None)  # import openai -> ImportError
     with pytest.raises(UserError, match=r"needs the openai client: pip install 'rlt\[openai\]'"):

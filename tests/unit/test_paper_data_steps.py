@@ -9,8 +9,9 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from stages import pipeline
-from stages.artifacts import read_manifest, read_rows
+from stages.artifacts.layout import read_manifest
+from stages.artifacts.read import read_rows
+from stages.pipelines import run as pipeline
 from tests.conftest import ROOT
 
 MATH_Q = "Let $f(x) = 2x^2 - 3x + 7$ for every real number $x$. Find the smallest value that $f$ takes."

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages import pipeline as P
-from stages.artifacts import manifest_path, read_manifest
+from stages.artifacts.layout import manifest_path, read_manifest
 from stages.commands import STEPS
 from stages.errors import UserError
+from stages.pipelines import run as P
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -166,7 +166,7 @@ def test_run_with_var_writes_under_another_runs_folder(tmp_path):
 
 
 def test_an_interrupted_training_step_resumes_from_its_checkpoint_step(tmp_path):
-    from stages.artifacts import ArtifactWriter
+    from stages.artifacts.writer import ArtifactWriter
 
     spec = {"steps": {"t": {"command": "data synth", "options": {"n": 4}}}}
     (step,) = P.parse("x", spec, tmp_path)

@@ -5,8 +5,8 @@ import sys
 import pytest
 import yaml
 
-from stages import launch
 from stages.errors import UserError
+from stages.training import launch
 
 EXPECTED = {"ddp", "ddp-cpu", "zero2", "zero3", "zero3-offload"}
 

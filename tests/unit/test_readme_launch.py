@@ -73,7 +73,7 @@ def test_multi_node_commands_build_the_accelerate_argv(gpu_machine):
         argv, cfg = gpu_machine[-1]
         assert argv[:3] == [sys.executable, "-m", "accelerate.commands.launch"]
         flags = _launch_part(argv)
-        assert flags["--config_file"].endswith("stages/presets/zero3.yaml") and flags["--num_processes"] == "16"
+        assert flags["--config_file"].endswith("stages/training/presets/zero3.yaml") and flags["--num_processes"] == "16"
         assert flags["--num_machines"] == "2" and flags["--machine_rank"] == str(rank)
         assert flags["--main_process_ip"] == "10.0.0.1" and flags["--main_process_port"] == "29500"
         assert argv[argv.index("rltcli") + 1] == cmd[1] and cfg["out"] == cmd[cmd.index("--out") + 1]
@@ -93,7 +93,7 @@ def test_vllm_server_commands(gpu_machine, monkeypatch):
     port = serve[serve.index("--port") + 1]
     assert cfg["trl"]["vllm_server_base_url"] == f"http://127.0.0.1:{port}"
 
-    from stages import generate
+    from stages.commands import generate
 
     seen = []
     monkeypatch.setattr(generate, "run", lambda c: seen.append(c) or Path(c.out))

@@ -5,11 +5,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from stages import report
-from stages.artifacts import ArtifactWriter, metrics_path, summary_path
+from stages.artifacts.layout import metrics_path, summary_path
+from stages.artifacts.writer import ArtifactWriter
+from stages.commands import report
+from stages.commands.evaluate import summarize
 from stages.config import opt
 from stages.errors import UserError
-from stages.evaluate import summarize
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -72,7 +73,7 @@ def test_newcombe_matches_the_published_example():
 
 
 def test_report_aggregates_runs_with_differences_and_styles(tmp_path):
-    from stages import tasks
+    from stages.method import tasks
 
     runs = []
     for seed, (rl, wu) in enumerate([([True] * 30 + [False] * 10, [True] * 10 + [False] * 30),

@@ -16,8 +16,10 @@ def test_the_record_is_the_papers_reward_and_its_bookkeeping():
 
 
 def test_every_consumer_derives_its_columns_from_the_record():
-    from stages import generate, report, reward, teach_metrics
-    from stages.artifacts import SCHEMAS
+    from stages.artifacts.schemas import SCHEMAS
+    from stages.commands import generate, report
+    from stages.method import reward
+    from stages.training import metrics as teach_metrics
 
     traces = SCHEMAS["traces"]
     kinds = {"reward": pa.float64(), "kl_max": pa.float64(), "aligned": pa.bool_(), "student_tokens": pa.int64()}

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from stages.reward import reduce_reward, token_span
+from stages.method.reward import reduce_reward, token_span
 
 
 def test_paper_coefficients_by_hand():
@@ -97,7 +97,7 @@ def test_token_span_binary_search_matches_a_scan_on_random_offsets():
 def test_pack_batch_matches_a_per_row_loop():
     import numpy as np
 
-    from stages.reward import pack_batch
+    from stages.method.reward import pack_batch
 
     seqs = [np.array([5, 6, 7]), np.array([8]), np.array([9, 10, 11, 12, 13])]
     wanted = [np.array([1, 2]), np.array([], dtype=np.int64), np.array([4, 1, 3])]

@@ -6,9 +6,9 @@ import pytest
 
 
 def test_load_rows_fills_ids_samples_and_accepts_completions(tmp_path):
-    from stages.artifacts import row_id
+    from stages.artifacts.schemas import row_id
+    from stages.commands.score import load_rows
     from stages.errors import UserError
-    from stages.score import load_rows
 
     path = tmp_path / "gen.jsonl"
     rows = [{"question": "q", "solution": "s", "completion": "a<|end_of_explanation|>"},
@@ -24,9 +24,9 @@ def test_load_rows_fills_ids_samples_and_accepts_completions(tmp_path):
 
 
 def test_load_rows_scores_a_datasets_reasoning_trace(tmp_path):
-    from stages.data import SynthConfig, synth
-    from stages.score import load_rows
-    from stages.tasks import synth_rows
+    from stages.commands.data import SynthConfig, synth
+    from stages.commands.score import load_rows
+    from stages.method.tasks import synth_rows
 
     out = synth(SynthConfig(out=str(tmp_path / "d"), n=5, min_digits=2, max_digits=2, unhelpful=0.4))
     got = load_rows(str(out))

@@ -2,7 +2,7 @@
 
 import pytest
 
-from stages import tasks
+from stages.method import tasks
 
 
 def test_unhelpful_share_and_styles():

@@ -2,7 +2,7 @@
 
 import logging
 
-from stages import teach
+from stages.commands import teach
 from stages.config import resolve
 
 
@@ -17,11 +17,11 @@ def test_reward_follows_the_sampling_temperature():
 
 
 def test_a_deliberate_mismatch_is_logged_and_recorded(caplog):
-    with caplog.at_level(logging.WARNING, logger="stages.teach"):
+    with caplog.at_level(logging.WARNING, logger="stages.commands.teach"):
         got = teach.temperatures(_cfg("reward.teacher_temperature=0.5"))
     assert got == {"sampling": 0.7, "reward_teacher": 0.5, "set_apart": True}
     assert any("set apart" in r.getMessage() for r in caplog.records)
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="stages.teach"):
+    with caplog.at_level(logging.WARNING, logger="stages.commands.teach"):
         assert not teach.temperatures(_cfg("reward.teacher_temperature=0.7"))["set_apart"]
     assert not caplog.records

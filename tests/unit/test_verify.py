@@ -8,7 +8,7 @@ import pytest
 
 from stages import verify
 from stages.errors import UserError
-from stages.formats import BEGIN_SOLUTION, BEGIN_THOUGHT, END_SOLUTION, END_THOUGHT
+from stages.method.views import BEGIN_SOLUTION, BEGIN_THOUGHT, END_SOLUTION, END_THOUGHT
 
 MATH_CASES = [
     # (response, gold, correct)

@@ -1,0 +1,182 @@
+"""The one answer to "what state is this output in?", and the one rank-0 writer.
+
+Every stage calls `require(out, kind, cfg, inputs, force)` before it loads a model;
+`ArtifactWriter`, `rlt run` and `rlt inspect` use `output_state` too:
+
+    state = require(cfg.out, "traces", cfg, inputs, cfg.force)
+    if state.complete:            # same kind, config and inputs: nothing to do
+        return
+    with RankZeroWriter(cfg.out, "traces", cfg, inputs, force=cfg.force) as w:
+        ...                       # every rank computes; rank 0 alone writes
+        w.finish()                # manifest, then a barrier: all ranks return together
+
+States (`OutputState.status`): `missing`; `interrupted` (parts or checkpoints but no
+manifest; `rows` so far); `complete`; `conflicting` (finished or not, from another
+kind, config or inputs: `differs` names which).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from stages.artifacts import layout
+from stages.artifacts.checkpoints import checkpoint_dir, last_checkpoint
+from stages.config import _hashable, config_hash
+from stages.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OutputState:
+    """State of an output directory, as decided by `output_state`."""
+
+    path: Path
+    status: str  # missing | interrupted | complete | conflicting
+    finished: bool = False  # a manifest is present (complete, or conflicting and finished)
+    rows: int = 0  # rows in the manifest, or counted in the data files so far
+    kind: str | None = None
+    differs: tuple[str, ...] = ()  # what makes it conflicting, one phrase each
+    step: int = 0  # an unfinished training run: step of its last complete intermediate checkpoint
+    manifest: dict | None = field(default=None, repr=False)
+
+    @property
+    def complete(self) -> bool:
+        return self.status == "complete"
+
+    @property
+    def so_far(self) -> str:
+        """How far an interrupted run got: its last checkpoint's step (training) or its rows."""
+        return f"at step {self.step}" if self.kind == "checkpoint" else f"with {self.rows} rows so far"
+
+    def describe(self) -> str:
+        """One line for logs and `rlt inspect`."""
+        what = f"{self.kind} artifact" if self.kind else "artifact"
+        if self.status == "missing":
+            return "missing"
+        if self.status == "interrupted":
+            return f"interrupted {what} {self.so_far} (rerun the same command to resume)"
+        if self.status == "complete":
+            return f"complete {what}, {self.rows} rows"
+        done = "complete" if self.finished else f"interrupted ({self.rows} rows so far)"
+        return f"{done} {what}, but {'; '.join(self.differs)}"
+
+
+def counted_rows(out: str | Path) -> int:
+    """Rows in the data files that count (Parquet footers only)."""
+    total = 0
+    for f in layout.data_files(out):
+        try:
+            total += pq.ParquetFile(f).metadata.num_rows
+        except (pa.ArrowException, OSError):  # a part cut by a kill: the writer drops it on resume
+            log.debug("not counting unreadable %s", f)
+    return total
+
+
+def _config_differences(recorded: dict, cfg: Any) -> list[str]:
+    """Dotted keys whose recorded value differs from `cfg` (hashed fields only)."""
+    def flat(d, prefix=""):
+        out = {}
+        for k, v in (d or {}).items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        return out
+
+    now, then = flat(_hashable(cfg)), flat(recorded)
+    return sorted(k for k in now if k in then and str(now[k]) != str(then[k]))
+
+
+def differences(meta: dict, kind: str | None, cfg: Any, inputs: dict[str, str] | None) -> list[str]:
+    """Why `meta` (a manifest or progress record) is not the output of (kind, cfg, inputs).
+
+    With `inputs` None, the recorded inputs are compared with their current hashes.
+    """
+    found = []
+    if kind is not None and meta.get("kind") != kind:
+        found.append(f"it is a {meta.get('kind')} artifact, not {kind}")
+    if cfg is not None and meta.get("config_hash") != config_hash(cfg):
+        keys = _config_differences(meta.get("config") or {}, cfg)
+        found.append("config changed" + (f" ({', '.join(keys)})" if keys else ""))
+    recorded = meta.get("inputs") or {}
+    if inputs is None:
+        now = {k: layout.input_hash(v["path"]) for k, v in recorded.items()}
+    else:
+        now = {k: layout.input_hash(v) for k, v in inputs.items() if v}
+    for name in sorted(set(recorded) | set(now)):
+        then = (recorded.get(name) or {}).get("hash")
+        if then != now.get(name):
+            path = (recorded.get(name) or {}).get("path") or (inputs or {}).get(name)
+            found.append(f"input {name} ({path}) " + ("changed" if then and now.get(name) else
+                                                     "was not recorded" if not then else "is not given"))
+    return found
+
+
+def output_state(out: str | Path, kind: str | None = None, cfg: Any = None,
+                 inputs: dict[str, str] | None = None) -> OutputState:
+    """State of `out` for a stage writing (kind, cfg, inputs); None parts are not compared.
+
+    Reads only the manifest, the progress record and Parquet footers: cheap, no model.
+    Raises UserError when the manifest is damaged.
+    """
+    p = Path(out)
+    manifest = layout.read_manifest(p)
+    if manifest is not None:
+        return _finished(p, manifest, differences(manifest, kind, cfg, inputs))
+    progress = layout.read_progress(p)
+    if progress is None and not layout.data_files(p):
+        return OutputState(p, "missing")
+    rows = counted_rows(p)
+    found = differences(progress, kind, cfg, inputs) if progress else []
+    step = last_checkpoint(checkpoint_dir(p))[1]
+    return OutputState(p, "conflicting" if found else "interrupted", rows=rows, kind=(progress or {}).get("kind"),
+                       differs=tuple(found), step=step)
+
+
+def _finished(p: Path, manifest: dict, differs: list[str] | tuple[str, ...] = ()) -> OutputState:
+    """The state of an artifact with a manifest: complete, or conflicting when something `differs`."""
+    return OutputState(p, "conflicting" if differs else "complete", finished=True,
+                       rows=int(manifest.get("rows") or 0), kind=manifest.get("kind"), differs=tuple(differs),
+                       manifest=manifest)
+
+
+def require(out: str | Path, kind: str, cfg: Any, inputs: dict[str, str] | None, force: bool = False) -> OutputState:
+    """`output_state`, refusing a conflicting output unless `force` (then it counts as missing).
+
+    Call it before loading any model. Raises UserError naming what differs.
+    """
+    state = output_state(out, kind, cfg, inputs)
+    if force and state.status in ("complete", "conflicting"):
+        return OutputState(Path(out), "missing")
+    if state.status == "conflicting":
+        raise UserError(f"{out} holds {'a finished' if state.finished else 'an unfinished'} {state.kind} artifact "
+                        f"from another config or inputs ({'; '.join(state.differs)}); "
+                        "use --force to overwrite it or choose another --out")
+    return state
+
+
+def require_finished(path: str | Path) -> OutputState:
+    """The state of an artifact about to be read (or compacted): UserError unless it is finished.
+
+    A finished artifact is read as it is: its recorded inputs are not re-hashed (they
+    may be large, or gone, and do not change what was written).
+    """
+    p = Path(path)
+    manifest = layout.read_manifest(p)
+    if manifest is not None:
+        return _finished(p, manifest)
+    state = output_state(p)
+    if state.status == "missing":
+        raise UserError(f"{p} is not an rlt artifact (no {layout.manifest_path(p).relative_to(p)} and no data files)")
+    if not state.finished:
+        raise UserError(f"{p} is incomplete ({state.rows} rows, no manifest): rerun the command that writes it")
+    return state
+
+
+# ----------------------------------------------------------------------------- distributed
+
+

@@ -1,0 +1,116 @@
+"""The command table: every `rlt` command, the stage function it runs and that function's config.
+
+The CLI (`rltcli/app.py`) builds its commands, flags and help from this table
+and the config dataclasses; `rlt run` (stages/pipelines/) resolves and runs
+pipeline steps through the same table, so the two cannot disagree.
+
+    cfg = make_config("data synth", options={"out": "runs/d", "n": 20})
+    call("data synth", cfg)   # -> Path of the dataset artifact
+
+Adding a command = one `Command` entry here (plus its config dataclass and
+function in its module under stages/commands/). Adding an option = one field in the config
+dataclass: `opt(default, help)` makes it a dotted `key=value` override,
+`flag=True` also shows it as `--key` (see stages/config.py `opt`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from stages.config import resolve
+from stages.errors import UserError
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command: `stages.<stage>.<func>(<config>(...))`; stage modules live in stages/commands/."""
+
+    stage: str  # module below stages/ (dotted)
+    config: str  # config dataclass in that module
+    func: str  # function taking the resolved config
+    help: str  # one-line summary (`rlt --help`); fields carry their own help
+    step: bool = True  # usable as a step of a pipeline in `rlt run`
+
+
+GROUPS: dict[str, str] = {
+    "data": "Build, import, merge and compact datasets.",
+    "model": "Build local models.",
+}
+
+COMMANDS: dict[str, Command] = {
+    "teach": Command("commands.teach", "TeachConfig", "run",
+                     "GRPO on the teacher: explanations rewarded by how well the student then understands the solution."),
+    "generate": Command("commands.generate", "GenerateConfig", "run",
+                        "Teacher explanations for every (question, solution) -> traces in the student format."),
+    "distill": Command("commands.distill", "DistillConfig", "run",
+                       "SFT a student on traces, or warm up a teacher (--role teacher)."),
+    "eval": Command("commands.evaluate", "EvalConfig", "run",
+                    "Accuracy of one or more models on a dataset (benchmarks or the synthetic test split)."),
+    "score": Command("commands.score", "ScoreConfig", "run",
+                     "RLT reward of given explanations: a traces artifact with the reward columns (resumable)."),
+    "run": Command("pipelines.run", "RunConfig", "run",
+                   "Run a named pipeline of stages; completed, unchanged steps are skipped.", step=False),
+    "report": Command("commands.report", "ReportConfig", "run",
+                      "Markdown report with plots: teacher reward per step, loss curves, accuracy with intervals.",
+                      step=False),
+    "inspect": Command("commands.inspect", "InspectConfig", "run",
+                       "Show an artifact's state (complete, interrupted, inputs changed), schema and first rows.",
+                       step=False),
+    "data synth": Command("commands.data", "SynthConfig", "synth", "Synthetic addition task with gold column-carry traces."),
+    "data import": Command("commands.data", "ImportConfig", "import_",
+                           "Import a dataset in a known layout (Bespoke-Stratos, MATH-500, AIME, GPQA, plain columns)."),
+    "data decontaminate": Command("commands.decontaminate", "DecontaminateConfig", "run",
+                                  "Drop training rows whose question shares a word n-gram with a benchmark question."),
+    "data merge": Command("commands.data", "MergeConfig", "merge",
+                          "Merge shards or resumed runs into one artifact, refusing conflicting rows."),
+    "data compact": Command("commands.compact", "CompactConfig", "run",
+                            "Merge an artifact's parts into few files in part order; converts the older layout in place.",
+                            step=False),
+    "model tiny": Command("commands.tinymodel", "TinyModelConfig", "run",
+                          "A tiny Qwen2-style model with a locally trained BPE tokenizer (no network)."),
+}
+
+STEPS = [name for name, c in COMMANDS.items() if c.step]
+
+
+def module(name: str):
+    """The stage module of command `name` (imported on first use: heavy imports stay lazy)."""
+    return importlib.import_module(f"stages.{COMMANDS[name].stage}")
+
+
+def config_class(name: str) -> type:
+    """The config dataclass of command `name`."""
+    return getattr(module(name), COMMANDS[name].config)
+
+
+def presets(name: str) -> dict[str, dict]:
+    """Named settings of a command (`--preset`), {} when it has none."""
+    return getattr(module(name), "PRESETS", {})
+
+
+def make_config(name: str, preset: str | None = None, file=None, overrides: list[str] | None = None,
+                options: dict[str, Any] | None = None):
+    """Resolve the config of command `name`: defaults < preset < file < overrides < options.
+
+    Raises UserError for an unknown preset, unknown keys or mistyped values.
+    """
+    cls, named = config_class(name), presets(name)
+    if preset is not None and preset not in named:
+        raise UserError(f"unknown --preset {preset!r} (valid: {', '.join(sorted(named)) or 'none'})")
+    options = dict(options or {})
+    if preset is not None and "preset" in {f.name for f in dataclasses.fields(cls)}:
+        options["preset"] = preset  # recorded in the manifest
+    cfg = resolve(cls, file=file, overrides=overrides, preset=named.get(preset) if preset else None,
+                  options=options)
+    # A stage may derive values from others (distill's teacher warm-up recipe): what the CLI prints,
+    # `rlt run` compares with a finished output and the stage records is then one config.
+    finalize = getattr(module(name), "finalize_config", None)
+    return finalize(cfg) if finalize else cfg
+
+
+def call(name: str, cfg) -> Any:
+    """Run command `name` on its resolved config; returns what the stage returns."""
+    return getattr(module(name), COMMANDS[name].func)(cfg)

@@ -1,0 +1,454 @@
+"""`rlt distill`: supervised fine-tuning of students, and the teacher warm-up.
+
+Input: a model directory (or hub id) and a traces artifact (its `explanation`
+column) or a dataset artifact (its gold `reasoning_trace`). Output: a checkpoint
+artifact - an HF model directory (safetensors, tokenizer, chat template,
+generation config with the tokenizer's eos/pad) that `AutoModelForCausalLM`
+loads, `.rlt/metrics.jsonl` (step, loss, lr, tokens/s), `.rlt/manifest.json` written last.
+Intermediate checkpoints go to `<out>/checkpoints/`; rerunning the same command
+after a kill resumes from the last one.
+
+    rlt distill --model models/tiny --data traces/train --out ckpt/student --preset tiny
+    rlt distill --model models/tiny --data data/train --out ckpt/teacher --role teacher
+    rlt distill --model Qwen/Qwen2.5-7B-Instruct --data traces/all --out ckpt/rlt-7b \\
+        --preset paper --launch zero3 --nproc 8
+    rlt distill ... lora.r=16 lora.alpha=32     # LoRA (stages/training/lora.py)
+
+`--launch zero3 --nproc 8` (alias `--gpus 8`) is the same as (see stages/training/launch.py):
+
+    accelerate launch --config_file stages/presets/zero3.yaml --num_processes 8 \\
+        -m rltcli distill --config resolved.yaml
+
+Roles (docs/method.md "Formats"): `student` - prompt = system + question, completion
+= the student view's assistant turn (`--no-explanation`: solution only);
+`teacher` - prompt = system + question + the prefilled solution block,
+completion = explanation + `<|end_of_explanation|>`. Loss on the completion only.
+Rows longer than `max_length` tokens are counted, logged and recorded in the
+manifest, then dropped (`long_rows=drop`) or refused (`long_rows=error`).
+Padding-free and packed batches attend within each sequence through a library
+kernel chosen for the device (stages/models/attention.py: varlen FlashAttention on
+CUDA, SDPA per sequence on CPU); `tiny` turns padding-free on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.util
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stages.artifacts.checkpoints import checkpoint_dir, last_checkpoint, truncate_jsonl
+from stages.artifacts.layout import metrics_path, read_manifest
+from stages.artifacts.read import read_rows, read_table
+from stages.artifacts.state import require
+from stages.config import opt, to_dict
+from stages.errors import UserError
+from stages.method import views as formats
+from stages.method.settings import PromptsConfig
+from stages.models import attention
+from stages.models.loading import load_model, load_tokenizer, resolve_device
+from stages.progress import close_training_progress, training_progress
+from stages.training import launch, lora
+from stages.training.rankzero import RankZeroWriter
+
+log = logging.getLogger(__name__)
+ROLES = ("student", "teacher")
+LONG_ROWS = ("drop", "error")
+REPORTERS = {"tensorboard": "tensorboard", "wandb": "wandb", "trackio": "trackio", "mlflow": "mlflow",
+             "comet_ml": "comet_ml", "clearml": "clearml"}
+
+
+@dataclass
+class DistillConfig(launch.LaunchOptions):
+    """Options of `rlt distill`."""
+
+    model: str = opt("", "Model to fine-tune: a model directory or a hub id.", flag=True)
+    data: str = opt("", "Traces artifact (explanation column) or dataset artifact (reasoning_trace column).", flag=True)
+    out: str = opt("", "Output checkpoint artifact directory.", hash=False, flag=True)
+    role: str = opt("student", "student (distillation) or teacher (the warm-up before RL).", flag=True)
+    no_explanation: bool = opt(False, "Student only: train on the solution alone (a baseline without traces).",
+                               flag=True)
+    preset: str | None = opt(None, "Name of the preset these settings came from (tiny or paper).")
+    epochs: float = opt(3.0, "Training epochs (ignored when max_steps is set).", flag=True)
+    max_steps: int | None = opt(None, "Stop after this many optimizer steps.", flag=True)
+    lr: float = opt(1e-5, "Peak learning rate.", flag=True)
+    lr_scheduler: str = opt("cosine", "Learning-rate schedule (transformers names: cosine, linear, constant...).")
+    warmup_ratio: float = opt(0.1, "Fraction of the steps spent warming up the learning rate (0 <= r < 1).")
+    weight_decay: float = opt(0.0, "AdamW weight decay.")
+    batch_size: int = opt(8, "Rows per device per micro-batch.", flag=True)
+    grad_accum: int = opt(1, "Micro-batches per optimizer step (ignored when global_batch is set).", flag=True)
+    global_batch: int | None = opt(None, "Rows per optimizer step over all processes; sets grad_accum.")
+    max_length: int = opt(4096, "Longest row in tokens; longer rows are counted and handled by long_rows.", flag=True)
+    long_rows: str = opt("drop", "Rows longer than max_length: drop (counted, reported) or error.")
+    packing: bool = opt(False, "Pack rows into max_length sequences (best-fit, padding-free).", flag=True)
+    padding_free: bool = opt(False, "Concatenate each batch into one unpadded sequence.",
+                             flag="--padding-free/--padded")
+    gradient_checkpointing: bool = opt(True, "Recompute activations on GPU to save memory (always off on CPU).")
+    seed: int = opt(0, "Seed of initialisation-free randomness: shuffling and dropout.", flag=True)
+    report_to: str = opt("none", "Trackers: none, tensorboard, wandb, trackio (comma-separated).", hash=False,
+                         flag=True)
+    eval_split: float = opt(0.0, "Fraction of rows held out for evaluation loss (0 = none).", flag=True)
+    save_steps: int = opt(100, "Save an intermediate checkpoint every N steps (for resume).", hash=False)
+    save_total_limit: int = opt(2, "Intermediate checkpoints kept.", hash=False)
+    keep_checkpoints: bool = opt(False, "Keep <out>/checkpoints after a successful run.", hash=False)
+    logging_steps: int = opt(10, "Log (and write metrics.jsonl) every N steps.", hash=False)
+    device: str = opt("auto", "auto, cpu or cuda.", hash=False, flag=True)
+    dtype: str = opt("auto", "Weights dtype: auto (bf16 on a bf16 GPU, else float32), float32, bfloat16.")
+    force: bool = opt(False, "Overwrite an existing output.", hash=False, flag=True)
+    trust_remote_code: bool = opt(False, "Allow model code from the hub.", flag=True)
+    prompts: PromptsConfig = opt(PromptsConfig, "System prompts.")
+    lora: lora.LoraConfig = opt(lora.LoraConfig, "LoRA adapters (PEFT); lora.r=0 = full fine-tuning.")
+    trl: dict = opt(dict, "Any other trl.SFTConfig option, e.g. trl.adam_beta2=0.95.")
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The embedded model on a laptop CPU in minutes.
+    # Constant lr: the tiny model learns digit look-ups in a sudden drop after ~150 steps,
+    # which a cosine decay over a few hundred steps cuts short.
+    "tiny": {"preset": "tiny", "lr": 3e-3, "lr_scheduler": "constant_with_warmup", "warmup_ratio": 0.05, "epochs": 3.0,
+             "batch_size": 32, "grad_accum": 1, "max_length": 1024, "weight_decay": 0.0,
+             "padding_free": True, "logging_steps": 5, "save_steps": 50},
+    # The paper's student distillation (docs/method.md); the teacher warm-up values are in PAPER_TEACHER.
+    "paper": {"preset": "paper", "lr": 1e-5, "lr_scheduler": "cosine", "warmup_ratio": 0.1, "epochs": 3.0,
+              "batch_size": 1, "global_batch": 96, "max_length": 16384, "weight_decay": 0.0},
+}
+# The paper's teacher warm-up: replaces student values of `paper` that the user left unchanged.
+PAPER_TEACHER: dict[str, Any] = {"warmup_ratio": 0.05, "weight_decay": 1e-4, "global_batch": 16,
+                                 "trl": {"adam_beta1": 0.9, "adam_beta2": 0.95, "max_grad_norm": 1.0}}
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def validate(cfg: DistillConfig) -> None:
+    """Refuse inconsistent options with one line each."""
+    for name in ("model", "data", "out"):
+        if not getattr(cfg, name):
+            raise UserError(f"--{name} is required")
+    if cfg.role not in ROLES:
+        raise UserError(f"--role must be one of {', '.join(ROLES)}, got {cfg.role!r}")
+    if cfg.no_explanation and cfg.role == "teacher":
+        raise UserError("--no-explanation applies to --role student only (the teacher learns to explain)")
+    if cfg.long_rows not in LONG_ROWS:
+        raise UserError(f"long_rows must be one of {', '.join(LONG_ROWS)}, got {cfg.long_rows!r}")
+    if not 0 <= cfg.warmup_ratio < 1:
+        raise UserError(f"warmup_ratio must be in [0, 1), got {cfg.warmup_ratio}")
+    if not 0 <= cfg.eval_split < 1:
+        raise UserError(f"eval_split must be in [0, 1), got {cfg.eval_split}")
+    for name in ("batch_size", "grad_accum", "max_length", "save_steps", "logging_steps"):
+        if getattr(cfg, name) < 1:
+            raise UserError(f"{name} must be at least 1, got {getattr(cfg, name)}")
+    if cfg.max_steps is not None and cfg.max_steps < 1:
+        raise UserError(f"max_steps must be at least 1, got {cfg.max_steps}")
+    if cfg.packing and cfg.padding_free:
+        raise UserError("choose packing or padding_free, not both (packing is already padding-free)")
+    for name in (r.strip() for r in cfg.report_to.split(",")):
+        if name in ("", "none"):
+            continue
+        if name not in REPORTERS:
+            raise UserError(f"unknown --report-to {name!r} (valid: none, {', '.join(REPORTERS)})")
+        if importlib.util.find_spec(REPORTERS[name]) is None:
+            raise UserError(f"--report-to {name} needs the {REPORTERS[name]} package (pip install {REPORTERS[name]})")
+    if cfg.preset is not None and cfg.preset not in PRESETS:
+        raise UserError(f"unknown preset {cfg.preset!r} (valid: {', '.join(sorted(PRESETS))})")
+    lora.validate(cfg.lora, on_cuda=resolve_device(cfg.device).startswith("cuda"))
+
+
+def apply_role_preset(cfg: DistillConfig) -> DistillConfig:
+    """`paper` + teacher: use the warm-up recipe where the student recipe was left unchanged."""
+    if cfg.preset != "paper" or cfg.role != "teacher":
+        return cfg
+    student = PRESETS["paper"]
+    for key, value in PAPER_TEACHER.items():
+        if key == "trl":
+            cfg.trl = {**value, **cfg.trl}
+        elif getattr(cfg, key) == student.get(key, getattr(DistillConfig(), key)):
+            setattr(cfg, key, value)
+    return cfg
+
+
+finalize_config = apply_role_preset  # applied by commands.make_config after resolution
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def _input_kind(path: str) -> str:
+    manifest = read_manifest(path) if Path(path).is_dir() else None
+    if manifest is not None:
+        return manifest.get("kind", "dataset")
+    return "traces" if "explanation" in read_table(path).column_names else "dataset"
+
+
+def load_rows(cfg: DistillConfig) -> list[dict]:
+    """Rows with `question`, `solution` and `explanation` (None for --no-explanation)."""
+    kind = _input_kind(cfg.data)
+    if kind not in ("dataset", "traces"):
+        raise UserError(f"{cfg.data} is a {kind} artifact; distill reads a traces or dataset artifact")
+    column = "explanation" if kind == "traces" else "reasoning_trace"
+    need = ["question", "solution"] + ([] if cfg.no_explanation else [column])
+    rows = read_rows(cfg.data, kind, required=need)
+    return [{"question": r["question"], "solution": r["solution"],
+             "explanation": None if cfg.no_explanation else r[column]} for r in rows]
+
+
+def _end_on_eos(completion: str, eos: str | None) -> str:
+    """Completion ending exactly on the eos token (the template's trailing newline dropped)."""
+    if not eos:
+        return completion
+    stripped = completion.rstrip()
+    return stripped if stripped.endswith(eos) else completion + eos
+
+
+def build_examples(cfg: DistillConfig, tok, rows: list[dict]) -> tuple[list[dict], list[int]]:
+    """Prompt/completion text rows of the role; returns (examples, token lengths)."""
+    sys_prompt = cfg.prompts.teacher_system if cfg.role == "teacher" else cfg.prompts.student_system
+    examples = []
+    for r in rows:
+        if cfg.role == "teacher":
+            prompt, completion = formats.teacher_example(tok, sys_prompt, r["question"], r["solution"],
+                                                         r["explanation"])
+        else:
+            prompt, completion = formats.student_example(tok, sys_prompt, r["question"], r["solution"],
+                                                         r["explanation"])
+        examples.append({"prompt": prompt, "completion": _end_on_eos(completion, tok.eos_token)})
+    texts = [e["prompt"] + e["completion"] for e in examples]
+    lengths = [len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]]
+    return examples, lengths
+
+
+def drop_long(cfg: DistillConfig, examples: list[dict], lengths: list[int]) -> tuple[list[dict], int]:
+    """Apply `long_rows` to rows over max_length; returns (kept, number too long)."""
+    long_idx = [i for i, n in enumerate(lengths) if n > cfg.max_length]
+    if long_idx and cfg.long_rows == "error":
+        raise UserError(f"{len(long_idx)} of {len(examples)} rows exceed max_length={cfg.max_length} tokens "
+                        f"(row {long_idx[0]} has {lengths[long_idx[0]]}); raise max_length or set long_rows=drop")
+    if long_idx:
+        log.warning("%d of %d rows exceed max_length=%d tokens (longest %d) and are dropped",
+                    len(long_idx), len(examples), cfg.max_length, max(lengths))
+    skip = set(long_idx)
+    kept = [e for i, e in enumerate(examples) if i not in skip]
+    if not kept:
+        raise UserError(f"no row fits max_length={cfg.max_length} tokens")
+    return kept, len(long_idx)
+
+
+def split_eval(examples: list[dict], fraction: float) -> tuple[list[dict], list[dict]]:
+    """Deterministic hold-out by a hash of the prompt (stable across reruns and resumes)."""
+    if fraction <= 0:
+        return examples, []
+    def held(e):
+        return int(hashlib.sha256(e["prompt"].encode()).hexdigest()[:8], 16) % 10_000 < fraction * 10_000
+    train = [e for e in examples if not held(e)]
+    evals = [e for e in examples if held(e)]
+    if not train or not evals:
+        raise UserError(f"eval_split={fraction} leaves an empty train or eval set ({len(examples)} rows)")
+    return train, evals
+
+
+# ----------------------------------------------------------------------------- trainer
+
+
+def _grad_accum(cfg: DistillConfig) -> int:
+    if not cfg.global_batch:
+        return cfg.grad_accum
+    per_step = cfg.batch_size * launch.world_size()
+    if cfg.global_batch % per_step:
+        raise UserError(f"global_batch={cfg.global_batch} is not a multiple of batch_size x processes "
+                        f"({cfg.batch_size} x {launch.world_size()}); change one of them")
+    return cfg.global_batch // per_step
+
+
+def _precision(device: str) -> dict:
+    import torch
+
+    if device == "cpu":
+        return {"use_cpu": True, "bf16": False, "fp16": False, "activation_checkpointing": False}
+    bf16 = torch.cuda.is_bf16_supported()
+    return {"bf16": bf16, "fp16": not bf16}
+
+
+def sft_args(cfg: DistillConfig, device: str, has_eval: bool):
+    """trl.SFTConfig from the stage config; `cfg.trl` keys are checked against SFTConfig's fields."""
+    from trl import SFTConfig
+
+    kw = {
+        "output_dir": str(checkpoint_dir(cfg.out)), "per_device_train_batch_size": cfg.batch_size,
+        "per_device_eval_batch_size": cfg.batch_size, "gradient_accumulation_steps": _grad_accum(cfg),
+        "learning_rate": cfg.lr, "lr_scheduler_type": cfg.lr_scheduler, "warmup_steps": cfg.warmup_ratio,
+        "weight_decay": cfg.weight_decay, "num_train_epochs": cfg.epochs, "max_steps": cfg.max_steps or -1,
+        "max_length": cfg.max_length if cfg.packing else None, "packing": cfg.packing, "padding_free": cfg.padding_free,
+        "completion_only_loss": True, "seed": cfg.seed, "data_seed": cfg.seed,
+        "report_to": [r for r in cfg.report_to.split(",") if r and r != "none"] or "none",
+        "save_strategy": "steps", "save_steps": cfg.save_steps, "save_total_limit": cfg.save_total_limit,
+        "logging_steps": cfg.logging_steps, "include_num_input_tokens_seen": "non_padding",
+        "eval_strategy": "steps" if has_eval else "no", "eval_steps": cfg.save_steps if has_eval else None,
+        "activation_checkpointing": cfg.gradient_checkpointing, "disable_tqdm": True, "dataset_num_proc": None,
+    }
+    kw.update(_precision(device))
+    valid = {f.name for f in dataclasses.fields(SFTConfig) if f.init}
+    unknown = sorted(k for k in cfg.trl if k not in valid)
+    if unknown:
+        raise UserError(f"unknown trl option(s) {', '.join(unknown)} (valid: trl.SFTConfig fields, e.g. "
+                        "adam_beta2, max_grad_norm, optim, lr_scheduler_kwargs)")
+    kw.update(cfg.trl)
+    try:
+        return SFTConfig(**kw)
+    except (ValueError, TypeError) as e:
+        raise UserError(f"invalid training options: {str(e).splitlines()[0][:300]}") from None
+
+
+def metrics_callback(path: Path):
+    """A TrainerCallback appending {step, loss, lr, tokens_per_s, ...} to metrics.jsonl (main process)."""
+    from transformers import TrainerCallback
+
+    class MetricsCallback(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kw):
+            self._t, self._tokens = time.time(), state.num_input_tokens_seen
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            if not state.is_world_process_zero or not logs or not ({"loss", "eval_loss"} & set(logs)):
+                return
+            now, tokens = time.time(), state.num_input_tokens_seen
+            rec = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4)}
+            rec.update({k: v for k, v in logs.items() if isinstance(v, (int, float)) and k != "learning_rate"})
+            rec["lr"] = logs.get("learning_rate")
+            if "loss" in logs:
+                rec["tokens_per_s"] = round((tokens - self._tokens) / max(now - self._t, 1e-9), 1)
+                self._t, self._tokens = now, tokens
+            with open(path, "a") as f:
+                f.write(json.dumps(rec) + "\n")
+            log.debug("step %d %s", state.global_step, " ".join(
+                f"{k}={v:.4g}" for k, v in rec.items() if k in ("loss", "eval_loss", "lr", "tokens_per_s") and v))
+
+    return MetricsCallback()
+
+
+@dataclass
+class Prepared:
+    """Everything training needs, loaded and validated before the output is touched."""
+
+    cfg: DistillConfig
+    args: Any
+    model: Any
+    tok: Any
+    train: list[dict]
+    evals: list[dict]
+    too_long: int
+    attn_before: str | None = None  # the attention implementation padding-free batches replaced
+
+
+def prepare(cfg: DistillConfig) -> Prepared:
+    """validate -> tokenizer -> rows -> examples -> SFTConfig -> model."""
+    validate(cfg)
+    apply_role_preset(cfg)
+    device = resolve_device(cfg.device)
+    tok = load_tokenizer(cfg.model, trust_remote_code=cfg.trust_remote_code)
+    rows = load_rows(cfg)
+    examples, lengths = build_examples(cfg, tok, rows)
+    kept, too_long = drop_long(cfg, examples, lengths)
+    train, evals = split_eval(kept, cfg.eval_split)
+    args = sft_args(cfg, device, bool(evals))  # before the model: ZeRO-3 init hooks into from_pretrained
+    dtype = cfg.dtype
+    if dtype == "auto":
+        dtype = "bfloat16" if args.bf16 else "float32"
+    quant = lora.quantization_config(cfg.lora)  # QLoRA: the 4-bit base is placed on this process's GPU at load
+    model = load_model(cfg.model, device=f"cuda:{launch.local_rank()}" if quant else "cpu", dtype=dtype,
+                       trust_remote_code=cfg.trust_remote_code, quantization=quant)
+    lora.check_targets(model, cfg.lora)
+    return Prepared(cfg, args, model, tok, train, evals, too_long)
+
+
+def make_trainer(prep: Prepared, callbacks: tuple = ()):
+    """The trl.SFTTrainer over prompt/completion text rows (completion-only loss)."""
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    evals = Dataset.from_list(prep.evals) if prep.evals else None
+    if prep.cfg.packing or prep.cfg.padding_free:
+        device = "cpu" if prep.args.use_cpu else resolve_device(prep.cfg.device)
+        prep.attn_before = attention.use_packed_attention(prep.model, device)
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer = SFTTrainer(model=prep.model, args=prep.args, processing_class=prep.tok,
+                         train_dataset=Dataset.from_list(prep.train), eval_dataset=evals, callbacks=list(callbacks),
+                         peft_config=lora.peft_config(prep.cfg.lora))
+    trainer.remove_callback(PrinterCallback)  # metrics go to the log and metrics.jsonl instead
+    return trainer
+
+
+# ----------------------------------------------------------------------------- output
+
+
+def _fix_generation_config(model, tok) -> None:
+    """eos = the tokenizer's eos (plus any the model had), pad = the tokenizer's pad."""
+    gen = model.generation_config
+    eos = gen.eos_token_id if isinstance(gen.eos_token_id, list) else [gen.eos_token_id]
+    eos = [e for e in eos if e is not None]
+    if tok.eos_token_id not in eos:
+        eos.insert(0, tok.eos_token_id)
+    gen.eos_token_id = eos[0] if len(eos) == 1 else eos
+    gen.pad_token_id = tok.pad_token_id
+
+
+def _save_final(trainer, prep: Prepared, out: Path) -> None:
+    def finalize(model):
+        _fix_generation_config(model, prep.tok)
+        attention.restore(model, prep.attn_before)  # the saved model loads without rlt's kernels
+    lora.save(trainer, out, prep.cfg.lora, prep.cfg.model, finalize, prep.cfg.trust_remote_code)
+    if trainer.is_world_process_zero():
+        prep.tok.save_pretrained(str(out))
+        (out / "training_args.bin").unlink(missing_ok=True)  # a pickle; the manifest has the config
+
+
+def train(prep: Prepared, callbacks: tuple = ()) -> Path:
+    """Train (resuming from the last intermediate checkpoint), save, write the manifest."""
+    cfg, out = prep.cfg, Path(prep.cfg.out)
+    inputs = {"model": cfg.model, "data": cfg.data}
+    main = launch.rank() == 0
+    with RankZeroWriter(out, "checkpoint", cfg, inputs=inputs, force=cfg.force) as writer:
+        resume, step = last_checkpoint(checkpoint_dir(out))
+        shown = training_progress(f"distill ({cfg.role})", metric="loss")
+        trainer = make_trainer(prep, (metrics_callback(metrics_path(out)), shown, *callbacks))
+        if resume:
+            log.info("resuming from %s (step %d)", resume, step)
+            if main:
+                truncate_jsonl(metrics_path(out), step)
+        try:
+            result = trainer.train(resume_from_checkpoint=resume)
+        finally:
+            close_training_progress(trainer)
+        _save_final(trainer, prep, out)
+        extra = {"role": cfg.role, "global_step": trainer.state.global_step, "processes": launch.world_size(),
+                 "rows_per_step": launch.per_step(cfg.batch_size, prep.args.gradient_accumulation_steps),
+                 "train_loss": result.training_loss, "train_rows": len(prep.train),
+                 "eval_rows": len(prep.evals), "rows_too_long": prep.too_long,
+                 "tokens_seen": trainer.state.num_input_tokens_seen,
+                 "resumed_from": Path(resume).name if resume else None,
+                 "lora": lora.describe(cfg.lora, cfg.model)}
+        writer.finish(extra, rows=len(prep.train))  # rank 0 writes; every rank waits for the manifest
+        if main and not cfg.keep_checkpoints:  # only once the manifest is written: a kill before it can still resume
+            shutil.rmtree(checkpoint_dir(out), ignore_errors=True)
+    log.info("trained %d steps -> %s", trainer.state.global_step, out)
+    return out
+
+
+def run(cfg: DistillConfig, callbacks: tuple = ()) -> Path:
+    """validate -> (relaunch under accelerate) -> load -> train -> write the checkpoint artifact."""
+    validate(cfg)
+    if cfg.launch and not launch.in_launched_process():
+        child = dataclasses.replace(cfg, launch=None)
+        launch.relaunch("distill", to_dict(child), cfg.launch, launch.processes(cfg.nproc, cfg.gpus), cfg.launch_args)
+        return Path(cfg.out)
+    launch.die_with_launcher()
+    inputs = {"model": cfg.model, "data": cfg.data}
+    if require(cfg.out, "checkpoint", apply_role_preset(cfg), inputs, cfg.force).complete:
+        log.info("%s is already complete with this config; use --force to retrain", cfg.out)
+        return Path(cfg.out)
+    return train(prepare(cfg), callbacks)

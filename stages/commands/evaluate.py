@@ -1,0 +1,415 @@
+"""`rlt eval`: accuracy of one or more models on benchmarks and the synthetic task.
+
+    rlt eval --model runs/student --data data/test --out runs/eval
+    rlt eval --model base --model runs/student --data data/math500 --out runs/cmp \
+        --num-generations 4 --temperature 0.7
+    rlt eval --regrade runs/eval          # re-check saved responses, generate nothing
+
+Input: a dataset artifact (or Parquet/JSONL file) with `id, question, solution`
+and optionally `answer` (else the gold is the solution's last `\\boxed{}`),
+`task` (math | choice | integer | addition; default math) and `source` (the
+benchmark name, e.g. from `rlt data import --format math500|aime|gpqa`).
+
+Output: ONE eval artifact for all models (`artifacts.SCHEMAS["eval"]`: id, sample,
+question, answer, task, model, response, extracted, correct, response_tokens,
+truncated, plus source), keyed by (model, id, sample), so a comparison is one
+table and a killed run resumes without regenerating finished rows. Beside the
+data, `.rlt/summary.json` holds per model, overall and per benchmark: n, accuracy
+(= the mean of `correct`) with a 95 % Wilson interval, pass@1 (mean over
+samples), pass@k (unbiased estimator) when samples > 1, mean response tokens
+and the truncation rate.
+
+Each question is prompted in the student format (`formats.student_prompt` with
+`prompts.student_system`), generation stops at `<|end_of_solution|>` or eos, and
+the answer is checked by the task's checker (stages/verify/) in the main
+thread (math-verify uses signal.alarm). Every gold is parsed by its checker
+before anything is generated; an unreadable one stops the run (exit 2) naming
+its row id and gold, with nothing written. The grader's version
+(`verify.GRADER_VERSION`) is part of the config hash: rerunning (or `rlt run`)
+over an output of an older grader re-grades its saved responses in place
+instead of generating them again; `--regrade OUT` does so explicitly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import shutil
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from stages import verify
+from stages.artifacts.layout import SUMMARY, find_meta, read_manifest, summary_path
+from stages.artifacts.read import read_rows, select_shard
+from stages.artifacts.state import differences, require
+from stages.artifacts.writer import ArtifactWriter, acquire_lock
+from stages.config import config_hash, opt, resolve
+from stages.engines.base import EngineConfig
+from stages.errors import UserError
+from stages.method.settings import PromptsConfig
+from stages.method.views import END_SOLUTION, student_prompt
+from stages.verify.stats import wilson
+
+log = logging.getLogger(__name__)
+KEY = ("model", "id", "sample")
+
+
+@dataclass
+class EvalConfig:
+    """Options of `rlt eval`."""
+
+    HASH_EXTRA: ClassVar[dict] = {"grader": verify.GRADER_VERSION}  # a new grader re-grades old outputs
+
+    models: list[str] = opt(list, "Models to evaluate (HF directories or hub ids); several give one comparison.",
+                            flag="--model")
+    data: str = opt("", "Dataset artifact (or Parquet/JSONL file): question, solution, answer, task, source.",
+                    flag=True)
+    out: str = opt("", "Output eval artifact directory.", hash=False, flag=True)
+    max_new_tokens: int = opt(1024, "Most tokens generated per response (longer ones count as truncated).", flag=True)
+    temperature: float = opt(0.0, "Sampling temperature; 0 = greedy (the paper's setting).", flag=True)
+    top_p: float = opt(1.0, "Nucleus sampling threshold.", flag=True)
+    num_generations: int = opt(1, "Responses per question; >1 reports pass@k and needs temperature > 0.", flag=True,
+                               aliases=("samples",))
+    seed: int = opt(0, "Sampling seed.", flag=True)
+    shard: str | None = opt(None, "i/n: evaluate only this deterministic slice of the rows.", flag=True)
+    limit: int | None = opt(None, "Evaluate only the first N rows (after sharding).", flag=True)
+    check_timeout: int = opt(5, "Seconds math-verify may spend on one parse or comparison.")
+    force: bool = opt(False, "Overwrite an existing output of another config.", hash=False, flag=True)
+    regrade: str | None = opt(None, "Re-check the responses of this finished eval artifact with the current "
+                              "grader, in place, without generating (other options are ignored).", hash=False,
+                              flag=True)
+    prompts: PromptsConfig = opt(PromptsConfig, "System prompts; set prompts.student_system to your model's.")
+    engine: EngineConfig = opt(EngineConfig, "Generation engine (hf, vllm, openai) and its settings.")
+
+
+# ----------------------------------------------------------------------------- statistics (pure)
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k = 1 - C(n-c, k) / C(n, k) for n samples of which c are correct."""
+    if k > n:
+        raise ValueError(f"pass@{k} needs at least {k} samples, got {n}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.prod((n - c - i) / (n - i) for i in range(k))
+
+
+def k_values(samples: int) -> list[int]:
+    """k reported for pass@k: powers of two below `samples`, and `samples` itself."""
+    ks, k = [], 1
+    while k < samples:
+        ks.append(k)
+        k *= 2
+    return ks + [samples]
+
+
+def group_stats(rows: list[dict]) -> dict:
+    """Stats of one (model, benchmark) group of eval rows."""
+    by_q: dict[str, list[bool]] = defaultdict(list)
+    for r in rows:
+        by_q[r["id"]].append(bool(r["correct"]))
+    n_q = len(by_q)
+    accuracy = sum(bool(r["correct"]) for r in rows) / len(rows)
+    samples = min(len(v) for v in by_q.values())
+    lo, hi = wilson(accuracy, n_q)
+    stats = {"n": n_q, "rows": len(rows), "num_generations": samples, "correct": sum(bool(r["correct"]) for r in rows),
+             "accuracy": accuracy, "ci95": [lo, hi], "pass@1": accuracy,
+             "mean_response_tokens": sum(int(r["response_tokens"] or 0) for r in rows) / len(rows),
+             "truncation_rate": sum(bool(r["truncated"]) for r in rows) / len(rows)}
+    if samples > 1:
+        for k in k_values(samples)[1:]:
+            stats[f"pass@{k}"] = sum(pass_at_k(len(v), sum(v), k) for v in by_q.values()) / n_q
+    return stats
+
+
+def benchmark_of(row: dict) -> str:
+    return row.get("source") or row.get("task") or "all"
+
+
+def summarize(rows: list[dict]) -> dict:
+    """{"models": {model: {"overall": stats, "benchmarks": {name: stats}}}} of eval rows."""
+    by_model: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        by_model[r["model"]].append(r)
+    out = {}
+    for model, mrows in by_model.items():
+        groups: dict[str, list[dict]] = defaultdict(list)
+        for r in mrows:
+            groups[benchmark_of(r)].append(r)
+        out[model] = {"overall": group_stats(mrows),
+                      "benchmarks": {b: group_stats(g) for b, g in sorted(groups.items())}}
+    return {"models": out}
+
+
+def display_names(models: list[str]) -> dict[str, str]:
+    """Short table labels: the last path component when those are unique, else the full names."""
+    short = {m: Path(m.rstrip("/")).name or m for m in models}
+    return short if len(set(short.values())) == len(short) else {m: m for m in models}
+
+
+def summary_table(summary: dict):
+    """A rich Table comparing models per benchmark."""
+    from rich.table import Table
+
+    models = summary["models"]
+    names = display_names(list(models))
+    ks = sorted({k for m in models.values() for k in m["overall"] if k.startswith("pass@") and k != "pass@1"},
+                key=lambda k: int(k[5:]))
+    table = Table(title="rlt eval")
+    for col in ["model", "benchmark", "n", "accuracy", "95% CI", *ks, "mean tokens", "truncated"]:
+        table.add_column(col, justify="left" if col in ("model", "benchmark") else "right")
+    for model, m in models.items():
+        entries = list(m["benchmarks"].items())
+        if len(entries) > 1:
+            entries.append(("overall", m["overall"]))
+        for name, s in entries:
+            table.add_row(names[model], name, str(s["n"]), f"{100 * s['accuracy']:.1f}",
+                          f"{100 * s['ci95'][0]:.1f}-{100 * s['ci95'][1]:.1f}",
+                          *[f"{100 * s[k]:.1f}" if k in s else "" for k in ks],
+                          f"{s['mean_response_tokens']:.0f}", f"{100 * s['truncation_rate']:.1f}%")
+    return table
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def validate_config(cfg: EvalConfig) -> None:
+    if not cfg.models:
+        raise UserError("give at least one --model")
+    if len(set(cfg.models)) != len(cfg.models):
+        raise UserError(f"--model given twice: {', '.join(cfg.models)}")
+    if not cfg.data:
+        raise UserError("give the dataset to evaluate with --data")
+    if not cfg.out:
+        raise UserError("give the output directory with --out")
+    if cfg.num_generations < 1:
+        raise UserError(f"--num-generations must be at least 1, got {cfg.num_generations}")
+    if cfg.num_generations > 1 and cfg.temperature <= 0:
+        raise UserError(f"--num-generations {cfg.num_generations} with greedy decoding gives identical samples; "
+                        "set --temperature > 0")
+    if cfg.max_new_tokens < 1:
+        raise UserError(f"--max-new-tokens must be positive, got {cfg.max_new_tokens}")
+    if not 0 < cfg.top_p <= 1:
+        raise UserError(f"top_p must be in (0, 1], got {cfg.top_p}")
+
+
+def _item(r: dict, i: int, source: str) -> dict:
+    """One dataset row -> eval item; its gold is parsed by its task's checker (UserError if unreadable)."""
+    task = r.get("task") or "math"
+    verify.get_checker(task)
+    gold = verify.gold_from_row(r)
+    if gold is None:
+        raise UserError(f"{source}: row {i} (id {r['id']}) has no answer column value and no "
+                        "\\boxed{} in its solution")
+    try:
+        verify.check_gold(task, gold)
+    except ValueError as e:  # the checker says why, naming the gold
+        raise UserError(f"{source}: row {i} (id {r['id']}): {e}: it cannot be read by the {task} checker") \
+            from None
+    return {"id": r["id"], "question": r["question"], "answer": gold, "task": task,
+            "source": r.get("source") or task}
+
+
+def load_items(cfg: EvalConfig) -> list[dict]:
+    """Dataset rows -> items with id, question, gold, task, source; every gold is parsed here, before
+    anything is generated, and the first unreadable one is a UserError naming its row id and gold."""
+    rows = select_shard(read_rows(cfg.data, "dataset"), cfg.shard)[: cfg.limit]
+    if not rows:
+        raise UserError(f"{cfg.data}: shard {cfg.shard} holds no rows")
+    items = [_item(r, i, cfg.data) for i, r in enumerate(rows)]
+    letters = sum(it["task"] == "math" and it["answer"].strip("()") in verify.LETTERS for it in items)
+    if letters:  # a likely multiple-choice set imported without its task
+        log.warning("%s: %d math gold(s) are single letters %s-%s; if these are multiple-choice questions, "
+                    "import them with --task choice", cfg.data, letters, verify.LETTERS[0], verify.LETTERS[-1])
+    return items
+
+
+def grade(row: dict, timeout: int) -> dict:
+    """`row` (with task, answer, response) plus `extracted` and `correct` from its task's checker."""
+    result = verify.check(row["task"], row["response"], row["answer"], timeout=timeout)
+    return {**row, "extracted": result.extracted, "correct": result.correct}
+
+
+def eval_row(item: dict, model: str, sample: int, completion, timeout: int) -> dict:
+    """One eval row from a completion (checked here, in the calling thread)."""
+    row = {"id": item["id"], "sample": sample, "question": item["question"], "answer": item["answer"],
+           "task": item["task"], "model": model, "response": completion.text,
+           "response_tokens": int(completion.tokens), "truncated": not completion.finished,
+           "source": item["source"]}
+    return grade(row, timeout)
+
+
+# ----------------------------------------------------------------------------- compute
+
+
+def _pending(items: list[dict], model: str, samples: int, done: set) -> list[dict]:
+    return [it for it in items if any((model, it["id"], s) not in done for s in range(samples))]
+
+
+def eval_model(cfg: EvalConfig, model: str, items: list[dict], writer: ArtifactWriter, bar) -> None:
+    """Generate and check every pending (id, sample) of one model, one part per batch."""
+    from stages.engines import make_engine
+
+    todo = _pending(items, model, cfg.num_generations, writer.done)
+    if not todo:
+        return
+    engine = make_engine(cfg.engine, model)
+    try:
+        system = cfg.prompts.student_system
+        size = max(1, cfg.engine.batch_size)
+        for start in range(0, len(todo), size):
+            batch = todo[start:start + size]
+            prompts = [student_prompt(engine.tokenizer, system, it["question"]) for it in batch]
+            outs = engine.generate(prompts, n=cfg.num_generations, max_new_tokens=cfg.max_new_tokens,
+                                   temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed,
+                                   stop=[END_SOLUTION])
+            rows = [eval_row(it, model, s, c, cfg.check_timeout)
+                    for it, comps in zip(batch, outs) for s, c in enumerate(comps[:cfg.num_generations])]
+            writer.write(rows)
+            bar.advance(rows=len(batch), tokens=sum(r["response_tokens"] for r in rows))
+    finally:
+        engine.close()
+
+
+def _check_models(cfg: EvalConfig) -> None:
+    if cfg.engine.name != "hf":
+        return  # vllm and openai resolve their own model names
+    from stages.models.loading import check_model_path
+
+    for m in cfg.models:
+        check_model_path(m, allow_pickle=cfg.engine.allow_pickle)
+
+
+def write_summary(out: Path, rows: list[dict]) -> dict:
+    summary = summarize(rows)
+    summary_path(out).write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def read_summary(out: str | Path) -> dict:
+    """summary.json of a finished eval artifact."""
+    p = find_meta(out, SUMMARY)
+    if p is None:
+        raise UserError(f"{out} has no {SUMMARY}: is it an eval artifact?")
+    return json.loads(p.read_text())
+
+
+def _finish(w: ArtifactWriter, rows: list[dict]) -> dict:
+    """summary.json, then the manifest (with the grader's version) last."""
+    summary = write_summary(w.out, rows)
+    w.finish({"summary": {m: s["overall"] for m, s in summary["models"].items()},
+              "grader_version": verify.GRADER_VERSION, "generation_hash": config_hash(w.cfg, extra=False)})
+    for m, s in summary["models"].items():
+        o = s["overall"]
+        log.info("%s: accuracy %.1f%% over %d questions", m, 100 * o["accuracy"], o["n"])
+    return summary
+
+
+def inputs_of(cfg: EvalConfig) -> dict[str, str]:
+    """The eval's recorded inputs: the data and every model (a model retrained in place is a new input)."""
+    return {"data": cfg.data, **{f"model{i}": m for i, m in enumerate(cfg.models)}}
+
+
+def run(cfg: EvalConfig) -> Path:
+    """validate -> load rows (golds parsed) -> generate and check per model -> summary.json -> manifest.
+
+    With `regrade`, re-check that artifact's responses instead. A finished output that differs from
+    `cfg` only by the grader's version is re-graded in place, not generated again.
+    """
+    from stages.progress import progress
+
+    if cfg.regrade:
+        return regrade(cfg.regrade)
+    validate_config(cfg)
+    items = load_items(cfg)
+    _check_models(cfg)
+    if _graded_by_older_grader(cfg):
+        log.info("%s was graded by an older grader: re-grading its responses", cfg.out)
+        return regrade(cfg.out, cfg)
+    if require(cfg.out, "eval", cfg, inputs_of(cfg), cfg.force).complete:
+        log.info("%s is already complete", cfg.out)
+        return Path(cfg.out)
+    with ArtifactWriter(cfg.out, "eval", cfg, inputs=inputs_of(cfg), force=cfg.force, key=KEY) as w:
+        if w.complete:
+            log.info("%s is already complete", w.out)
+            return w.out
+        total = sum(len(_pending(items, m, cfg.num_generations, w.done)) for m in cfg.models)
+        with progress(total=total, desc="eval", unit="questions") as bar:
+            for model in cfg.models:
+                eval_model(cfg, model, items, w, bar)
+        _finish(w, [r for r in w.all_rows() if r["model"] in cfg.models])
+    return w.out
+
+
+# ----------------------------------------------------------------------------- re-grading
+
+
+def _graded_by_older_grader(cfg: EvalConfig) -> bool:
+    """A finished eval at `cfg.out` with the same generation config and data but another grader."""
+    manifest = read_manifest(cfg.out) if Path(cfg.out).is_dir() else None
+    if not manifest or manifest.get("kind") != "eval" or manifest.get("config_hash") == config_hash(cfg):
+        return False
+    # outputs written before the grader joined the hash carry the generation hash as config_hash
+    if manifest.get("generation_hash", manifest.get("config_hash")) != config_hash(cfg, extra=False):
+        return False
+    # evals written before models were recorded inputs hold the data alone: compare what they hold
+    recorded = manifest.get("inputs") or {}
+    inputs = {k: v for k, v in inputs_of(cfg).items() if k == "data" or k in recorded}
+    return not differences(manifest, None, None, inputs)
+
+
+def _config_of(out: Path, manifest: dict) -> EvalConfig:
+    known = {f.name for f in dataclasses.fields(EvalConfig)} - {"regrade", "force"}
+    options = {k: v for k, v in (manifest.get("config") or {}).items() if k in known}
+    try:
+        return resolve(EvalConfig, options={**options, "out": str(out)})
+    except UserError as e:
+        raise UserError(f"{out}: cannot read its recorded config: {e}") from None
+
+
+def regrade(out: str | Path, cfg: EvalConfig | None = None) -> Path:
+    """Re-check every response of the finished eval artifact `out` with the current grader.
+
+    Nothing is generated. The new rows, summary and manifest (config hash with the current
+    grader) are written to a sibling directory that then takes `out`'s place, so an
+    interruption never leaves `out` half re-graded. UserError when `out` is not a finished
+    eval artifact or a gold cannot be read.
+    """
+    out = Path(out)
+    manifest = read_manifest(out) if out.is_dir() else None
+    if manifest is None or manifest.get("kind") != "eval":
+        raise UserError(f"{out} is not a finished eval artifact (nothing to re-grade)")
+    cfg = cfg or _config_of(out, manifest)
+    rows = read_rows(out, "eval")
+    for i, r in enumerate(rows):
+        _item({**r, "task": r.get("task") or "math"}, i, str(out))
+    new = [grade({**r, "task": r.get("task") or "math"}, cfg.check_timeout) for r in rows]
+    changed = sum(bool(a["correct"]) != b["correct"] for a, b in zip(rows, new))
+    _replace_artifact(out, cfg, manifest.get("inputs") or {}, new)
+    log.info("re-graded %d responses in %s with grader %s: %d verdicts changed",
+             len(new), out, verify.GRADER_VERSION, changed)
+    return out
+
+
+def _replace_artifact(out: Path, cfg: EvalConfig, inputs: dict, rows: list[dict]) -> None:
+    """Write `rows` as a finished eval artifact next to `out`, then swap it into place."""
+    pid = os.getpid()
+    tmp, old = out.with_name(f".{out.name}.regrade-{pid}"), out.with_name(f".{out.name}.old-{pid}")
+    lock = acquire_lock(out)
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        with ArtifactWriter(tmp, "eval", cfg, key=KEY) as w:
+            w.inputs = inputs  # the responses still come from the same data
+            w.write(rows)
+            _finish(w, rows)
+        out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        lock.unlink(missing_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,278 @@
+"""`rlt generate`: teacher explanations -> student-format traces (docs/method.md "Generation and selection").
+
+Input: a dataset artifact (`id, question, solution`) and a teacher model.
+Output: a traces artifact (`id, sample, question, solution, explanation, text`,
+`teacher`, token counts, `truncated`, `format_ok`, and with `--student` the
+reward columns), with `text` = the student view, ready for `rlt distill`.
+
+    rlt generate --teacher models/teacher --data data/train --out traces/train
+    rlt generate --teacher M --data A --out D --num-generations 4 --select best --student models/student
+    rlt generate --teacher M --data A --out D --engine openai engine.base_url=http://127.0.0.1:8000/v1
+    rlt generate --teacher M --data A --out shards/0 --shard 0/2   # then: rlt data merge shards/* --out D
+
+Each row's teacher view (solution prefilled) is continued until
+`<|end_of_explanation|>` or `max_new_tokens` (then `truncated=true`).
+Work items (row, sample) are sorted by prompt length and cut into fixed batches
+of whole rows; each batch samples with a seed derived from (seed, its ids), so a
+rerun after a kill regenerates exactly the missing batches, identically, and
+writes only rows not yet on disk. Finished batches are flushed as parts.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from stages import reward_record
+from stages.artifacts.read import parse_shard, read_rows, select_shard
+from stages.artifacts.state import require
+from stages.artifacts.writer import ArtifactWriter, check_output
+from stages.config import opt
+from stages.engines import make_engine
+from stages.engines.base import EngineConfig, derive_seed
+from stages.errors import UserError
+from stages.method import views as formats
+from stages.method.settings import PromptsConfig, RewardConfig, with_teacher_temperature
+
+log = logging.getLogger(__name__)
+SELECT = ("all", "best", "fit")
+
+
+@dataclass
+class GenerateConfig:
+    """Options of `rlt generate`."""
+
+    teacher: str = opt("", "Teacher model directory (or hub id).", flag=True)
+    data: str = opt("", "Input dataset artifact with id, question, solution.", flag=True)
+    out: str = opt("", "Output traces artifact.", hash=False, flag=True)
+    max_new_tokens: int = opt(1024, "Most tokens the teacher writes per explanation (then truncated=true).", flag=True)
+    temperature: float = opt(0.7, "Sampling temperature of the teacher (0 = greedy).", flag=True)
+    top_p: float = opt(1.0, "Nucleus sampling mass.", flag=True)
+    num_generations: int = opt(1, "Explanations sampled per question.", flag=True, aliases=("samples",))
+    seed: int = opt(0, "Base seed; each batch samples with a seed derived from it and the batch's ids.", flag=True)
+    select: str = opt("all", "Which samples to keep: all, best (highest RLT reward), fit (best that fits "
+                             "max_student_tokens). best and fit need --student.", flag=True)
+    student: str | None = opt(None, "Student model: score every row with the RLT reward.", flag=True)
+    max_student_tokens: int | None = opt(None, "Longest student view (tokens) kept by --select fit.", flag=True)
+    shard: str | None = opt(None, "Take the deterministic slice i/n of the rows (by id).", flag=True)
+    limit: int | None = opt(None, "Use only the first N rows of the data.", flag=True)
+    reward_batch_size: int = opt(8, "Rows per padded forward pass of the reward.", hash=False,
+                                 aliases=("score_batch_size",))
+    force: bool = opt(False, "Overwrite an existing output of another config.", hash=False, flag=True)
+    prompts: PromptsConfig = opt(PromptsConfig, "System prompts of the two views.")
+    reward: RewardConfig = opt(RewardConfig, "The RLT reward (used with --student).")
+    engine: EngineConfig = opt(EngineConfig, "Generation engine.")
+
+
+# ----------------------------------------------------------------------------- validate / load
+
+
+def validate(cfg: GenerateConfig) -> None:
+    """Every option problem as one UserError, before anything is loaded or written."""
+    if not cfg.teacher or not cfg.data or not cfg.out:
+        raise UserError("give --teacher, --data and --out")
+    if cfg.select not in SELECT:
+        raise UserError(f"unknown --select {cfg.select!r} (valid: {', '.join(SELECT)})")
+    if cfg.select != "all" and not cfg.student:
+        raise UserError(f"--select {cfg.select} ranks samples by the RLT reward: give --student")
+    if cfg.select == "fit" and not cfg.max_student_tokens:
+        raise UserError("--select fit needs --max-student-tokens")
+    if cfg.max_student_tokens is not None and cfg.max_student_tokens < 1:
+        raise UserError(f"--max-student-tokens must be positive, got {cfg.max_student_tokens}")
+    if cfg.num_generations < 1 or cfg.max_new_tokens < 1 or cfg.reward_batch_size < 1:
+        raise UserError("--num-generations, --max-new-tokens and reward_batch_size must be >= 1")
+    if cfg.temperature < 0 or not 0 < cfg.top_p <= 1:
+        raise UserError(f"need --temperature >= 0 and 0 < --top-p <= 1 (got {cfg.temperature}, {cfg.top_p})")
+    if cfg.limit is not None and cfg.limit < 1:
+        raise UserError(f"--limit must be positive, got {cfg.limit}")
+    parse_shard(cfg.shard)
+    check_output(cfg.out)
+
+
+def load_rows(cfg: GenerateConfig) -> list[dict]:
+    """Dataset rows of this shard, ids unique."""
+    rows = read_rows(cfg.data, "dataset")[: cfg.limit]
+    seen, dup = set(), 0
+    unique = []
+    for r in rows:
+        if r["id"] in seen:
+            dup += 1
+            continue
+        seen.add(r["id"])
+        unique.append(r)
+    if dup:
+        log.warning("%s: %d rows repeat an id; kept the first of each", cfg.data, dup)
+    return select_shard(unique, cfg.shard)
+
+
+def reward_config(cfg: GenerateConfig) -> RewardConfig:
+    """The reward of this run: the teacher's log-probs at its sampling temperature unless
+    `reward.teacher_temperature` is set; greedy runs (temperature 0) score at 0.7."""
+    return with_teacher_temperature(cfg.reward, cfg.temperature if cfg.temperature > 0 else None)
+
+
+def load_scorer(cfg: GenerateConfig, engine):
+    """The RLT reward; the hf engine's teacher weights are reused instead of loaded twice."""
+    from stages.method.reward import RLTReward, load_reward
+    from stages.models.loading import check_same_vocab, load_model
+
+    if cfg.engine.name != "hf":
+        return load_reward(cfg.student, cfg.teacher, reward_config(cfg), cfg.prompts, device=cfg.engine.device,
+                           batch_size=cfg.reward_batch_size, trust_remote_code=cfg.engine.trust_remote_code)
+    from stages.models.loading import load_tokenizer
+
+    tok = load_tokenizer(cfg.student, trust_remote_code=cfg.engine.trust_remote_code)
+    check_same_vocab(engine.tokenizer, tok)
+    student = load_model(cfg.student, device=cfg.engine.device, trust_remote_code=cfg.engine.trust_remote_code,
+                         allow_pickle=cfg.engine.allow_pickle)
+    teacher_tok = None if engine.tokenizer.chat_template == tok.chat_template else engine.tokenizer
+    return RLTReward(student, tok, reward_config(cfg), cfg.prompts, teacher=engine.model,
+                     batch_size=cfg.reward_batch_size, teacher_tokenizer=teacher_tok)
+
+
+# ----------------------------------------------------------------------------- work plan
+
+
+def plan_batches(rows: list[dict], prompt_lens: list[int], samples: int, batch_size: int) -> list[list[int]]:
+    """Row indices per batch: sorted by prompt length (then id), whole rows, ~batch_size items each."""
+    order = sorted(range(len(rows)), key=lambda i: (prompt_lens[i], rows[i]["id"]))
+    per = max(1, batch_size // samples)
+    return [order[b: b + per] for b in range(0, len(order), per)]
+
+
+def batch_todo(batch: list[int], rows: list[dict], samples: int, select: str, done: set) -> bool:
+    """Does this batch still have rows to write?"""
+    if select == "all":
+        return any((rows[i]["id"], k) not in done for i in batch for k in range(samples))
+    done_ids = {key[0] for key in done}
+    return any(rows[i]["id"] not in done_ids for i in batch)
+
+
+# ----------------------------------------------------------------------------- rows
+
+
+def make_row(cfg: GenerateConfig, tok, row: dict, sample: int, completion) -> dict:
+    """A traces row from one teacher completion (reward columns filled later, if scored)."""
+    explanation, has_end = formats.split_completion(completion.text)
+    text = formats.student_view(tok, cfg.prompts.student_system, row["question"], row["solution"], explanation)
+    return {
+        "id": row["id"], "sample": sample, "question": row["question"], "solution": row["solution"],
+        "explanation": explanation, "text": text, "answer": row.get("answer"), "task": row.get("task"),
+        "teacher": cfg.teacher, "student": cfg.student, "format_ok": has_end,
+        "temperature": cfg.temperature, "top_p": cfg.top_p,  # provenance: decides the KL estimator
+        "truncated": not completion.finished, "generated_tokens": completion.tokens,
+        "explanation_tokens": _count(tok, explanation), "solution_tokens": _count(tok, row["solution"]),
+        "student_tokens": _count(tok, text),
+    }
+
+
+def _count(tok, text: str) -> int:
+    return len(tok(text, add_special_tokens=False)["input_ids"])
+
+
+SCORE_COLUMNS = (*reward_record.COLUMNS, "text")
+
+
+def score_rows(scorer, rows: list[dict], cfg: GenerateConfig) -> None:
+    """Add the RLT reward columns to `rows` in place (batched inside the scorer).
+
+    These rows were sampled from this teacher: the sampled-token KL estimate
+    applies when they were drawn at `reward.teacher_temperature` with top-p 1;
+    greedy or nucleus decoding gets the full-distribution KL (stages/commands/score.py).
+    """
+    from stages.method.kl import kl_estimator, score_by_estimator
+
+    estimators = [kl_estimator(r, cfg.teacher, reward_config(cfg)) for r in rows]
+    for row, res in zip(rows, score_by_estimator(scorer, rows, estimators)):
+        row.update({k: res[k] for k in (*SCORE_COLUMNS, "kl_estimator") if k in res})
+
+
+def choose(rows: list[dict], select: str, max_student_tokens: int | None) -> list[dict]:
+    """Keep every row (`all`), or per id the highest reward (`best`) / the best that fits (`fit`)."""
+    if select == "all":
+        return rows
+    by_id: dict[str, list[dict]] = {}
+    for r in rows:
+        by_id.setdefault(r["id"], []).append(r)
+    kept = []
+    for group in by_id.values():
+        if select == "fit":
+            group = [r for r in group if r["student_tokens"] <= max_student_tokens]
+        if group:
+            kept.append(max(group, key=lambda r: (r["reward"], -r["sample"])))
+    return kept
+
+
+# ----------------------------------------------------------------------------- run
+
+
+def generate_batch(cfg: GenerateConfig, engine, rows: list[dict]) -> tuple[list[dict], int]:
+    """Generate every sample of `rows` in one engine call -> (trace rows, generated tokens)."""
+    tok = engine.tokenizer
+    prompts = [formats.teacher_view(tok, cfg.prompts.teacher_system, r["question"], r["solution"])
+               for r in rows for _ in range(cfg.num_generations)]
+    seed = derive_seed(cfg.seed, sorted(r["id"] for r in rows))
+    outs = engine.generate(prompts, n=1, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
+                           top_p=cfg.top_p, seed=seed, stop=[formats.END_EXPLANATION])
+    traces = [make_row(cfg, tok, r, k, outs[j * cfg.num_generations + k][0])
+              for j, r in enumerate(rows) for k in range(cfg.num_generations)]
+    return traces, sum(t["generated_tokens"] for t in traces)
+
+
+def _prompt_lens(tok, cfg: GenerateConfig, rows: list[dict]) -> list[int]:
+    views = [formats.teacher_view(tok, cfg.prompts.teacher_system, r["question"], r["solution"]) for r in rows]
+    return [len(ids) for ids in tok(views, add_special_tokens=False)["input_ids"]] if views else []
+
+
+def _loop(cfg: GenerateConfig, engine, scorer, rows: list[dict], w: ArtifactWriter) -> dict:
+    from stages.progress import progress
+
+    batches = plan_batches(rows, _prompt_lens(engine.tokenizer, cfg, rows), cfg.num_generations, cfg.engine.batch_size)
+    todo = [b for b in batches if batch_todo(b, rows, cfg.num_generations, cfg.select, w.done)]
+    stats = {"generated": 0, "tokens": 0, "truncated": 0, "format_ok": 0, "dropped_ids": 0}
+    log.info("%d rows x %d generations: %d of %d batches to generate", len(rows), cfg.num_generations, len(todo), len(batches))
+    with progress(total=sum(len(b) for b in todo) * cfg.num_generations, desc="generate") as bar:
+        for batch in todo:
+            traces, tokens = generate_batch(cfg, engine, [rows[i] for i in batch])
+            if scorer is not None:
+                score_rows(scorer, traces, cfg)
+            kept = choose(traces, cfg.select, cfg.max_student_tokens)
+            if cfg.select != "all":  # one row per id: never a second sample of an id already written
+                done_ids = {key[0] for key in w.done}
+                kept = [t for t in kept if t["id"] not in done_ids]
+            stats["dropped_ids"] += len(batch) - len({t["id"] for t in kept})
+            w.write(kept)
+            stats["generated"] += len(traces)
+            stats["tokens"] += tokens
+            stats["truncated"] += sum(t["truncated"] for t in traces)
+            stats["format_ok"] += sum(bool(t["format_ok"]) for t in traces)
+            bar.advance(rows=len(traces), tokens=tokens)
+    return stats
+
+
+def run(cfg: GenerateConfig) -> Path:
+    """validate -> load data, teacher (and student) -> generate batch by batch -> manifest."""
+    validate(cfg)
+    rows = load_rows(cfg)
+    inputs = {"data": cfg.data, "teacher": cfg.teacher, "student": cfg.student}
+    if require(cfg.out, "traces", cfg, inputs, cfg.force).complete:
+        log.info("%s is already complete", cfg.out)
+        return Path(cfg.out)
+    engine = make_engine(cfg.engine, cfg.teacher)
+    try:
+        scorer = load_scorer(cfg, engine) if cfg.student else None
+        with ArtifactWriter(cfg.out, "traces", cfg, inputs=inputs, force=cfg.force) as w:
+            if w.complete:
+                log.info("%s is already complete", w.out)
+                return w.out
+            stats = _loop(cfg, engine, scorer, rows, w)
+            manifest = w.finish({"generation": {**stats, "engine": cfg.engine.name, "rows_in": len(rows)}})
+        if stats["dropped_ids"]:
+            log.warning("%d questions had no sample within --max-student-tokens %s and were left out",
+                        stats["dropped_ids"], cfg.max_student_tokens)
+        log.info("wrote %d traces to %s (%d generated, %d truncated, %d with the end tag)", manifest["rows"],
+                 w.out, stats["generated"], stats["truncated"], stats["format_ok"])
+        return w.out
+    finally:
+        engine.close()

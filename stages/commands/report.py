@@ -1,0 +1,348 @@
+"""`rlt report RUN... --out D`: a markdown report with PNG plots of one or more runs.
+
+    rlt report runs/demo --out runs/demo/report
+
+    rlt report runs/seed0/demo runs/seed1/demo runs/seed2/demo --out runs/report   # several seeds
+
+Input: run directories (`runs/<pipeline>`, whose sub-directories are step
+artifacts) or step artifacts themselves. Reads each step's manifest,
+`.rlt/metrics.jsonl` (training stages), `.rlt/summary.json` (eval) and the rows of
+traces artifacts. Output: `D/report.md` with the step table, the accuracy table
+(95 % Wilson intervals), per run the differences between students (`compare`
+pairs, 95 % Newcombe hybrid-score intervals), the share of helpful explanations
+in each traces artifact of the addition task (`stages.method.tasks.explanation_style`)
+and the teacher's reward trend, plus `teacher_reward.png`, `loss.png` and
+`accuracy.png`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from stages import reward_record
+from stages.artifacts.layout import METRICS, SUMMARY, find_meta, read_manifest
+from stages.config import opt
+from stages.errors import UserError
+from stages.verify.stats import newcombe, pearson
+
+log = logging.getLogger(__name__)
+REWARD_KEYS = reward_record.COMPONENTS  # the plotted columns of teach's metrics.jsonl
+
+
+@dataclass
+class ReportConfig:
+    """Options of `rlt report`."""
+
+    runs: list[str] = opt(list, "Run directories (or step artifacts) to report on.", arg=True)
+    out: str = opt("", "Output directory for report.md and the PNG plots.", hash=False, flag=True)
+    compare: list[str] = opt(lambda: ["student-rl:student-warmup", "student-rl:student-solution",
+                                      "student-warmup:student-solution"],
+                             "Model pairs A:B (eval model directory names) whose accuracy difference A-B "
+                             "is reported per run with a 95 % interval; pairs not evaluated are skipped.", flag=True)
+
+
+# ----------------------------------------------------------------------------- collecting
+
+
+def find_steps(paths: list[str]) -> list[tuple[str, Path, dict]]:
+    """(label, dir, manifest) of every complete artifact in the given runs, in time order."""
+    steps = []
+    names = [Path(p).name for p in paths]
+    unique = len(set(names)) == len(names)  # runs/seed0/demo, runs/seed1/demo: label by the whole path
+    for p in map(Path, paths):
+        if not p.is_dir():
+            raise UserError(f"run not found: {p}")
+        candidates = [p] if read_manifest(p) else sorted(c for c in p.iterdir() if c.is_dir())
+        for c in candidates:
+            m = read_manifest(c)
+            if m:
+                label = c.name if len(paths) == 1 else f"{p.name if unique else p.as_posix()}/{c.name}"
+                steps.append((label, c, m))
+    if not steps:
+        raise UserError(f"no finished artifacts under {', '.join(paths)}")
+    return sorted(steps, key=lambda s: s[2].get("created", ""))
+
+
+def read_metrics(path: Path) -> list[dict]:
+    f = find_meta(path, METRICS)
+    if f is None:
+        return []
+    return [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+
+
+def series(rows: list[dict], key: str) -> tuple[list[float], list[float]]:
+    """(steps, values) of one finite metric."""
+    xs, ys = [], []
+    for i, r in enumerate(rows):
+        v = r.get(key)
+        if isinstance(v, (int, float)) and math.isfinite(v):
+            xs.append(r.get("step", i + 1))
+            ys.append(float(v))
+    return xs, ys
+
+
+def fifths(values: list[float]) -> tuple[float, float] | None:
+    """Mean over the first and the last fifth of a series."""
+    if len(values) < 5:
+        return None
+    k = max(1, len(values) // 5)
+    return sum(values[:k]) / k, sum(values[-k:]) / k
+
+
+def accuracy_rows(steps) -> list[dict]:
+    """One row per (eval step, model, benchmark) from summary.json files."""
+    out = []
+    for label, path, m in steps:
+        f = find_meta(path, SUMMARY)
+        if m.get("kind") != "eval" or f is None:
+            continue
+        for model, s in json.loads(f.read_text())["models"].items():
+            for bench, st in s["benchmarks"].items():
+                out.append({"step": label, "model": Path(model).name, "benchmark": bench, **st})
+    return out
+
+
+def _run_of(label: str) -> str:
+    return label.rsplit("/", 1)[0] if "/" in label else ""
+
+
+def differences(acc: list[dict], pairs: list[str]) -> list[dict]:
+    """Per run (and benchmark), accuracy differences of the `A:B` model pairs with Newcombe intervals."""
+    out = []
+    for pair in pairs:
+        a, _, b = pair.partition(":")
+        for r in acc:
+            other = next((o for o in acc if o["model"] == b and o["benchmark"] == r["benchmark"]
+                          and _run_of(o["step"]) == _run_of(r["step"])), None)
+            if r["model"] != a or other is None:
+                continue
+            # per question: `correct` counts every generation, `n` the questions (as the Wilson interval)
+            d, lo, hi = newcombe(r["accuracy"] * r["n"], r["n"], other["accuracy"] * other["n"], other["n"])
+            out.append({"run": _run_of(r["step"]) or "-", "benchmark": r["benchmark"], "pair": f"{a} - {b}",
+                        "difference": d, "ci95": [lo, hi]})
+    return out
+
+
+def style_rows(steps) -> list[dict]:
+    """Share of each explanation style in every traces artifact of the addition task."""
+    from collections import Counter
+
+    from stages.artifacts.read import read_rows
+    from stages.method.tasks import STYLES, TASK, explanation_style, is_helpful
+
+    out = []
+    for label, path, m in steps:
+        if m.get("kind") != "traces":
+            continue
+        rows = [r for r in read_rows(path, "traces") if r.get("task") == TASK]
+        if not rows:
+            continue
+        counts = Counter(explanation_style(r["explanation"], r["question"]) for r in rows)
+        out.append({"step": label, "n": len(rows), **{k: counts.get(k, 0) / len(rows) for k in STYLES},
+                    "helpful": sum(v for k, v in counts.items() if is_helpful(k)) / len(rows)})
+    return out
+
+
+def reward_vs_accuracy(steps, acc: list[dict]) -> list[dict]:
+    """Pairs (mean RLT reward of `score-X`, accuracy of `student-X`) within each run (demo-correlation)."""
+    from stages.artifacts.read import read_rows
+
+    out = []
+    for label, path, m in steps:
+        name = path.name
+        if m.get("kind") != "traces" or not name.startswith("score-"):
+            continue
+        student = "student-" + name[len("score-"):]
+        hit = next((r for r in acc if r["model"] == student and _run_of(r["step"]) == _run_of(label)), None)
+        if hit is None:
+            continue
+        rewards = [r["reward"] for r in read_rows(path, "traces") if r.get("reward") is not None]
+        if rewards:
+            out.append({"run": _run_of(label), "traces": name, "student": student, "rows": len(rewards),
+                        "reward_mean": sum(rewards) / len(rewards), "accuracy": hit["accuracy"], "ci95": hit["ci95"]})
+    return out
+
+
+# ----------------------------------------------------------------------------- plots
+
+
+def _plot_reward(path: Path, label: str, rows: list[dict], out: Path) -> bool:
+    import matplotlib.pyplot as plt
+
+    keys = [k for k in REWARD_KEYS if series(rows, k)[1]]
+    if not keys:
+        return False
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3), squeeze=False)
+    for ax, k in zip(axes[0], keys):
+        xs, ys = series(rows, k)
+        ax.plot(xs, ys, lw=0.8, alpha=0.5)
+        w = max(1, len(ys) // 10)  # moving average shows the trend through GRPO noise
+        ax.plot(xs[w - 1:], [sum(ys[i - w + 1:i + 1]) / w for i in range(w - 1, len(ys))], lw=2)
+        ax.set_title(k)
+        ax.set_xlabel("step")
+    fig.suptitle(f"teacher RLT reward: {label}")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _plot_loss(curves: dict[str, list[dict]], out: Path) -> bool:
+    import matplotlib.pyplot as plt
+
+    curves = {k: v for k, v in curves.items() if series(v, "loss")[1]}
+    if not curves:
+        return False
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for label, rows in curves.items():
+        ax.plot(*series(rows, "loss"), label=label)
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _plot_scatter(points: list[dict], r: float | None, out: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    xs, ys = [p["reward_mean"] for p in points], [100 * p["accuracy"] for p in points]
+    err = [[max(0.0, 100 * (p["accuracy"] - p["ci95"][0])) for p in points],
+           [max(0.0, 100 * (p["ci95"][1] - p["accuracy"])) for p in points]]
+    ax.errorbar(xs, ys, yerr=err, fmt="o", capsize=3)
+    for p, x, y in zip(points, xs, ys):
+        ax.annotate(p["traces"].removeprefix("score-"), (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel("mean RLT reward of the trace set")
+    ax.set_ylabel("student accuracy % (95 % interval)")
+    ax.set_title("reward vs accuracy" + (f" (Pearson r = {r:.2f})" if r is not None else ""))
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def _plot_accuracy(rows: list[dict], out: Path) -> bool:
+    import matplotlib.pyplot as plt
+
+    if not rows:
+        return False
+    labels = [f"{r['model']}\n{r['benchmark']}" for r in rows]
+    acc = [100 * r["accuracy"] for r in rows]
+    err = [[max(0.0, 100 * (r["accuracy"] - r["ci95"][0])) for r in rows],  # rounding can cross 0
+           [max(0.0, 100 * (r["ci95"][1] - r["accuracy"])) for r in rows]]
+    fig, ax = plt.subplots(figsize=(max(5, 1.4 * len(rows)), 4))
+    ax.bar(range(len(rows)), acc, yerr=err, capsize=4, color="tab:blue")
+    ax.set_xticks(range(len(rows)), labels, fontsize=8)
+    ax.set_ylabel("accuracy % (95 % interval)")
+    ax.set_ylim(0, 100)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return True
+
+
+# ----------------------------------------------------------------------------- markdown
+
+
+def _md_table(header: list[str], rows: list[list]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+
+
+def accuracy_markdown(rows: list[dict]) -> list[str]:
+    return _md_table(
+        ["eval step", "model", "benchmark", "n", "accuracy %", "95 % interval", "mean tokens", "truncated %"],
+        [[r["step"], r["model"], r["benchmark"], r["n"], f"{100 * r['accuracy']:.1f}",
+          f"{100 * r['ci95'][0]:.1f}-{100 * r['ci95'][1]:.1f}", f"{r['mean_response_tokens']:.0f}",
+          f"{100 * r['truncation_rate']:.1f}"] for r in rows])
+
+
+def _differences_md(diffs: list[dict]) -> list[str]:
+    if not diffs:
+        return []
+    return ["", "## Differences between students (95 % Newcombe interval)", ""] + _md_table(
+        ["run", "benchmark", "difference", "points", "95 % interval", "excludes 0"],
+        [[d["run"], d["benchmark"], d["pair"], f"{100 * d['difference']:+.1f}",
+          f"{100 * d['ci95'][0]:+.1f} to {100 * d['ci95'][1]:+.1f}",
+          "yes" if d["ci95"][0] > 0 or d["ci95"][1] < 0 else "no"] for d in diffs])
+
+
+def _correlation_md(points: list[dict], corr: float | None, out: Path) -> list[str]:
+    if not points:
+        return []
+    lines = ["", "## RLT reward of a trace set vs accuracy of its student", ""]
+    lines += _md_table(["run", "traces", "rows", "mean reward", "student", "accuracy %", "95 % interval"],
+                       [[p["run"], p["traces"], p["rows"], f"{p['reward_mean']:.3f}", p["student"],
+                         f"{100 * p['accuracy']:.1f}", f"{100 * p['ci95'][0]:.1f}-{100 * p['ci95'][1]:.1f}"]
+                        for p in points])
+    lines += ["", f"Pearson correlation over {len(points)} trace sets: "
+              + (f"{corr:.3f}" if corr is not None else "n/a (fewer than 3 sets or no spread)") + "."]
+    _plot_scatter(points, corr, out / "reward_vs_accuracy.png")
+    return lines + ["", "![reward vs accuracy](reward_vs_accuracy.png)"]
+
+
+def _styles_md(styles: list[dict]) -> list[str]:
+    if not styles:
+        return []
+    from stages.method.tasks import STYLES
+
+    return ["", "## Explanation style (helpful = the column work, right and in order)", ""] + _md_table(
+        ["traces", "rows", "helpful %", *(f"{k} %" for k in STYLES)],
+        [[r["step"], r["n"], f"{100 * r['helpful']:.1f}", *(f"{100 * r[k]:.1f}" for k in STYLES)] for r in styles])
+
+
+def _training_md(steps, out: Path) -> list[str]:
+    lines = []
+    metrics = {lbl: read_metrics(p) for lbl, p, _ in steps}
+    teach = [(lbl, rows) for lbl, rows in metrics.items() if series(rows, "reward")[1]]
+    for i, (lbl, rows) in enumerate(teach):
+        name = "teacher_reward.png" if i == 0 else f"teacher_reward_{i}.png"
+        lines += ["", f"## Teacher reward: {lbl}", ""]
+        trend = fifths(series(rows, "reward")[1])
+        if trend:
+            lines.append(f"Mean RLT reward, first fifth of steps {trend[0]:.3f} -> last fifth {trend[1]:.3f}.")
+        if _plot_reward(Path(lbl), lbl, rows, out / name):
+            lines += ["", f"![teacher reward]({name})"]
+    if _plot_loss({lbl: rows for lbl, rows in metrics.items() if not series(rows, "reward")[1]}, out / "loss.png"):
+        lines += ["", "## Training loss", "", "![loss](loss.png)"]
+    return lines
+
+
+def run(cfg: ReportConfig) -> dict:
+    """Collect the runs, draw the plots, write report.md; returns its path, accuracy, differences,
+    explanation styles and the reward-accuracy correlation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    if not cfg.runs or not cfg.out:
+        raise UserError("give run directories and --out")
+    steps = find_steps(cfg.runs)
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output {out} exists and is a file")
+    out.mkdir(parents=True, exist_ok=True)
+    lines = [f"# rlt report: {', '.join(cfg.runs)}", "", "## Steps", ""]
+    lines += _md_table(["step", "kind", "rows", "seconds"],
+                       [[lbl, m.get("kind"), m.get("rows"), m.get("timings", {}).get("seconds", "")]
+                        for lbl, _, m in steps])
+    acc = accuracy_rows(steps)
+    if acc:
+        lines += ["", "## Accuracy", ""] + accuracy_markdown(acc)
+        if _plot_accuracy(acc, out / "accuracy.png"):
+            lines += ["", "![accuracy](accuracy.png)"]
+    diffs = differences(acc, cfg.compare)
+    points = reward_vs_accuracy(steps, acc)
+    corr = pearson([p["reward_mean"] for p in points], [p["accuracy"] for p in points])
+    styles = style_rows(steps)
+    lines += _differences_md(diffs) + _correlation_md(points, corr, out) + _styles_md(styles)
+    lines += _training_md(steps, out)
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    return {"path": out / "report.md", "accuracy": acc, "differences": diffs, "styles": styles,
+            "correlation": {"pearson": corr, "points": points}}

@@ -1,0 +1,134 @@
+"""`rlt model tiny`: a small Qwen2-style causal LM with a locally trained BPE tokenizer.
+
+Output: a checkpoint artifact (HF model dir: safetensors, tokenizer, ChatML chat
+template, generation config, `.rlt/manifest.json`). No network is used.
+
+    rlt model tiny --out models/tiny-teacher --seed 0
+    rlt model tiny --out models/tiny-student --seed 1 --tokenizer models/tiny-teacher
+
+The tokenizer is byte-level BPE trained on the synthetic task's corpus with
+Qwen2's own normalizer and pre-tokenizer (transformers swaps Qwen2's in when it
+loads a `qwen2` directory, so training with any other would break merges). The
+RLT tags are added tokens that are *not* special, one token each, so decoding
+with `skip_special_tokens=True` keeps them as it does for real models.
+`tag_tokens=False` leaves them out: tags are then multi-token plain text.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from stages.artifacts.writer import ArtifactWriter
+from stages.config import opt
+from stages.errors import UserError
+from stages.method import tasks
+from stages.method.settings import STUDENT_SYSTEM, TEACHER_SYSTEM
+from stages.method.views import TAGS
+
+log = logging.getLogger(__name__)
+
+CHAT_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' -}}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
+)
+PAD, BOS_IM, EOS_IM = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
+
+
+@dataclass
+class TinyModelConfig:
+    """Options of `rlt model tiny`."""
+
+    out: str = opt("", "Output checkpoint directory.", hash=False, flag=True)
+    seed: int = opt(0, "Seed of the weight initialisation.", flag=True)
+    hidden: int = opt(128, "Hidden size.", flag=True)
+    layers: int = opt(2, "Number of decoder layers.", flag=True)
+    heads: int = opt(4, "Attention heads.")
+    kv_heads: int = opt(2, "Key/value heads (grouped-query attention).")
+    intermediate: int = opt(512, "MLP inner size.")
+    vocab_size: int = opt(400, "Target BPE vocabulary size (before added tokens).")
+    max_positions: int = opt(4096, "Maximum sequence length.")
+    tokenizer: str | None = opt(None, "Reuse the tokenizer of this directory instead of training one.", flag=True)
+    tag_tokens: bool = opt(True, "Add the RLT tags as single non-special tokens.", flag="--tag-tokens/--plain-tags")
+    force: bool = opt(False, "Overwrite an existing output.", hash=False, flag=True)
+
+
+def train_tokenizer(vocab_size: int, tag_tokens: bool = True):
+    """Train byte-level BPE with Qwen2's pre-tokenizer on the task corpus -> Qwen2Tokenizer."""
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from transformers import AddedToken
+    from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX, Qwen2Tokenizer
+
+    bpe = Tokenizer(models.BPE())
+    bpe.normalizer = normalizers.NFC()
+    bpe.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[PAD],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    text = tasks.corpus() + [TEACHER_SYSTEM, STUDENT_SYSTEM, "system", "user", "assistant"] * 50
+    bpe.train_from_iterator(text, trainer)
+    model = json.loads(bpe.to_str())["model"]
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+    tok = Qwen2Tokenizer(vocab=model["vocab"], merges=merges, unk_token=None,
+                         eos_token=EOS_IM, pad_token=PAD)
+    tok.add_special_tokens({"additional_special_tokens": [BOS_IM, EOS_IM]})
+    if tag_tokens:
+        tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in TAGS])
+    tok.chat_template = CHAT_TEMPLATE
+    return tok
+
+
+def load_tokenizer_dir(path: str):
+    from transformers import AutoTokenizer
+
+    if not (Path(path) / "tokenizer_config.json").is_file():
+        raise UserError(f"--tokenizer {path}: no tokenizer_config.json there")
+    return AutoTokenizer.from_pretrained(path)
+
+
+def build(cfg: TinyModelConfig):
+    """The untrained model and its tokenizer."""
+    import torch
+    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+
+    tok = load_tokenizer_dir(cfg.tokenizer) if cfg.tokenizer else train_tokenizer(cfg.vocab_size, cfg.tag_tokens)
+    torch.manual_seed(cfg.seed)
+    conf = Qwen2Config(
+        vocab_size=len(tok), hidden_size=cfg.hidden, intermediate_size=cfg.intermediate,
+        num_hidden_layers=cfg.layers, num_attention_heads=cfg.heads,
+        num_key_value_heads=cfg.kv_heads, max_position_embeddings=cfg.max_positions,
+        tie_word_embeddings=True, pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.convert_tokens_to_ids(EOS_IM), bos_token_id=None,
+    )
+    model = Qwen2ForCausalLM(conf)
+    model.generation_config = GenerationConfig(
+        eos_token_id=conf.eos_token_id, pad_token_id=tok.pad_token_id, bos_token_id=None)
+    return model, tok
+
+
+def run(cfg: TinyModelConfig) -> Path:
+    """Build and save the tiny model as a checkpoint artifact."""
+    if not cfg.out:
+        raise UserError("--out is required")
+    if cfg.hidden % cfg.heads or cfg.heads % cfg.kv_heads:
+        raise UserError(f"hidden ({cfg.hidden}) must divide by heads ({cfg.heads}), heads by kv_heads ({cfg.kv_heads})")
+    inputs = {"tokenizer": cfg.tokenizer} if cfg.tokenizer else {}
+    with ArtifactWriter(cfg.out, "checkpoint", cfg, inputs=inputs, force=cfg.force) as w:
+        if w.complete:
+            log.info("%s is already built with this config", cfg.out)
+            return w.out
+        model, tok = build(cfg)
+        model.save_pretrained(w.out, safe_serialization=True)
+        tok.save_pretrained(w.out)
+        n = sum(p.numel() for p in model.parameters())
+        w.finish({"parameters": n, "vocab": len(tok)}, rows=0)
+        log.info("tiny model: %d parameters, vocabulary %d -> %s", n, len(tok), w.out)
+    return w.out

@@ -1,0 +1,102 @@
+"""The engine interface: `Engine`, its `Completion`s and `EngineConfig`; engines are `hf`, `openai`, `vllm`.
+
+Used by `rlt generate` (teacher explanations) and `rlt eval` (student answers).
+Prompts are already-rendered raw text (chat template applied by the caller with
+`engine.tokenizer`), so a prefilled assistant turn is continued verbatim.
+
+    engine = make_engine(EngineConfig(name="hf", batch_size=16), "models/teacher")
+    outs = engine.generate(prompts, max_new_tokens=256, temperature=0.7, stop=["<|end_of_explanation|>"])
+    engine.close()
+
+- `hf`: batched `model.generate` (left padding, length-sorted batches, KV cache),
+  stops on stop strings (checked in decoded text, so multi-token tags work) and eos.
+- `openai`: any OpenAI-compatible server (vLLM serve, SGLang, `transformers serve`)
+  through the `openai` client: async, `n` samples per request, seeded per request
+  (stages/engines/openai.py).
+- `vllm`: in-process `vllm.LLM` (the `[vllm]` extra).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+
+from stages.config import opt
+from stages.errors import UserError
+
+log = logging.getLogger(__name__)
+ENGINES = ("hf", "openai", "vllm")
+
+
+@dataclass
+class Completion:
+    """One generated continuation of a prompt."""
+
+    text: str  # up to and including a matched stop string, nothing after it
+    tokens: int  # generated token count
+    finished: bool  # stopped by a stop string or eos (False: cut by max_new_tokens)
+
+
+@dataclass
+class EngineConfig:
+    """Which backend generates text, and how."""
+
+    name: str = opt("hf", f"Generation engine: {', '.join(ENGINES)}.", flag="--engine")
+    batch_size: int = opt(16, "Prompts per generation batch (hf) / per flushed part (openai, vllm: use e.g. 256).",
+                          hash=False, flag=True)
+    device: str = opt("auto", "Device of the hf engine: auto, cpu, cuda, cuda:1...", hash=False, flag=True)
+    dtype: str = opt("auto", "Weights dtype: auto (bf16 on GPU, fp32 on CPU), float32, bfloat16, float16.")
+    base_url: str = opt("http://127.0.0.1:8000/v1", "OpenAI-compatible server root (openai engine).", hash=False,
+                        flag=True)
+    api_model: str | None = opt(None, "Model name sent to the server (default: the model path).", hash=False, flag=True)
+    api_key_env: str = opt("OPENAI_API_KEY", "NAME of the environment variable holding the API key.", hash=False)
+    concurrency: int = opt(8, "Requests in flight at once (openai engine).", hash=False)
+    timeout: float = opt(120.0, "Seconds before a request times out (openai engine).", hash=False)
+    retries: int = opt(3, "Retries of a failed request, with exponential backoff (openai engine).", hash=False)
+    trust_remote_code: bool = opt(False, "Allow model code from the model directory / hub.", flag=True)
+    allow_pickle: bool = opt(False, "Allow pickle (.bin) weights; only for checkpoints you trust.", flag=True)
+
+
+def derive_seed(seed: int, *key) -> int:
+    """A 31-bit seed from a base seed and any key (stable across runs and machines)."""
+    text = json.dumps([seed, *key], default=str)
+    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) & 0x7FFFFFFF
+
+
+def cut_at_stop(text: str, stop: list[str] | None) -> tuple[str, bool]:
+    """Text up to and including the earliest stop string; (text, matched)."""
+    hits = [(text.find(s), s) for s in (stop or []) if s and s in text]
+    if not hits:
+        return text, False
+    pos, s = min(hits)
+    return text[: pos + len(s)], True
+
+
+class Engine:
+    """Interface: `tokenizer`, `generate(prompts, ...) -> [[Completion] * n] * len(prompts)`, `close()`."""
+
+    tokenizer = None
+
+    def generate(self, prompts: list[str], *, n: int = 1, max_new_tokens: int, temperature: float,
+                 top_p: float = 1.0, seed: int = 0, stop: list[str] | None = None) -> list[list[Completion]]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+def check_sampling(n: int, max_new_tokens: int, temperature: float, top_p: float) -> None:
+    if n < 1 or max_new_tokens < 1:
+        raise UserError(f"need n >= 1 and max_new_tokens >= 1 (got n={n}, max_new_tokens={max_new_tokens})")
+    if temperature < 0 or not 0 < top_p <= 1:
+        raise UserError(f"need temperature >= 0 and 0 < top_p <= 1 (got {temperature}, {top_p})")
+
+
+# ----------------------------------------------------------------------------- hf
+
+
+# ----------------------------------------------------------------------------- vllm
+
+

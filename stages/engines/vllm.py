@@ -1,0 +1,54 @@
+"""The vllm engine: offline `vllm.LLM` generation (adapters served over their base)."""
+
+from __future__ import annotations
+
+import logging
+
+from stages.engines.base import Completion, Engine, EngineConfig, check_sampling, cut_at_stop, derive_seed
+from stages.errors import UserError
+from stages.method.views import decode_keeping_tags, special_ids_except_tags
+
+log = logging.getLogger(__name__)
+
+
+class VLLMEngine(Engine):
+    """In-process vLLM (GPU); stop strings are kept in the text, like the other engines."""
+
+    def __init__(self, cfg: EngineConfig, model: str):
+        try:
+            import vllm
+        except ImportError:
+            raise UserError("vllm is not installed: pip install 'rlt[vllm]'") from None
+        from stages.models.loading import check_model_path, load_tokenizer
+
+        check_model_path(model, allow_pickle=cfg.allow_pickle)
+        self.cfg, self._vllm = cfg, vllm
+        self.tokenizer = load_tokenizer(model, trust_remote_code=cfg.trust_remote_code)
+        from stages.models.adapters import vllm_model
+
+        # vLLM schedules its own batches; engine.batch_size only sets how often rows are flushed
+        weights, extra, self._lora = vllm_model(model)  # an adapter directory: its base + the adapter
+        self.llm = vllm.LLM(model=weights, dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code, **extra)
+
+    def generate(self, prompts, *, n=1, max_new_tokens, temperature, top_p=1.0, seed=0, stop=None):
+        check_sampling(n, max_new_tokens, temperature, top_p)
+        params = [self._vllm.SamplingParams(
+            n=n, max_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+            seed=derive_seed(seed, i), stop=list(stop or []) or None, include_stop_str_in_output=True,
+            skip_special_tokens=False, spaces_between_special_tokens=False)  # tags flagged special survive
+            for i in range(len(prompts))]
+        outs = self.llm.generate(list(prompts), params, use_tqdm=False, lora_request=self._lora)
+        drop, result = special_ids_except_tags(self.tokenizer), []
+        for o in outs:
+            comps = []
+            for c in o.outputs:
+                text, matched = cut_at_stop(decode_keeping_tags(self.tokenizer, c.token_ids, drop), stop)
+                comps.append(Completion(text=text, tokens=len(c.token_ids),
+                                        finished=matched or c.finish_reason == "stop"))
+            result.append(comps)
+        return result
+
+    def close(self) -> None:
+        self.llm = None
+
+

@@ -1,0 +1,79 @@
+"""The RLT reward as a TRL GRPO reward function (used by `rlt teach`, stages/commands/teach.py).
+
+`RLTRewardFunc` scores each sampled explanation with `stages.method.reward.RLTReward`
+(METHOD.md "The reward") under the current policy: bound to the trainer, it
+reads `trainer.model` at every call, so with LoRA the teacher pass runs the
+adapted policy (adapters on), while TRL's reference pass runs the base.
+"""
+
+from __future__ import annotations
+
+from stages import reward_record
+from stages.method.views import decode_keeping_tags, special_ids_except_tags
+
+
+class RLTRewardFunc:
+    """GRPO reward function: the RLT reward of each completion under the current policy.
+
+    Bound to the trainer after construction (`bind`), it reads the policy from
+    `trainer.model` at every call. Completion text is decoded from
+    `completion_ids` by the one decode rule (`formats.decode_keeping_tags`: tags
+    kept, other special tokens dropped), so the end tag survives whatever TRL's
+    own decoding removed.
+    """
+
+    def __init__(self, scorer, tokenizer, samples_per_log: int = 4):
+        self.__name__ = "rlt"
+        self.scorer, self.tok, self.samples_per_log = scorer, tokenizer, samples_per_log
+        self.stop_ids = {i for i in (tokenizer.eos_token_id, tokenizer.pad_token_id) if i is not None}
+        self._drop = special_ids_except_tags(tokenizer)
+        self._policy = None
+        self.samples: list[dict] = []
+
+    def bind(self, trainer) -> RLTRewardFunc:
+        """Take teacher log-probs from `trainer.model` (unwrapped from accelerate) from now on."""
+        self.stop_ids |= set(getattr(trainer, "eos_token_ids", []) or [])
+        self._policy = lambda: trainer.accelerator.unwrap_model(trainer.model)
+        return self
+
+    def bind_model(self, model) -> RLTRewardFunc:
+        """Use a fixed model as the teacher (scoring outside a trainer)."""
+        self._policy = lambda: model
+        return self
+
+    def completion_text(self, ids) -> str:
+        ids = list(ids)
+        while ids and ids[-1] in self.stop_ids:  # eos / padding after the completion
+            ids.pop()
+        return decode_keeping_tags(self.tok, ids, self._drop)
+
+    def __call__(self, prompts, completions, completion_ids, question, solution, log_metric=None, **_) -> list[float]:
+        import torch
+
+        if self._policy is None:
+            raise RuntimeError("RLTRewardFunc used before bind(trainer) or bind_model(model)")
+        rows = [{"question": q, "solution": s, "completion": self.completion_text(ids)}
+                for q, s, ids in zip(question, solution, completion_ids)]
+        teacher = self._policy()
+        was_training = teacher.training
+        teacher.eval()
+        try:
+            with torch.no_grad():
+                scored = self.scorer.score(rows, teacher=teacher)
+        finally:
+            teacher.train(was_training)
+        if log_metric is not None:
+            for name, value in reward_record.summary(scored).items():
+                log_metric(f"rlt/{name}", value)
+        self._keep(rows, scored)
+        return [float(r["reward"]) for r in scored]
+
+    def _keep(self, rows: list[dict], scored: list[dict]) -> None:
+        room = max(self.samples_per_log - len(self.samples), 0)
+        self.samples += [{"question": row["question"], "solution": row["solution"], "explanation": r["explanation"],
+                          **reward_record.record(r)} for row, r in zip(rows[:room], scored)]
+
+    def take_samples(self) -> list[dict]:
+        out, self.samples = self.samples, []
+        return out
+

@@ -1,0 +1,147 @@
+"""Loading models and tokenizers safely, and choosing devices.
+
+Safe by default: weights load from safetensors only (pickle checkpoints are
+refused unless `allow_pickle=True`) and `trust_remote_code` is off unless asked.
+Every problem with a model path becomes one `UserError` line.
+
+    tok = load_tokenizer("models/tiny")
+    model = load_model("models/tiny", device="cpu")
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+from stages.errors import UserError
+
+log = logging.getLogger(__name__)
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def resolve_device(device: str = "auto") -> str:
+    """'auto' -> 'cuda' when available, else 'cpu'."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device {device!r} requested but CUDA is not available")
+    return device
+
+
+def check_model_path(path: str, allow_pickle: bool = False, need_weights: bool = True) -> None:
+    """Refuse a missing directory, one without a tokenizer, or pickle-only weights.
+
+    A PEFT adapter directory (`adapter_config.json`, see stages/training/lora.py) is accepted
+    when its adapter weights are safetensors and its base model passes these checks.
+    """
+    from stages.training import lora
+
+    p = Path(path)
+    if not p.exists():
+        if _HUB_ID.match(str(path)) and not str(path).startswith((".", "/")):
+            return  # a hub id: transformers resolves it (or fails clearly offline)
+        raise UserError(f"model not found: {path}")
+    if not p.is_dir():
+        raise UserError(f"model path {path} is a file; give the model directory")
+    if lora.is_adapter_dir(p):
+        base = lora.check_adapter_dir(p)
+        try:
+            check_model_path(base, allow_pickle=allow_pickle, need_weights=need_weights)
+        except UserError as e:
+            raise UserError(f"base model of adapter {path}: {e}") from None
+        return
+    if not (p / "config.json").is_file():
+        raise UserError(f"{path} is not a model directory (no config.json)")
+    if not _has_tokenizer(p):
+        raise UserError(f"model directory {path} has no tokenizer (tokenizer.json / tokenizer_config.json)")
+    if need_weights:
+        safe = list(p.glob("*.safetensors"))
+        pickles = list(p.glob("*.bin")) + list(p.glob("*.pt")) + list(p.glob("*.pth"))
+        if not safe and pickles and not allow_pickle:
+            raise UserError(f"{path} has only pickle weights ({pickles[0].name}); convert to safetensors "
+                            "or pass --allow-pickle if you trust it")
+        if not safe and not pickles:
+            raise UserError(f"model directory {path} has no weights (*.safetensors)")
+
+
+def _has_tokenizer(p: Path) -> bool:
+    return any((p / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "vocab.json"))
+
+
+def load_tokenizer(path: str, trust_remote_code: bool = False, padding_side: str | None = None):
+    """AutoTokenizer with a pad token (falls back to eos) and an optional padding side."""
+    from transformers import AutoTokenizer
+
+    from stages.training import lora
+
+    check_model_path(path, need_weights=False)
+    if lora.is_adapter_dir(path) and not _has_tokenizer(Path(path)):
+        path = lora.adapter_base(path)  # an adapter saved without its tokenizer uses the base's
+    try:
+        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot load tokenizer of {path}: {str(e).splitlines()[0][:200]}") from None
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if padding_side:
+        tok.padding_side = padding_side
+    return tok
+
+
+def load_model(path: str, device: str = "auto", dtype: str = "auto", trust_remote_code: bool = False,
+               allow_pickle: bool = False, quantization=None):
+    """AutoModelForCausalLM from safetensors on `device`; float32 on CPU unless told.
+
+    An adapter directory loads its base model with the adapter merged in.
+    `quantization` (a transformers BitsAndBytesConfig, QLoRA) places the model on `device` at load.
+    """
+    from stages.training import lora
+
+    check_model_path(path, allow_pickle=allow_pickle)
+    if lora.is_adapter_dir(path):
+        base = load_model(lora.adapter_base(path), device="cpu", dtype=dtype, trust_remote_code=trust_remote_code,
+                          allow_pickle=allow_pickle)
+        return lora.merge_adapter(base, path).to(resolve_device(device))
+    device = resolve_device(device)
+    kw = {"dtype": _torch_dtype(dtype, device), "trust_remote_code": trust_remote_code,
+          "use_safetensors": None if allow_pickle else True}
+    if quantization is not None:
+        kw.update(quantization_config=quantization, device_map={"": device})
+    model = _from_pretrained(path, kw)
+    return model if quantization is not None else model.to(device)
+
+
+def _torch_dtype(dtype: str, device: str):
+    import torch
+
+    if dtype == "auto":
+        return torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
+    torch_dtype = getattr(torch, dtype, None)
+    if not isinstance(torch_dtype, torch.dtype):
+        raise UserError(f"unknown dtype {dtype!r} (use auto, float32, bfloat16 or float16)")
+    return torch_dtype
+
+
+def _from_pretrained(path: str, kw: dict):
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # stderr stays ours: log lines, and one line on a bad input
+    try:
+        return AutoModelForCausalLM.from_pretrained(path, **kw)
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot load model {path}: {str(e).splitlines()[0][:200]}") from None
+    finally:
+        if bar:
+            hf_logging.enable_progress_bar()
+
+
+def check_same_vocab(tok_a, tok_b, name_a: str = "teacher", name_b: str = "student") -> None:
+    """Teacher and student must share the vocabulary: the reward compares token log-probs."""
+    if tok_a.get_vocab() != tok_b.get_vocab():
+        raise UserError(f"{name_a} and {name_b} tokenizers differ ({len(tok_a)} vs {len(tok_b)} tokens); "
+                        "the RLT reward needs one shared vocabulary")
