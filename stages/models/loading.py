@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 from stages.errors import UserError
+from stages.models import adapters
 
 log = logging.getLogger(__name__)
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -34,11 +35,9 @@ def resolve_device(device: str = "auto") -> str:
 def check_model_path(path: str, allow_pickle: bool = False, need_weights: bool = True) -> None:
     """Refuse a missing directory, one without a tokenizer, or pickle-only weights.
 
-    A PEFT adapter directory (`adapter_config.json`, see stages/training/lora.py) is accepted
+    A PEFT adapter directory (`adapter_config.json`, see stages/models/adapters.py) is accepted
     when its adapter weights are safetensors and its base model passes these checks.
     """
-    from stages.training import lora
-
     p = Path(path)
     if not p.exists():
         if _HUB_ID.match(str(path)) and not str(path).startswith((".", "/")):
@@ -46,8 +45,8 @@ def check_model_path(path: str, allow_pickle: bool = False, need_weights: bool =
         raise UserError(f"model not found: {path}")
     if not p.is_dir():
         raise UserError(f"model path {path} is a file; give the model directory")
-    if lora.is_adapter_dir(p):
-        base = lora.check_adapter_dir(p)
+    if adapters.is_adapter_dir(p):
+        base = adapters.check_adapter_dir(p)
         try:
             check_model_path(base, allow_pickle=allow_pickle, need_weights=need_weights)
         except UserError as e:
@@ -75,11 +74,9 @@ def load_tokenizer(path: str, trust_remote_code: bool = False, padding_side: str
     """AutoTokenizer with a pad token (falls back to eos) and an optional padding side."""
     from transformers import AutoTokenizer
 
-    from stages.training import lora
-
     check_model_path(path, need_weights=False)
-    if lora.is_adapter_dir(path) and not _has_tokenizer(Path(path)):
-        path = lora.adapter_base(path)  # an adapter saved without its tokenizer uses the base's
+    if adapters.is_adapter_dir(path) and not _has_tokenizer(Path(path)):
+        path = adapters.adapter_base(path)  # an adapter saved without its tokenizer uses the base's
     try:
         tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:
@@ -98,13 +95,11 @@ def load_model(path: str, device: str = "auto", dtype: str = "auto", trust_remot
     An adapter directory loads its base model with the adapter merged in.
     `quantization` (a transformers BitsAndBytesConfig, QLoRA) places the model on `device` at load.
     """
-    from stages.training import lora
-
     check_model_path(path, allow_pickle=allow_pickle)
-    if lora.is_adapter_dir(path):
-        base = load_model(lora.adapter_base(path), device="cpu", dtype=dtype, trust_remote_code=trust_remote_code,
+    if adapters.is_adapter_dir(path):
+        base = load_model(adapters.adapter_base(path), device="cpu", dtype=dtype, trust_remote_code=trust_remote_code,
                           allow_pickle=allow_pickle)
-        return lora.merge_adapter(base, path).to(resolve_device(device))
+        return adapters.merge_adapter(base, path).to(resolve_device(device))
     device = resolve_device(device)
     kw = {"dtype": _torch_dtype(dtype, device), "trust_remote_code": trust_remote_code,
           "use_safetensors": None if allow_pickle else True}

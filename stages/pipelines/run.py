@@ -1,4 +1,8 @@
-"""`rlt run`: named pipelines of stages from `pipelines.yaml`, resumable step by step.
+"""`rlt run`: named pipelines of stages, resumable step by step.
+
+The shipped pipelines (`demo`, `demo-correlation`, `paper`) are package data
+(stages/pipelines/pipelines.yaml) and run from any directory; `--file F` adds
+the pipelines of F, replacing shipped ones of the same name.
 
     rlt run demo                      # everything, skipping steps already done
     rlt run demo --plan               # what would run, and why
@@ -32,6 +36,7 @@ from stages.config import load_yaml, opt, yaml_value
 from stages.errors import UserError
 
 log = logging.getLogger(__name__)
+SHIPPED = Path(__file__).with_name("pipelines.yaml")
 REF = re.compile(r"\$\{([A-Za-z0-9_.-]+)\}")
 
 
@@ -40,7 +45,8 @@ class RunConfig:
     """Options of `rlt run`."""
 
     name: str = opt("demo", "Pipeline to run (a key of the pipelines file).", arg=True)
-    file: str = opt("pipelines.yaml", "Pipelines file.", flag=True)
+    file: str | None = opt(None, "Pipelines file whose pipelines add to the shipped ones (same name: replaces).",
+                           flag=True)
     runs: str = opt("runs", "Directory holding runs/<name>/<step> outputs.", flag=True)
     start: str | None = opt(None, "Re-run from this step (it and every later step).", flag="--from")
     until: str | None = opt(None, "Stop after this step.", flag=True)
@@ -67,6 +73,13 @@ def load_pipelines(path: str | Path) -> dict[str, dict]:
     for name, spec in data.items():
         parse(name, spec, Path("runs"), str(path))
     return data
+
+
+def available(file: str | None) -> tuple[dict[str, dict], str]:
+    """(the shipped pipelines with `file`'s added or replacing them by name, the source to name in errors)."""
+    if file is None:
+        return load_pipelines(SHIPPED), "the shipped pipelines"
+    return {**load_yaml(SHIPPED), **load_pipelines(file)}, file
 
 
 def pipeline_vars(spec: dict, overrides: dict, where: str) -> dict[str, Any]:
@@ -171,10 +184,10 @@ def why_run(step: Step, cfg, rerun: set[str]) -> tuple[str | None, bool]:
 
 def run(cfg: RunConfig) -> list[dict]:
     """Run (or plan) a pipeline; returns one record per step with its action and seconds."""
-    pipelines = load_pipelines(cfg.file)
+    pipelines, source = available(cfg.file)
     if cfg.name not in pipelines:
-        raise UserError(f"no pipeline {cfg.name!r} in {cfg.file} (has: {', '.join(pipelines)})")
-    steps = parse(cfg.name, pipelines[cfg.name], Path(cfg.runs), cfg.file, cfg.vars)
+        raise UserError(f"no pipeline {cfg.name!r} in {source} (has: {', '.join(pipelines)})")
+    steps = parse(cfg.name, pipelines[cfg.name], Path(cfg.runs), source, cfg.vars)
     names = [s.name for s in steps]
     for opt_name, value in (("--from", cfg.start), ("--until", cfg.until)):
         if value is not None and value not in names:

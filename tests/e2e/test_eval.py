@@ -64,10 +64,10 @@ class _Killed(Exception):
 
 
 def test_resume_after_kill_regenerates_nothing_done(tiny_teacher, synth_test, tmp_path, monkeypatch):
-    from stages import engines
+    from stages.engines import hf
 
     calls: list[list[str]] = []
-    real = engines.HFEngine.generate
+    real = hf.HFEngine.generate
 
     def generate(self, prompts, **kw):
         calls.append(list(prompts))
@@ -75,7 +75,7 @@ def test_resume_after_kill_regenerates_nothing_done(tiny_teacher, synth_test, tm
             raise _Killed()
         return real(self, prompts, **kw)
 
-    monkeypatch.setattr(engines.HFEngine, "generate", generate)
+    monkeypatch.setattr(hf.HFEngine, "generate", generate)
     cfg = EvalConfig(models=[str(tiny_teacher)], data=str(synth_test), out=str(tmp_path / "e"), max_new_tokens=8)
     cfg.engine.batch_size = 6
     fail_on = 2

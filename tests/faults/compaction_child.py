@@ -21,6 +21,7 @@ from stages.artifacts import compaction as compact
 from stages.artifacts import layout
 from stages.artifacts.schemas import row_id, to_table
 from stages.artifacts.writer import ArtifactWriter
+from stages.commands import compact as compact_command
 from stages.config import opt
 
 KEY = ("id", "sample")
@@ -86,7 +87,7 @@ def main(mode: str, out: str, k: int, max_file_mb: float) -> None:
             n = calls[0]
     else:
         calls = _arm(k)
-        compact.run(compact.CompactConfig(path=out, max_file_mb=max_file_mb))
+        compact_command.run(compact_command.CompactConfig(path=out, max_file_mb=max_file_mb))
         n = calls[0]
     print(n)
 

@@ -23,6 +23,7 @@ from stages.artifacts import layout
 from stages.artifacts.read import read_rows
 from stages.artifacts.state import output_state
 from stages.artifacts.writer import ArtifactWriter
+from stages.commands import compact as compact_command
 from tests.conftest import ROOT
 from tests.faults.compaction_child import KEY, Cfg, build_interrupted, build_legacy, rows
 
@@ -83,6 +84,6 @@ def _rerun(mode: str, out, mb: float) -> None:
                 if not w.complete:
                     w.finish()
         else:
-            compact.run(compact.CompactConfig(path=str(out), max_file_mb=mb))
+            compact_command.run(compact_command.CompactConfig(path=str(out), max_file_mb=mb))
     finally:
         compact.MAX_FILE_MB = saved

@@ -11,8 +11,8 @@ import pytest
 from stages import artifacts as A
 from stages.artifacts import compaction as C
 from stages.artifacts import layout as L
-from stages.commands import compact as compact_command
 from stages.artifacts.state import output_state, require
+from stages.commands import compact as compact_command
 from stages.config import opt
 from stages.errors import UserError
 
