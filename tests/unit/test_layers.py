@@ -1,0 +1,91 @@
+"""The folders are the architecture: imports run down the layers, never in a circle, no command imports another.
+
+Every `import` counts, the ones inside functions (lazy imports) too. The layer
+order is the one docs/design.md states.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+# Lowest first; a module may import its own layer and the layers before it.
+LAYERS = [
+    ("core", {"stages", "stages.errors", "stages.config", "stages.progress", "stages.reward_record"}),
+    ("artifacts", {"stages.artifacts"}),
+    ("models", {"stages.models"}),
+    ("method", {"stages.method"}),
+    ("verify", {"stages.verify"}),
+    ("training", {"stages.training"}),
+    ("engines", {"stages.engines"}),
+    ("commands", {"stages.commands"}),
+    ("pipelines", {"stages.pipelines"}),
+    ("cli", {"rltcli"}),
+]
+
+
+def _module(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _layer(module: str) -> int:
+    best = None
+    for i, (_, prefixes) in enumerate(LAYERS):
+        for p in prefixes:
+            if (module == p or module.startswith(p + ".")) and (best is None or len(p) > best[1]):
+                best = (i, len(p))
+    assert best is not None, f"{module} belongs to no layer"
+    return best[0]
+
+
+def _imports(path: Path) -> set[str]:
+    """Project modules `path` imports (`from stages import x` names the sub-module when x is one)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for a in node.names:
+                sub = f"{node.module}.{a.name}"
+                out.add(sub if sub in MODULES else node.module)
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+    return {m for m in out if m.split(".")[0] in ("stages", "rltcli")}
+
+
+FILES = [p for d in ("stages", "rltcli") for p in (ROOT / d).rglob("*.py")]
+MODULES = {_module(p) for p in FILES}
+GRAPH = {_module(p): _imports(p) - {_module(p)} for p in FILES}
+
+
+def test_no_import_runs_up_a_layer():
+    upward = [f"{m} ({LAYERS[_layer(m)][0]}) imports {d} ({LAYERS[_layer(d)][0]})"
+              for m, deps in GRAPH.items() for d in deps if _layer(d) > _layer(m)]
+    assert not upward, "\n".join(upward)
+
+
+def test_no_command_imports_another_command():
+    table = "stages.commands"
+    crossing = [f"{m} imports {d}" for m, deps in GRAPH.items() if m.startswith(table + ".")
+                for d in deps if d.startswith(table + ".")]
+    assert not crossing, "\n".join(crossing)
+
+
+def test_no_import_circle():
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    cycles: list[str] = []
+
+    def visit(m: str, path: list[str]) -> None:
+        state[m] = 1
+        for d in sorted(GRAPH[m] & GRAPH.keys()):
+            if state.get(d) == 1:
+                cycles.append(" -> ".join([*path[path.index(d):], d]))
+            elif d not in state:
+                visit(d, [*path, d])
+        state[m] = 2
+
+    for m in sorted(GRAPH):
+        if m not in state:
+            visit(m, [m])
+    assert not cycles, "\n".join(cycles)
