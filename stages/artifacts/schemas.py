@@ -35,6 +35,9 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("response_tokens", _I), ("truncated", _B),
     ]),
 }
+# The key that identifies a row of each kind: resume skips, merge collapses and decontamination
+# keeps rows by it (an eval row is one model's answer, so the model is part of its key).
+ROW_KEYS: dict[str, tuple[str, ...]] = {"dataset": ("id",), "traces": ("id", "sample"), "eval": ("model", "id", "sample")}
 # Columns a reader insists on (non-null text) per kind.
 REQUIRED = {
     "dataset": ("id", "question", "solution"),

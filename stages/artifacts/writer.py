@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from stages import __version__
 from stages.artifacts import layout
 from stages.artifacts.compaction import compact, drop_superseded
-from stages.artifacts.schemas import to_table
+from stages.artifacts.schemas import ROW_KEYS, to_table
 from stages.artifacts.state import require
 from stages.config import config_hash, to_dict
 from stages.errors import UserError
@@ -94,9 +94,10 @@ class ArtifactWriter:
     """
 
     def __init__(self, out: str | Path, kind: str, cfg: Any, inputs: dict[str, str] | None = None,
-                 force: bool = False, key: tuple[str, ...] = ("id", "sample")):
+                 force: bool = False, key: tuple[str, ...] | None = None):
         self.out = check_output(out)
-        self.kind, self.cfg, self.force, self.key_cols = kind, cfg, force, key
+        self.kind, self.cfg, self.force = kind, cfg, force
+        self.key_cols = key or ROW_KEYS.get(kind, ("id", "sample"))
         self.input_paths = {k: str(v) for k, v in (inputs or {}).items() if v}
         self.inputs = {k: {"path": v, "hash": layout.input_hash(v)} for k, v in self.input_paths.items()}
         self.hash = config_hash(cfg)

@@ -24,7 +24,7 @@ import pyarrow as pa
 from stages import verify
 from stages.artifacts.layout import read_manifest
 from stages.artifacts.read import read_table
-from stages.artifacts.schemas import row_id, validate
+from stages.artifacts.schemas import ROW_KEYS, row_id, validate
 from stages.artifacts.writer import ArtifactWriter
 from stages.config import opt
 from stages.errors import UserError
@@ -99,7 +99,7 @@ def synth(cfg: SynthConfig) -> Path:
 
 
 def _write_dataset(cfg, rows: list[dict], inputs: dict, extra: dict | None = None) -> Path:
-    with ArtifactWriter(cfg.out, "dataset", cfg, inputs=inputs, force=cfg.force, key=("id",)) as w:
+    with ArtifactWriter(cfg.out, "dataset", cfg, inputs=inputs, force=cfg.force) as w:
         if w.complete:
             log.info("%s is already complete", w.out)
             return w.out
@@ -401,7 +401,7 @@ def merge(cfg: MergeConfig) -> Path:
     if len(set(kinds.values())) > 1:
         raise UserError(f"cannot merge artifacts of different kinds: {kinds}")
     kind = next(iter(kinds.values()))
-    key = ("id",) if kind == "dataset" else ("id", "sample")
+    key = ROW_KEYS[kind]
     merged: dict[tuple, dict] = {}
     for p in cfg.inputs:
         for r in read_table(p).to_pylist():

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from stages.artifacts.layout import read_manifest
 from stages.artifacts.read import read_rows
+from stages.artifacts.schemas import ROW_KEYS
 from stages.artifacts.writer import ArtifactWriter
 from stages.config import opt
 from stages.errors import UserError
@@ -131,7 +132,7 @@ def run(cfg: DecontaminateConfig) -> Path:
         raise UserError(f"{cfg.src}: every row overlaps a benchmark; nothing would be left")
     per_benchmark = {p: {"dropped": len(ids), "ids": sorted(set(ids))} for p, ids in dropped.items()}
     inputs = {"src": cfg.src, **{f"against{i}": p for i, p in enumerate(cfg.against)}}
-    key = ("id",) if kind == "dataset" else ("id", "sample")
+    key = ROW_KEYS[kind]
     with ArtifactWriter(cfg.out, kind, cfg, inputs=inputs, force=cfg.force, key=key) as w:
         if w.complete:
             log.info("%s is already complete", w.out)

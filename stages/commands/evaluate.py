@@ -56,7 +56,6 @@ from stages.method.views import END_SOLUTION, student_prompt
 from stages.verify.stats import wilson
 
 log = logging.getLogger(__name__)
-KEY = ("model", "id", "sample")
 
 
 @dataclass
@@ -334,7 +333,7 @@ def run(cfg: EvalConfig) -> Path:
     if require(cfg.out, "eval", cfg, inputs_of(cfg), cfg.force).complete:
         log.info("%s is already complete", cfg.out)
         return Path(cfg.out)
-    with ArtifactWriter(cfg.out, "eval", cfg, inputs=inputs_of(cfg), force=cfg.force, key=KEY) as w:
+    with ArtifactWriter(cfg.out, "eval", cfg, inputs=inputs_of(cfg), force=cfg.force) as w:
         if w.complete:
             log.info("%s is already complete", w.out)
             return w.out
@@ -403,7 +402,7 @@ def _replace_artifact(out: Path, cfg: EvalConfig, inputs: dict, rows: list[dict]
     lock = acquire_lock(out)
     try:
         shutil.rmtree(tmp, ignore_errors=True)
-        with ArtifactWriter(tmp, "eval", cfg, key=KEY) as w:
+        with ArtifactWriter(tmp, "eval", cfg) as w:
             w.inputs = inputs  # the responses still come from the same data
             w.write(rows)
             _finish(w, rows)

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-from __future__ import annotations
-import importlib.util
 import json
 import logging
-import shutil
-from dataclasses import dataclass
 from pathlib import Path
-from stages.artifacts.checkpoints import checkpoint_dir
-from stages.config import opt
-from stages.errors import UserError
+
 from stages.artifacts.layout import read_manifest
+from stages.errors import UserError
+
 log = logging.getLogger(__name__)
-
-
 ADAPTER_CONFIG = "adapter_config.json"
-
-
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 

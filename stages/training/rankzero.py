@@ -53,7 +53,7 @@ class RankZeroWriter:
     """
 
     def __init__(self, out: str | Path, kind: str, cfg: Any, inputs: dict[str, str] | None = None,
-                 force: bool = False, key: tuple[str, ...] = ("id", "sample")):
+                 force: bool = False, key: tuple[str, ...] | None = None):
         from stages.artifacts.writer import ArtifactWriter
 
         self.main = rank() == 0

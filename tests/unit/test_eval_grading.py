@@ -46,7 +46,7 @@ def _old_artifact(cfg: evaluate.EvalConfig, monkeypatch, before_versions: bool =
     with `before_versions`, by a release whose config hash held no grader version at all."""
     with monkeypatch.context() as m:
         m.setattr(evaluate.EvalConfig, "HASH_EXTRA", {} if before_versions else {"grader": "0"})
-        with ArtifactWriter(cfg.out, "eval", cfg, inputs={"data": cfg.data}, key=evaluate.KEY) as w:
+        with ArtifactWriter(cfg.out, "eval", cfg, inputs={"data": cfg.data}) as w:
             w.write([{"id": i, "sample": 0, "question": f"q{i}", "answer": g, "task": "math", "model": "m",
                       "response": r, "extracted": "old", "correct": old, "response_tokens": 5,
                       "truncated": False, "source": "math500"} for i, g, r, old, _ in ROWS])
