@@ -25,8 +25,9 @@ from stages import verify
 from stages.artifacts.layout import read_manifest
 from stages.artifacts.read import read_table
 from stages.artifacts.schemas import ROW_KEYS, row_id, validate
+from stages.artifacts.state import already_complete
 from stages.artifacts.writer import ArtifactWriter
-from stages.config import opt
+from stages.config import inputs_of, opt
 from stages.errors import UserError
 from stages.method import tasks
 from stages.method.views import parse_stratos
@@ -57,7 +58,7 @@ class SynthConfig:
 class ImportConfig:
     """Options of `rlt data import`."""
 
-    src: str = opt("", "Local file/folder (or hub id) to import.", arg=True)
+    src: str = opt("", "Local file/folder (or hub id) to import.", arg=True, input=True)
     out: str = opt("", "Output dataset artifact.", hash=False, flag=True)
     format: str = opt("columns", f"Source layout: {', '.join(FORMATS)}.", flag=True)
     map: dict = opt(dict, "Column renames dst=src for the columns format, e.g. question=prompt.", flag="--map")
@@ -74,7 +75,7 @@ class ImportConfig:
 class MergeConfig:
     """Options of `rlt data merge`."""
 
-    inputs: list[str] = opt(list, "Artifacts to merge (shards, resumed runs).", arg=True)
+    inputs: list[str] = opt(list, "Artifacts to merge (shards, resumed runs).", arg=True, input=True)
     out: str = opt("", "Output artifact.", hash=False, flag=True)
     force: bool = opt(False, "Overwrite an existing output.", hash=False, flag=True)
 
@@ -101,8 +102,7 @@ def synth(cfg: SynthConfig) -> Path:
 def _write_dataset(cfg, rows: list[dict], inputs: dict, extra: dict | None = None) -> Path:
     with ArtifactWriter(cfg.out, "dataset", cfg, inputs=inputs, force=cfg.force) as w:
         if w.complete:
-            log.info("%s is already complete", w.out)
-            return w.out
+            return already_complete(w.out)
         w.write(_dedupe(rows))
         w.finish(extra)
         log.info("wrote %d rows to %s", len(w.done), w.out)
@@ -380,7 +380,7 @@ def import_(cfg: ImportConfig) -> Path:
                     cfg.format, *bad[0])
     table = pa.Table.from_pylist(out)
     validate(table, "dataset", cfg.src)
-    inputs = {"src": cfg.src} if Path(cfg.src).exists() else {}
+    inputs = inputs_of(cfg)
     return _write_dataset(cfg, out, inputs, {"skipped_rows": len(bad),
                                              "skipped_examples": [{"row": i, "reason": why} for i, why in bad[:20]]})
 
@@ -409,7 +409,7 @@ def merge(cfg: MergeConfig) -> Path:
             if k in merged and merged[k] != r:
                 raise UserError(f"conflicting rows for {dict(zip(key, k))} in {p}")
             merged[k] = r
-    inputs = {f"input{i}": p for i, p in enumerate(cfg.inputs)}
+    inputs = inputs_of(cfg)
     with ArtifactWriter(cfg.out, kind, cfg, inputs=inputs, force=cfg.force, key=key) as w:
         if not w.complete:
             w.write(list(merged.values()))

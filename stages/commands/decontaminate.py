@@ -33,8 +33,9 @@ from pathlib import Path
 from stages.artifacts.layout import read_manifest
 from stages.artifacts.read import read_rows
 from stages.artifacts.schemas import ROW_KEYS
+from stages.artifacts.state import already_complete
 from stages.artifacts.writer import ArtifactWriter
-from stages.config import opt
+from stages.config import inputs_of, opt
 from stages.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -48,9 +49,9 @@ _NON_WORD = re.compile(r"[\W_]+")
 class DecontaminateConfig:
     """Options of `rlt data decontaminate`."""
 
-    src: str = opt("", "Training dataset (or traces) artifact or file to clean.", arg=True)
+    src: str = opt("", "Training dataset (or traces) artifact or file to clean.", arg=True, input=True)
     against: list[str] = opt(list, "Benchmark dataset whose questions must not appear in training; repeat it.",
-                             flag=True)
+                             flag=True, input=True)
     out: str = opt("", "Output artifact: the rows that were kept.", hash=False, flag=True)
     ngram: int = opt(8, "Words per n-gram (open-r1's default 8); shorter benchmark questions match whole.",
                      flag=True)
@@ -131,12 +132,11 @@ def run(cfg: DecontaminateConfig) -> Path:
     if not kept:
         raise UserError(f"{cfg.src}: every row overlaps a benchmark; nothing would be left")
     per_benchmark = {p: {"dropped": len(ids), "ids": sorted(set(ids))} for p, ids in dropped.items()}
-    inputs = {"src": cfg.src, **{f"against{i}": p for i, p in enumerate(cfg.against)}}
+    inputs = inputs_of(cfg)
     key = ROW_KEYS[kind]
     with ArtifactWriter(cfg.out, kind, cfg, inputs=inputs, force=cfg.force, key=key) as w:
         if w.complete:
-            log.info("%s is already complete", w.out)
-            return w.out
+            return already_complete(w.out)
         w.write(kept)
         w.finish({"decontamination": {"ngram": cfg.ngram, "rows_in": len(rows), "rows_kept": len(kept),
                                       "rows_dropped": len(rows) - len(kept), "benchmarks": per_benchmark}})

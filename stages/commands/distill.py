@@ -46,8 +46,8 @@ from typing import Any
 from stages.artifacts.checkpoints import checkpoint_dir, last_checkpoint, truncate_jsonl
 from stages.artifacts.layout import metrics_path, read_manifest
 from stages.artifacts.read import read_rows, read_table
-from stages.artifacts.state import require
-from stages.config import opt, to_dict
+from stages.artifacts.state import already_complete, require
+from stages.config import inputs_of, opt, to_dict
 from stages.errors import UserError
 from stages.method import views as formats
 from stages.method.settings import PromptsConfig
@@ -68,8 +68,8 @@ REPORTERS = {"tensorboard": "tensorboard", "wandb": "wandb", "trackio": "trackio
 class DistillConfig(launch.LaunchOptions):
     """Options of `rlt distill`."""
 
-    model: str = opt("", "Model to fine-tune: a model directory or a hub id.", flag=True)
-    data: str = opt("", "Traces artifact (explanation column) or dataset artifact (reasoning_trace column).", flag=True)
+    model: str = opt("", "Model to fine-tune: a model directory or a hub id.", flag=True, input=True)
+    data: str = opt("", "Traces artifact (explanation column) or dataset artifact (reasoning_trace column).", flag=True, input=True)
     out: str = opt("", "Output checkpoint artifact directory.", hash=False, flag=True)
     role: str = opt("student", "student (distillation) or teacher (the warm-up before RL).", flag=True)
     no_explanation: bool = opt(False, "Student only: train on the solution alone (a baseline without traces).",
@@ -410,7 +410,7 @@ def _save_final(trainer, prep: Prepared, out: Path) -> None:
 def train(prep: Prepared, callbacks: tuple = ()) -> Path:
     """Train (resuming from the last intermediate checkpoint), save, write the manifest."""
     cfg, out = prep.cfg, Path(prep.cfg.out)
-    inputs = {"model": cfg.model, "data": cfg.data}
+    inputs = inputs_of(cfg)
     main = launch.rank() == 0
     with RankZeroWriter(out, "checkpoint", cfg, inputs=inputs, force=cfg.force) as writer:
         resume, step = last_checkpoint(checkpoint_dir(out))
@@ -447,8 +447,7 @@ def run(cfg: DistillConfig, callbacks: tuple = ()) -> Path:
         launch.relaunch("distill", to_dict(child), cfg.launch, launch.processes(cfg.nproc, cfg.gpus), cfg.launch_args)
         return Path(cfg.out)
     launch.die_with_launcher()
-    inputs = {"model": cfg.model, "data": cfg.data}
+    inputs = inputs_of(cfg)
     if require(cfg.out, "checkpoint", apply_role_preset(cfg), inputs, cfg.force).complete:
-        log.info("%s is already complete with this config; use --force to retrain", cfg.out)
-        return Path(cfg.out)
+        return already_complete(cfg.out)
     return train(prepare(cfg), callbacks)

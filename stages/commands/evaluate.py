@@ -46,9 +46,10 @@ from typing import ClassVar
 from stages import verify
 from stages.artifacts.layout import SUMMARY, find_meta, read_manifest, summary_path
 from stages.artifacts.read import read_rows, select_shard
-from stages.artifacts.state import differences, require
+from stages.artifacts.state import already_complete, differences, require
 from stages.artifacts.writer import ArtifactWriter, acquire_lock
 from stages.config import config_hash, opt, resolve
+from stages.config import inputs_of as config_inputs
 from stages.engines.base import EngineConfig
 from stages.errors import UserError
 from stages.method.settings import PromptsConfig
@@ -65,9 +66,9 @@ class EvalConfig:
     HASH_EXTRA: ClassVar[dict] = {"grader": verify.GRADER_VERSION}  # a new grader re-grades old outputs
 
     models: list[str] = opt(list, "Models to evaluate (HF directories or hub ids); several give one comparison.",
-                            flag="--model")
+                            flag="--model", input=True)
     data: str = opt("", "Dataset artifact (or Parquet/JSONL file): question, solution, answer, task, source.",
-                    flag=True)
+                    flag=True, input=True)
     out: str = opt("", "Output eval artifact directory.", hash=False, flag=True)
     max_new_tokens: int = opt(1024, "Most tokens generated per response (longer ones count as truncated).", flag=True)
     temperature: float = opt(0.0, "Sampling temperature; 0 = greedy (the paper's setting).", flag=True)
@@ -311,7 +312,7 @@ def _finish(w: ArtifactWriter, rows: list[dict]) -> dict:
 
 def inputs_of(cfg: EvalConfig) -> dict[str, str]:
     """The eval's recorded inputs: the data and every model (a model retrained in place is a new input)."""
-    return {"data": cfg.data, **{f"model{i}": m for i, m in enumerate(cfg.models)}}
+    return config_inputs(cfg)
 
 
 def run(cfg: EvalConfig) -> Path:
@@ -331,12 +332,10 @@ def run(cfg: EvalConfig) -> Path:
         log.info("%s was graded by an older grader: re-grading its responses", cfg.out)
         return regrade(cfg.out, cfg)
     if require(cfg.out, "eval", cfg, inputs_of(cfg), cfg.force).complete:
-        log.info("%s is already complete", cfg.out)
-        return Path(cfg.out)
+        return already_complete(cfg.out)
     with ArtifactWriter(cfg.out, "eval", cfg, inputs=inputs_of(cfg), force=cfg.force) as w:
         if w.complete:
-            log.info("%s is already complete", w.out)
-            return w.out
+            return already_complete(w.out)
         total = sum(len(_pending(items, m, cfg.num_generations, w.done)) for m in cfg.models)
         with progress(total=total, desc="eval", unit="questions") as bar:
             for model in cfg.models:

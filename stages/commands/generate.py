@@ -26,9 +26,9 @@ from pathlib import Path
 
 from stages import reward_record
 from stages.artifacts.read import parse_shard, read_rows, select_shard
-from stages.artifacts.state import require
+from stages.artifacts.state import already_complete, require
 from stages.artifacts.writer import ArtifactWriter, check_output
-from stages.config import opt
+from stages.config import inputs_of, opt
 from stages.engines import make_engine
 from stages.engines.base import EngineConfig, derive_seed
 from stages.errors import UserError
@@ -43,8 +43,8 @@ SELECT = ("all", "best", "fit")
 class GenerateConfig:
     """Options of `rlt generate`."""
 
-    teacher: str = opt("", "Teacher model directory (or hub id).", flag=True)
-    data: str = opt("", "Input dataset artifact with id, question, solution.", flag=True)
+    teacher: str = opt("", "Teacher model directory (or hub id).", flag=True, input=True)
+    data: str = opt("", "Input dataset artifact with id, question, solution.", flag=True, input=True)
     out: str = opt("", "Output traces artifact.", hash=False, flag=True)
     max_new_tokens: int = opt(1024, "Most tokens the teacher writes per explanation (then truncated=true).", flag=True)
     temperature: float = opt(0.7, "Sampling temperature of the teacher (0 = greedy).", flag=True)
@@ -53,7 +53,7 @@ class GenerateConfig:
     seed: int = opt(0, "Base seed; each batch samples with a seed derived from it and the batch's ids.", flag=True)
     select: str = opt("all", "Which samples to keep: all, best (highest RLT reward), fit (best that fits "
                              "max_student_tokens). best and fit need --student.", flag=True)
-    student: str | None = opt(None, "Student model: score every row with the RLT reward.", flag=True)
+    student: str | None = opt(None, "Student model: score every row with the RLT reward.", flag=True, input=True)
     max_student_tokens: int | None = opt(None, "Longest student view (tokens) kept by --select fit.", flag=True)
     shard: str | None = opt(None, "Take the deterministic slice i/n of the rows (by id).", flag=True)
     limit: int | None = opt(None, "Use only the first N rows of the data.", flag=True)
@@ -255,17 +255,15 @@ def run(cfg: GenerateConfig) -> Path:
     """validate -> load data, teacher (and student) -> generate batch by batch -> manifest."""
     validate(cfg)
     rows = load_rows(cfg)
-    inputs = {"data": cfg.data, "teacher": cfg.teacher, "student": cfg.student}
+    inputs = inputs_of(cfg)
     if require(cfg.out, "traces", cfg, inputs, cfg.force).complete:
-        log.info("%s is already complete", cfg.out)
-        return Path(cfg.out)
+        return already_complete(cfg.out)
     engine = make_engine(cfg.engine, cfg.teacher)
     try:
         scorer = load_scorer(cfg, engine) if cfg.student else None
         with ArtifactWriter(cfg.out, "traces", cfg, inputs=inputs, force=cfg.force) as w:
             if w.complete:
-                log.info("%s is already complete", w.out)
-                return w.out
+                return already_complete(w.out)
             stats = _loop(cfg, engine, scorer, rows, w)
             manifest = w.finish({"generation": {**stats, "engine": cfg.engine.name, "rows_in": len(rows)}})
         if stats["dropped_ids"]:

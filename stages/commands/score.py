@@ -33,9 +33,9 @@ from pathlib import Path
 from stages import reward_record
 from stages.artifacts.read import read_table, select_shard
 from stages.artifacts.schemas import row_id, validate
-from stages.artifacts.state import require
+from stages.artifacts.state import already_complete, require
 from stages.artifacts.writer import ArtifactWriter
-from stages.config import opt
+from stages.config import inputs_of, opt
 from stages.errors import UserError
 from stages.method.kl import kl_estimator, score_by_estimator
 from stages.method.settings import PromptsConfig, RewardConfig
@@ -48,10 +48,10 @@ PASS_THROUGH = ("answer", "task")
 class ScoreConfig:
     """Options of `rlt score`."""
 
-    teacher: str = opt("", "Teacher model (directory or hub id) giving the teacher log-probs.", flag=True)
-    student: str = opt("", "Student model (directory or hub id) giving the student log-probs.", flag=True)
+    teacher: str = opt("", "Teacher model (directory or hub id) giving the teacher log-probs.", flag=True, input=True)
+    student: str = opt("", "Student model (directory or hub id) giving the student log-probs.", flag=True, input=True)
     data: str = opt("", "Rows to score: traces/dataset artifact or file with question, solution, explanation.",
-                    flag=True)
+                    flag=True, input=True)
     out: str = opt("", "Output traces artifact.", hash=False, flag=True)
     reward_batch_size: int = opt(8, "Rows per padded forward pass of the reward.", hash=False, flag=True,
                                  aliases=("batch_size",))
@@ -154,17 +154,15 @@ def run(cfg: ScoreConfig) -> Path:
     rows = select_shard(load_rows(cfg.data), cfg.shard)
     if not rows:
         raise UserError(f"shard {cfg.shard} of {cfg.data} holds no rows")
-    inputs = {"data": cfg.data, "teacher": cfg.teacher, "student": cfg.student}
+    inputs = inputs_of(cfg)
     if require(cfg.out, "traces", cfg, inputs, cfg.force).complete:
-        log.info("%s is already scored with this config", cfg.out)
-        return Path(cfg.out)
+        return already_complete(cfg.out)
     torch.manual_seed(cfg.seed)
     scorer = load_reward(cfg.student, cfg.teacher, cfg.reward, cfg.prompts, device=cfg.device,
                          batch_size=cfg.reward_batch_size, trust_remote_code=cfg.trust_remote_code)
     with ArtifactWriter(cfg.out, "traces", cfg, inputs=inputs, force=cfg.force) as w:
         if w.complete:
-            log.info("%s is already scored with this config", w.out)
-            return w.out
+            return already_complete(w.out)
         todo = [r for r in rows if w.key(r) not in w.done]
         if len(todo) < len(rows):
             log.info("resuming: %d of %d rows already scored", len(rows) - len(todo), len(rows))

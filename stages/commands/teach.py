@@ -32,8 +32,8 @@ from pathlib import Path
 from stages.artifacts.checkpoints import checkpoint_dir, last_checkpoint, truncate_jsonl
 from stages.artifacts.layout import SAMPLES, meta_path, metrics_path
 from stages.artifacts.read import read_rows
-from stages.artifacts.state import require
-from stages.config import opt, to_dict
+from stages.artifacts.state import already_complete, require
+from stages.config import inputs_of, opt, to_dict
 from stages.errors import UserError
 from stages.method.grpo import RLTRewardFunc
 from stages.method.settings import PromptsConfig, RewardConfig, with_teacher_temperature
@@ -78,11 +78,11 @@ CHOICES = {"loss_type": ("grpo", "dapo", "dr_grpo", "bnpo", "cispo", "sapo", "lu
 class TeachConfig(launch.LaunchOptions):
     """Options of `rlt teach`."""
 
-    teacher: str = opt("", "Teacher model to train (model directory or hub id), usually warmed up by SFT.", hash=False,
-                       flag=True)
-    student: str = opt("", "Frozen student model whose understanding is the reward (same vocabulary).", hash=False,
-                       flag=True)
-    data: str = opt("", "Dataset artifact (or Parquet file) with question and solution columns.", hash=False, flag=True)
+    teacher: str = opt("", "Teacher model to train (model directory or hub id), usually warmed up by SFT.",
+                       flag=True, input=True)
+    student: str = opt("", "Frozen student model whose understanding is the reward (same vocabulary).",
+                       flag=True, input=True)
+    data: str = opt("", "Dataset artifact (or Parquet file) with question and solution columns.", flag=True, input=True)
     out: str = opt("", "Output checkpoint artifact directory.", hash=False, flag=True)
     preset: str | None = opt(None, "Name of the preset these settings came from (tiny, paper).", hash=False)
     max_steps: int | None = opt(None, "Optimizer steps; unset = run `epochs` passes over the data.", flag=True)
@@ -319,18 +319,16 @@ def run(cfg: TeachConfig) -> Path:
         launch.relaunch("teach", to_dict(child), cfg.launch, launch.processes(cfg.nproc, cfg.gpus), cfg.launch_args)
         return Path(cfg.out)
     launch.die_with_launcher()
-    inputs = {"teacher": cfg.teacher, "student": cfg.student, "data": cfg.data}
+    inputs = inputs_of(cfg)
     if require(cfg.out, "checkpoint", cfg, inputs, cfg.force).complete:
-        log.info("%s is already complete (use --force to train again)", cfg.out)
-        return Path(cfg.out)
+        return already_complete(cfg.out)
     rows = read_rows(cfg.data, "dataset")
     if len(rows) < cfg.prompts_per_step:
         raise UserError(f"{cfg.data} has {len(rows)} rows, fewer than prompts_per_step={cfg.prompts_per_step}")
     tok, teacher, scorer = load(cfg)
     with RankZeroWriter(cfg.out, "checkpoint", cfg, inputs=inputs, force=cfg.force) as w:
         if w.complete:
-            log.info("%s is already complete (use --force to train again)", cfg.out)
-            return Path(cfg.out)
+            return already_complete(cfg.out)
         info = train(cfg, tok, teacher, scorer, rows, batch)
         info.update(summarize(Path(cfg.out)))
         w.finish(extra={"training": info, "teacher": cfg.teacher, "student": cfg.student, "temperatures": tau,

@@ -21,8 +21,9 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from stages.artifacts.state import already_complete
 from stages.artifacts.writer import ArtifactWriter
-from stages.config import opt
+from stages.config import inputs_of, opt
 from stages.errors import UserError
 from stages.method import tasks
 from stages.method.settings import STUDENT_SYSTEM, TEACHER_SYSTEM
@@ -52,7 +53,7 @@ class TinyModelConfig:
     intermediate: int = opt(512, "MLP inner size.")
     vocab_size: int = opt(400, "Target BPE vocabulary size (before added tokens).")
     max_positions: int = opt(4096, "Maximum sequence length.")
-    tokenizer: str | None = opt(None, "Reuse the tokenizer of this directory instead of training one.", flag=True)
+    tokenizer: str | None = opt(None, "Reuse the tokenizer of this directory instead of training one.", flag=True, input=True)
     tag_tokens: bool = opt(True, "Add the RLT tags as single non-special tokens.", flag="--tag-tokens/--plain-tags")
     force: bool = opt(False, "Overwrite an existing output.", hash=False, flag=True)
 
@@ -120,11 +121,10 @@ def run(cfg: TinyModelConfig) -> Path:
         raise UserError("--out is required")
     if cfg.hidden % cfg.heads or cfg.heads % cfg.kv_heads:
         raise UserError(f"hidden ({cfg.hidden}) must divide by heads ({cfg.heads}), heads by kv_heads ({cfg.kv_heads})")
-    inputs = {"tokenizer": cfg.tokenizer} if cfg.tokenizer else {}
+    inputs = inputs_of(cfg)
     with ArtifactWriter(cfg.out, "checkpoint", cfg, inputs=inputs, force=cfg.force) as w:
         if w.complete:
-            log.info("%s is already built with this config", cfg.out)
-            return w.out
+            return already_complete(cfg.out)
         model, tok = build(cfg)
         model.save_pretrained(w.out, safe_serialization=True)
         tok.save_pretrained(w.out)
