@@ -7,7 +7,12 @@ Rules (one place, used by every checker):
   response without tags is its own solution part;
 - the final answer of a boxed task is the LAST `\\boxed{` / `\\fbox{` opened in
   the solution part; if that box is never closed (the response was cut off
-  inside it) there is no answer, even when an earlier box is complete.
+  inside it) there is no answer, even when an earlier box is complete;
+- a solution part is complete (`solution_complete`) unless the response was cut
+  off: a `<|begin_of_solution|>` never followed by `<|end_of_solution|>`, or a
+  thought block never closed. Only a complete solution part may state its
+  answer without a box (stages/verify/stated.py): a closed box is a finished
+  answer wherever the response stops, a sentence cut off may be missing digits.
 """
 
 from __future__ import annotations
@@ -29,6 +34,17 @@ def solution_part(response: str) -> str:
         _, closed, after = response.rpartition(END_THOUGHT)
         return after if closed else ""
     return response
+
+
+def solution_complete(response: str) -> bool:
+    """False when the response was cut off (see the module rules): an opened solution or thought
+    block never closed."""
+    start = response.rfind(BEGIN_SOLUTION)
+    if start >= 0:
+        return END_SOLUTION in response[start:]
+    if BEGIN_THOUGHT in response:
+        return END_THOUGHT in response
+    return True
 
 
 def _close(text: str, start: int) -> int | None:

@@ -1,12 +1,16 @@
 """Math answers: math-verify parses, rlt decides how numbers compare.
 
-Only the final box's content is handed to math-verify (wrapped in a fresh
-`\\boxed{}`), so earlier boxes are never merged into a set with it. Golds go
+Only the final answer's text is handed to math-verify (the final box's content,
+or the span a boxless solution states, stages/verify/stated.py; wrapped in a
+fresh `\\boxed{}`), so earlier boxes are never merged into a set with it. Golds go
 through the same normalization, then the same parser:
 
 - `\\$` (an escaped dollar: currency, as in MATH-500's `\\$18.90`) is dropped,
-  as are `$` math delimiters around the whole answer; `,\\!` between digit
-  groups is a thousands separator (`11,\\! 111,\\! 100`), other `\\!` are dropped;
+  as are `$` math delimiters around the whole answer; `,\\!`, a thin space `\\,`
+  or a space between digit groups is a thousands separator in the shape
+  `\\d{1,3}(,\\d{3})+` only (`11,\\! 111,\\! 100`, `12\\,345`), other `\\!` are
+  dropped (plain `,` and `{,}` are math-verify's: `1,234` is 1234, `1,2` the set
+  {1, 2});
 - a plain `1.5e-7` becomes `1.5\\times10^{-7}` (math-verify reads `e` as Euler's
   number);
 - the rest (thousands separators `{,}`, `\\text{}` units, degrees, percent,
@@ -34,7 +38,8 @@ from functools import lru_cache
 
 log = logging.getLogger(__name__)
 REL_TOL = 1e-4
-_THOUSANDS = re.compile(r"(?<=\d),\\!\s*(?=\d{3}(?!\d))")  # 32,\!348 -> 32348
+_GROUP_SEP = r"(?:,\\!\s*|\\,| )"  # ,\! (MATH-500's `32,\!348`), a thin space \, or a space
+_GROUPED = re.compile(r"(?<![\w.^_])\d{1,3}(?:" + _GROUP_SEP + r"\d{3})+(?!\d|" + _GROUP_SEP + r"\d)")
 _SCI = re.compile(r"^([+-]?\d+(?:\.\d*)?|[+-]?\.\d+)\s*[eE]\s*([+-]?\d+)$")
 
 
@@ -46,7 +51,8 @@ def require_main_thread() -> None:
 
 def normalize(answer: str) -> str:
     """An answer's LaTeX as handed to math-verify (see the module rules)."""
-    text = _THOUSANDS.sub("", answer.replace("\\$", "")).replace("\\!", "").replace("\u2212", "-").strip()
+    text = _GROUPED.sub(lambda m: re.sub(_GROUP_SEP, "", m.group(0)), answer.replace("\\$", ""))
+    text = text.replace("\\!", "").replace("\u2212", "-").strip()
     if len(text) >= 2 and text[0] == "$" and text[-1] == "$":
         text = text.strip("$").strip()
     m = _SCI.match(text)
