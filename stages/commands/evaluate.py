@@ -230,8 +230,10 @@ def load_items(cfg: EvalConfig) -> list[dict]:
 
 
 def grade(row: dict, timeout: int) -> dict:
-    """`row` (with task, answer, response) plus `extracted` and `correct` from its task's checker."""
-    result = verify.check(row["task"], row["response"], row["answer"], timeout=timeout)
+    """`row` (with task, answer, response, truncated) plus `extracted` and `correct` from its task's
+    checker; a truncated response (the engine stopped at max_new_tokens) has no answer but a closed box."""
+    result = verify.check(row["task"], row["response"], row["answer"], timeout=timeout,
+                          truncated=bool(row.get("truncated")))
     return {**row, "extracted": result.extracted, "correct": result.correct}
 
 

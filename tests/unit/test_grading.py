@@ -30,7 +30,7 @@ WHICH_ANSWER = [
     ("math", "3", sol("so \\boxed{3}", thought="maybe \\boxed{4}"), True),
     ("math", "4", sol("so \\boxed{3}", thought="maybe \\boxed{4}"), False),  # the thought is not graded
     ("math", "4", f"{BEGIN_THOUGHT}\n\nmaybe \\boxed{{4}}, let me check", False),  # cut off in the thought
-    ("math", "4", sol("The answer is 4."), False),  # no box: no answer
+    ("math", "4", sol("The answer is 4."), True),  # no box: the stated answer (stages/verify/stated.py)
     ("math", "4", "", False),
     ("math", "\\frac{1}{2}", "\\fbox{\\frac{1}{2}}", True),
     ("math", "\\{1,2\\}", "\\boxed{\\{1, 2\\}}", True),  # escaped braces inside a box

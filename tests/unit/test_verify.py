@@ -88,7 +88,7 @@ INTEGER_CASES = [
     ("\\boxed{x}", "17", False),
     ("\\boxed{3} then \\boxed{17}", "17", True),  # the last box counts
     ("\\boxed{17} then \\boxed{3}", "17", False),
-    ("The answer is 17.", "17", False),    # no box: no answer
+    ("The answer is 17.", "17", True),     # no box: the stated answer (stages/verify/stated.py)
 ]
 
 
