@@ -73,6 +73,7 @@ def build(name: str) -> click.Command:
     options, positional = params_of(cls)
     common = [click.Option(["--config"], type=click.Path(dir_okay=False), help="YAML file of config keys."),
               click.Option(["--print-config"], is_flag=True, help="Print the resolved config and exit."),
+              click.Option(["--json"], "as_json", is_flag=True, help="Print the result as one JSON object on stdout."),
               click.Option(["-v", "--verbose"], is_flag=True, help="Also show library logs, warnings and bars.")]
     if commands.presets(name):
         common.append(click.Option(["--preset"], help=f"Named settings: {', '.join(commands.presets(name))}."))
@@ -88,25 +89,31 @@ def build(name: str) -> click.Command:
 
 def execute(name: str, cls: type, positional: list, values: dict[str, Any]) -> None:
     """Resolve the config from the parsed values and run (or print) it; UserError -> exit 2."""
-    from rltcli.common import echo_config, fail, setup_logging
+    from rltcli.common import echo_config, fail, launched_child, setup_logging
     from rltcli.flags import collect, split_args
     from rltcli.show import show
     from stages import commands
     from stages.errors import UserError
+    from stages.progress import interval as progress_interval
 
     setup_logging(values.pop("verbose", False))
+    as_json = values.pop("as_json", False)
+    try:
+        progress_interval()  # a bad RLT_PROGRESS_SECONDS is said now, not when the first bar starts
+    except ValueError as e:
+        fail(str(e))
     try:
         args, overrides = split_args(values.pop("args"), positional)
         options, pairs = collect(cls, values)
         cfg = commands.make_config(name, preset=values.get("preset"), file=values.get("config"),
-                                   overrides=overrides + pairs, options={**options, **args})
-        missing = [k for k, _ in positional if not getattr(cfg, k)]
-        if missing:
-            raise click.UsageError(f"missing argument {missing[0].upper()}")
+                                   overrides=overrides + pairs, options={**options, **args},
+                                   complete=not values.get("print_config"))
         if values.get("print_config"):
             echo_config(cfg)
             return
-        show(name, cfg, commands.call(name, cfg))
+        result = commands.call(name, cfg)
+        if not launched_child():  # the launching command shows the result of a multi-process run, once
+            show(name, cfg, result, as_json=as_json)
     except UserError as e:
         fail(str(e).replace("\n", " "))
     except KeyboardInterrupt:
@@ -118,9 +125,19 @@ def _verbose(ctx: click.Context, param: click.Parameter, value: bool) -> None:
         os.environ["RLT_VERBOSE"] = "1"  # read by setup_logging, inherited by launched processes
 
 
-app = Group(name="rlt", help=HELP, params=[click.Option(
-    ["-v", "--verbose"], is_flag=True, expose_value=False, callback=_verbose,
-    help="Also show library logs, warnings and progress bars (any command takes it too).")])
+def _version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        from stages import __version__
+
+        click.echo(f"rlt {__version__}")
+        ctx.exit(0)
+
+
+app = Group(name="rlt", help=HELP, params=[
+    click.Option(["-v", "--verbose"], is_flag=True, expose_value=False, callback=_verbose,
+                 help="Also show library logs, warnings and progress bars (any command takes it too)."),
+    click.Option(["--version"], is_flag=True, expose_value=False, is_eager=True, callback=_version,
+                 help="Print rlt's version and exit.")])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,16 +14,27 @@ import warnings
 import click
 
 
+def launched_child() -> bool:
+    """True in a process started by `--launch` (accelerate/torchrun): the launching command speaks for it."""
+    return "LOCAL_RANK" in os.environ or "ACCELERATE_LAUNCHED" in os.environ
+
+
+def main_rank() -> bool:
+    """True outside a launch and on global rank 0 inside one: the one process whose lines are shown."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def fail(message: str, code: int = 2) -> None:
-    """One line on stderr, then exit."""
-    sys.stderr.write(f"rlt: error: {message}\n")
+    """One line on stderr (from rank 0 only: every rank meets the same bad input), then exit."""
+    if main_rank():
+        sys.stderr.write(f"rlt: error: {message}\n")
     sys.exit(code)
 
 
 # Library switches read at import time: without --verbose their logs, warnings and bars stay off.
 QUIET_ENV = {"TRANSFORMERS_VERBOSITY": "error", "DATASETS_VERBOSITY": "error", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
              "HF_DATASETS_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
-             "PYTHONWARNINGS": "ignore"}
+             "PYTHONWARNINGS": "ignore", "TORCH_CPP_LOG_LEVEL": "ERROR"}  # C++ warnings (DDP's unused parameters)
 VERBOSE_ENV = "RLT_VERBOSE"  # inherited by processes a stage launches
 
 
@@ -40,6 +51,23 @@ class _Lines(logging.Formatter):
         return f"{record.levelname.lower()}: {source}{text}"
 
 
+class _Once(logging.Filter):
+    """Each distinct warning once per process: libraries repeat theirs (one per model or tokenizer load)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING or record.levelno >= logging.ERROR:
+            return True
+        text = f"{record.name}:{record.getMessage()}"
+        if text in self.seen:
+            return False
+        self.seen.add(text)
+        return True
+
+
 class _Stderr(logging.StreamHandler):
     """Writes to whatever sys.stderr is at the time of the record (it may be replaced after setup)."""
 
@@ -53,7 +81,10 @@ class _Stderr(logging.StreamHandler):
 
 
 def setup_logging(verbose: bool = False) -> None:
-    """rlt's log lines on stderr; library logs, warnings and progress bars only when `verbose` (or RLT_VERBOSE=1)."""
+    """rlt's log lines on stderr; library logs, warnings and progress bars only when `verbose` (or RLT_VERBOSE=1).
+
+    In a multi-process run only rank 0 logs below errors: one set of lines, not one per process.
+    """
     verbose = verbose or os.environ.get(VERBOSE_ENV) == "1"
     if verbose:
         os.environ[VERBOSE_ENV] = "1"
@@ -66,9 +97,13 @@ def setup_logging(verbose: bool = False) -> None:
     if not any(isinstance(h.formatter, _Lines) for h in root.handlers):
         handler = _Stderr()
         handler.setFormatter(_Lines())
+        handler.addFilter(_Once())
         root.addHandler(handler)
     root.setLevel(logging.INFO if verbose else logging.ERROR)
     logging.getLogger("stages").setLevel(logging.DEBUG if verbose else logging.INFO)
+    if not main_rank():
+        root.setLevel(logging.ERROR)
+        logging.getLogger("stages").setLevel(logging.ERROR)
 
 
 def echo_config(cfg) -> None:

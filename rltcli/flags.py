@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from stages.config import leaf_fields
+from stages.config import flag_names, leaf_fields
 
 OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*=")  # a dotted key=value token (paths never match: no '/')
 _SCALARS = {int: click.INT, float: click.FLOAT, str: click.STRING}
@@ -41,12 +41,8 @@ def _default(f: Field) -> Any:
 
 
 def flag_decls(key: str, f: Field, tp: Any) -> list[str]:
-    """The option names of a flagged field: `engine.batch_size` -> ['--batch-size']."""
-    named = f.metadata.get("flag")
-    if isinstance(named, str):
-        return [named]
-    leaf = "--" + key.rsplit(".", 1)[-1].replace("_", "-")
-    return [f"{leaf}/--no-{leaf[2:]}" if _base(tp) is bool else leaf]
+    """The option names of a flagged field: `engine.batch_size` -> ['--batch-size'] (the rule: config.flag_names)."""
+    return flag_names(key, f, tp)
 
 
 def _help(f: Field, key: str, decls: list[str]) -> str:

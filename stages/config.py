@@ -4,7 +4,13 @@ Each command has one dataclass whose fields carry a help text (`opt(...)`).
 A config is resolved from, in increasing precedence:
 dataclass defaults < `--preset` < `--config FILE.yaml` < dotted `key=value`
 overrides < explicit CLI options. Unknown keys (nested too) and values of the
-wrong type raise one `UserError` that lists every problem and the valid names.
+wrong type raise one `UserError` that lists every problem, suggests the nearest
+valid key and names the file a key came from. Values are checked as the config
+resolves: a field's `choices`, its `check` (e.g. `at_least(1)`) and, once the
+config is complete, `required`.
+
+YAML is read as YAML 1.2 reads numbers and booleans (`1e-5`, `.5`, `1_000` are
+numbers; only true/false are booleans), in files, pipelines and `key=value`.
 
     cfg = resolve(GenerateConfig, file="gen.yaml", overrides=["seed=3"])
 """
@@ -12,11 +18,15 @@ wrong type raise one `UserError` that lists every problem and the valid names.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
 import logging
+import math
+import re
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import field
 from pathlib import Path
 from typing import Any
@@ -29,20 +39,50 @@ log = logging.getLogger(__name__)
 
 
 def opt(default: Any = dataclasses.MISSING, help: str = "", hash: bool = True, flag: bool | str = False,
-        arg: bool = False, aliases: tuple[str, ...] = (), **kw) -> Any:
+        arg: bool = False, aliases: tuple[str, ...] = (), required: bool | str = False,
+        choices: tuple | None = None, check: Callable[[Any], str | None] | None = None, input: bool = False,
+        **kw) -> Any:
     """A config field with its help text (also its `rlt` help).
 
     `hash=False` keeps it out of the config hash (paths of outputs, devices).
+    `input=True` marks a path (or list of paths) the stage reads: kept out of the
+    config hash and identified by content instead (`inputs_of`), so a moved
+    folder with the same data changes nothing and a retrained model does.
     Every field is settable as a dotted `key=value` override; `flag=True` also
     shows it as `--key` on the command line (`flag="--name"` or
     `"--on/--off"` names it), `arg=True` makes it a positional argument.
     `aliases` are the field's old names: still accepted (as keys and, for a
     flag, as `--old-name`) with one deprecation line.
+    `required=True`: a command refuses to run while the field is empty (checked
+    once the config is complete, see `check_required`); `required="other"`: unless
+    field `other` is set (eval's models, unless `--regrade`). `choices` are the valid
+    values; `check(value)` returns what is wrong with a value (None when it is
+    fine). Both are checked whenever a config resolves (None, "unset", passes).
     """
-    meta = {"help": help, "hash": hash, "flag": flag, "arg": arg, "aliases": tuple(aliases)}
+    meta = {"help": help, "hash": hash and not input, "flag": flag, "arg": arg, "aliases": tuple(aliases),
+            "required": required, "choices": tuple(choices) if choices else None, "check": check, "input": input}
     if callable(default) and not isinstance(default, (str, int, float, bool)):
         return field(default_factory=default, metadata=meta, **kw)
     return field(default=default, metadata=meta, **kw)
+
+
+def at_least(low: float) -> Callable[[Any], str | None]:
+    """A `check` for numbers >= `low`."""
+    return lambda v: None if v >= low else f"must be at least {low:g}, got {v:g}"
+
+
+def above(low: float) -> Callable[[Any], str | None]:
+    """A `check` for numbers > `low` (a learning rate, a temperature's top_p)."""
+    return lambda v: None if v > low else f"must be above {low:g}, got {v:g}"
+
+
+def between(low: float, high: float, low_open: bool = False, high_open: bool = False) -> Callable[[Any], str | None]:
+    """A `check` for `low <= v <= high`; `low_open` / `high_open` leave an end out (top_p: (0, 1])."""
+    def check(v):
+        ok = (low < v if low_open else low <= v) and (v < high if high_open else v <= high)
+        span = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        return None if ok else f"must be in {span}, got {v:g}"
+    return check
 
 
 # ----------------------------------------------------------------------------- typing
@@ -60,34 +100,101 @@ def _is_dataclass_type(tp) -> bool:
     return isinstance(tp, type) and dataclasses.is_dataclass(tp)
 
 
-def _type_name(tp) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+_NONE = type(None)
+_WORDS = {bool: "true/false", int: "an integer", float: "a number", str: "a string", list: "a list",
+          dict: "a mapping"}
+
+
+def expects(tp) -> str:
+    """What a value of type `tp` looks like, in words: `bool | None` -> 'true/false (or null: unset)'."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        words = " or ".join(expects(a) for a in args if a is not _NONE)
+        return words + (" (or null: unset)" if _NONE in args else "")
+    return _WORDS.get(typing.get_origin(tp) or tp, getattr(tp, "__name__", str(tp)))
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """yaml.SafeLoader reading numbers and booleans as YAML 1.2 (and Python) do.
+
+    PyYAML follows YAML 1.1, where `1e-5` is a string (a float needs a dot) and `yes`/`off`
+    are booleans; in YAML 1.2 and in Python `1e-5` is a number and only true/false are booleans.
+    """
+
+
+_FLOAT = "tag:yaml.org,2002:float"
+_INT = "tag:yaml.org,2002:int"
+_BOOL = "tag:yaml.org,2002:bool"
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in (_FLOAT, _INT, _BOOL)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Yaml12Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+_Yaml12Loader.add_implicit_resolver(
+    _INT, re.compile(r"^(?:[-+]?[0-9][0-9_]*|0o[0-7_]+|0x[0-9a-fA-F_]+|0b[01_]+)$"), list("-+0123456789"))
+_Yaml12Loader.add_implicit_resolver(_FLOAT, re.compile(r"""^(?:
+    [-+]?(?:[0-9][0-9_]*)?\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?   # 1.5  .5  -0.25e-3
+   |[-+]?[0-9][0-9_]*\.(?:[eE][-+]?[0-9]+)?                   # 1.  1.e3
+   |[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+                          # 1e-5  1E5
+   |[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$""", re.VERBOSE), list("-+0123456789."))
+
+
+def _yaml12_int(loader, node) -> int:
+    text = loader.construct_scalar(node).replace("_", "")
+    sign = -1 if text.startswith("-") else 1
+    text = text.lstrip("+-")
+    for prefix, base in (("0x", 16), ("0o", 8), ("0b", 2)):
+        if text.startswith(prefix):
+            return sign * int(text[2:], base)
+    return sign * int(text)  # decimal, leading zeros too: 010 is 10, as in YAML 1.2
+
+
+_Yaml12Loader.add_constructor(_INT, _yaml12_int)
+
+
+def yaml_load(text: str) -> Any:
+    """`text` parsed as YAML (safe: no Python tags) with YAML 1.2 numbers and booleans; raises yaml.YAMLError."""
+    return yaml.load(text, Loader=_Yaml12Loader)
 
 
 def yaml_value(text: str) -> Any:
-    """`text` read as a YAML value (`1` -> 1, `[a, b]` -> a list, blank -> None); ValueError if it is not YAML."""
+    """`text` read as a YAML value (`1` -> 1, `1e-5` -> 1e-05, `[a, b]` -> a list, blank -> None).
+
+    Raises ValueError if it is not YAML.
+    """
     try:
-        return yaml.safe_load(text) if text.strip() else None
+        return yaml_load(text) if text.strip() else None
     except yaml.YAMLError:
         raise ValueError(f"is not a YAML value: {text!r}") from None
 
 
+def _number(value: Any) -> Any:
+    """A string that Python reads as a number (`1e-5`, `1_000`, ` 2 `) as that number; anything else unchanged."""
+    if not isinstance(value, str):
+        return value
+    for convert in (int, float):
+        try:
+            return convert(value.strip())
+        except ValueError:
+            pass
+    return value
+
+
 def _coerce(value: Any, tp: Any, from_text: bool) -> Any:
-    """Convert `value` to type `tp`; raise ValueError with a short reason."""
+    """Convert `value` to type `tp`; raise ValueError saying in words what was expected."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)
-        is_null = value is None or (from_text and str(value).lower() in ("null", "none", "~"))
-        if is_null and type(None) in args:
+        is_null = value is None or (from_text and str(value).lower() in ("null", "none", "~", ""))
+        if is_null and _NONE in args:
             return None
         for arg in args:
-            if arg is type(None):
+            if arg is _NONE:
                 continue
             try:
                 return _coerce(value, arg, from_text)
             except ValueError:
                 pass
-        raise ValueError(f"expects {_type_name(tp)}, got {value!r}")
+        raise ValueError(f"expects {expects(tp)}, got {value!r}")
     if tp is str:
         if from_text:
             return str(value)
@@ -100,11 +207,13 @@ def _coerce(value: Any, tp: Any, from_text: bool) -> Any:
         try:
             value = yaml_value(value)
         except ValueError:
-            raise ValueError(f"expects {_type_name(tp)}, got {value!r}") from None
+            raise ValueError(f"expects {expects(tp)}, got {value!r}") from None
     if tp is bool:
         if isinstance(value, bool):
             return value
         raise ValueError(f"expects true/false, got {value!r}")
+    if tp in (int, float):
+        value = _number(value)  # a quoted number in a file, or one YAML left as text
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
@@ -153,24 +262,75 @@ def _renamed(cls, head: str, prefix: str) -> str:
     return new
 
 
-def _apply(obj: Any, key: str, value: Any, from_text: bool, problems: list[str], prefix: str = "") -> None:
+def flag_names(key: str, f: dataclasses.Field, tp: Any) -> list[str]:
+    """The option names of a flagged field: `engine.batch_size` -> ['--batch-size'], a bool ['--x/--no-x']."""
+    named = f.metadata.get("flag")
+    if isinstance(named, str):
+        return [named]
+    leaf = "--" + key.rsplit(".", 1)[-1].replace("_", "-")
+    args = [a for a in typing.get_args(tp) if a is not _NONE]
+    base = args[0] if typing.get_origin(tp) in (typing.Union, types.UnionType) and args else tp
+    return [f"{leaf}/--no-{leaf[2:]}" if base is bool else leaf]
+
+
+def shown_name(key: str, f: dataclasses.Field, tp: Any) -> str:
+    """How the command line names a field: its flag (`--out`), its positional (`SRC`), else `key=`."""
+    if f.metadata.get("arg"):
+        return key.upper()
+    if f.metadata.get("flag"):
+        return flag_names(key, f, tp)[0].split("/")[0]
+    return f"{key}="
+
+
+def shortcuts(cls) -> dict[str, str]:
+    """Top-level keys that name a nested flagged field the way its flag does: `device` -> `engine.device`.
+
+    A flag is named by its leaf (`--device` sets `engine.device`), so the same word works as a key
+    wherever no top-level field takes it: one name, one meaning, as flag and as key.
+    """
+    top = {f.name for f in dataclasses.fields(cls)}
+    found: dict[str, list[str]] = {}
+    for key, f, tp in leaf_fields(cls):
+        if "." in key and f.metadata.get("flag"):
+            name = flag_names(key, f, tp)[0].split("/")[0][2:].replace("-", "_")
+            if name not in top:
+                found.setdefault(name, []).append(key)
+    return {name: keys[0] for name, keys in found.items() if len(keys) == 1}
+
+
+def _unknown(root, full: str, here: list[str]) -> str:
+    """`unknown key 'x' (did you mean 'y'? valid: ...)`: the nearest of every key of `root`, then this level's."""
+    keys = [k for k, _, _ in leaf_fields(root)] + [a for a in aliases(root)] + list(shortcuts(root))
+    near = difflib.get_close_matches(full, keys, n=1, cutoff=0.6) or \
+        difflib.get_close_matches(full.rsplit(".", 1)[-1], [k.rsplit(".", 1)[-1] for k in keys], n=1, cutoff=0.75)
+    if near and near[0] not in keys:  # matched a leaf name: give its full key
+        near = [next(k for k in keys if k.rsplit(".", 1)[-1] == near[0])]
+    hint = f"did you mean '{near[0]}'? " if near else ""
+    return f"unknown key '{full}' ({hint}valid: {', '.join(sorted(here))})"
+
+
+def _apply(obj: Any, key: str, value: Any, from_text: bool, problems: list[str], prefix: str = "",
+           root: Any = None) -> None:
     """Set dotted `key` on a dataclass instance, collecting problems (named by full key)."""
+    root = root or type(obj)
+    if not prefix and key.partition(".")[0] not in _fields(root) and key.partition(".")[0] not in aliases(root):
+        key = shortcuts(root).get(key, key)
     head, _, rest = key.partition(".")
     fields = _fields(type(obj))
     full = f"{prefix}{key}"
     head = _renamed(type(obj), head, prefix)
     if head not in fields:
-        problems.append(f"unknown key '{full}' (valid: {', '.join(sorted(fields))})")
+        problems.append(_unknown(root, full, list(fields)))
         return
     tp = _hints(type(obj))[head]
     current = getattr(obj, head)
     if rest:
         if _is_dataclass_type(tp):
-            _apply(current, rest, value, from_text, problems, f"{prefix}{head}.")
+            _apply(current, rest, value, from_text, problems, f"{prefix}{head}.", root)
         elif typing.get_origin(tp) is dict or tp is dict:
             sub = dict(current or {})
             try:
-                sub[rest] = yaml_value(value) if from_text and isinstance(value, str) else value
+                sub[rest] = yaml_value(value) if from_text and isinstance(value, str) else _number(value)
             except ValueError as e:
                 problems.append(f"'{full}' {e}")
                 return
@@ -183,21 +343,79 @@ def _apply(obj: Any, key: str, value: Any, from_text: bool, problems: list[str],
             problems.append(f"'{full}' expects a mapping, got {value!r}")
             return
         for k, v in value.items():
-            _apply(current, str(k), v, from_text, problems, f"{full}.")
+            _apply(current, str(k), v, from_text, problems, f"{full}.", root)
         return
+    if typing.get_origin(tp) is dict or tp is dict:
+        value = {k: _number(v) for k, v in value.items()} if isinstance(value, dict) else value
     try:
         setattr(obj, head, _coerce(value, tp, from_text))
     except ValueError as e:
         problems.append(f"'{full}' {e}")
 
 
+def check_values(cfg, prefix: str = "") -> list[str]:
+    """What is wrong with the values of `cfg` by its fields' `choices` and `check` (one phrase each,
+    naming a field as the command line does: `--role`, else `'key'`)."""
+    problems = []
+    hints = _hints(type(cfg))
+    for f in dataclasses.fields(cfg):
+        value, key = getattr(cfg, f.name), f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            problems += check_values(value, f"{key}.")
+            continue
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        choices, check = f.metadata.get("choices"), f.metadata.get("check")
+        name = shown_name(key, f, hints[f.name]) if f.metadata.get("flag") else f"'{key}'"
+        if choices and value not in choices:
+            problems.append(f"unknown {name} {value!r} (valid: {', '.join(map(str, choices))})")
+        elif check is not None and (why := check(value)):
+            problems.append(f"{name} {why}")
+    return problems
+
+
+def check_config(cfg) -> None:
+    """Raise one UserError for a config built in Python (not resolved) or changed since: missing
+    required options, values outside their `choices` or `check`. Stages call it first thing."""
+    check_required(cfg)
+    problems = check_values(cfg)
+    if problems:
+        raise UserError("config: " + "; ".join(problems))
+
+
+def _is_required(cfg, f: dataclasses.Field) -> bool:
+    rule = f.metadata.get("required")
+    return bool(rule) and not (isinstance(rule, str) and getattr(cfg, rule))  # a str: "unless that field is set"
+
+
+def missing_required(cfg, options: bool = True) -> list[str]:
+    """The command-line names (`SRC`, `--out`) of required fields of `cfg` left empty (`options=False`:
+    positional arguments only)."""
+    hints = _hints(type(cfg))
+    return [shown_name(f.name, f, hints[f.name]) for f in dataclasses.fields(cfg)
+            if _is_required(cfg, f) and (options or f.metadata.get("arg"))
+            and getattr(cfg, f.name) in (None, "", [], {})]
+
+
+def check_required(cfg, options: bool = True) -> None:
+    """Raise one UserError naming every required field of `cfg` not given: `missing argument SRC`,
+    `missing required option --out` (`options=False`: positional arguments only)."""
+    missing = missing_required(cfg, options)
+    args = [m for m in missing if not m.startswith("-") and not m.endswith("=")]
+    rest = [m for m in missing if m not in args]
+    parts = ([f"missing argument{'s' if len(args) > 1 else ''} {', '.join(args)}"] if args else []) + \
+        ([f"missing required option{'s' if len(rest) > 1 else ''} {', '.join(rest)}"] if rest else [])
+    if parts:
+        raise UserError("; ".join(parts))
+
+
 def load_yaml(path: str | Path) -> dict:
-    """Read a YAML mapping with `yaml.safe_load`; UserError if absent or not a mapping."""
+    """Read a YAML mapping (safe, YAML 1.2 numbers: `yaml_load`); UserError if absent or not a mapping."""
     p = Path(path)
     if not p.is_file():
         raise UserError(f"config file not found: {p}")
     try:
-        data = yaml.safe_load(p.read_text())
+        data = yaml_load(p.read_text())
     except yaml.YAMLError as e:
         raise UserError(f"config file {p} is not valid YAML: {str(e).splitlines()[0]}") from None
     if data is None:
@@ -216,22 +434,30 @@ def parse_override(text: str) -> tuple[str, str]:
 
 
 def resolve(cls, file: str | Path | None = None, overrides: list[str] | None = None,
-            preset: dict | None = None, options: dict | None = None):
-    """Build a `cls` instance from presets, a YAML file, overrides and CLI options."""
+            preset: dict | None = None, options: dict | None = None, preset_name: str | None = None):
+    """Build a `cls` instance from presets, a YAML file, overrides and CLI options.
+
+    Raises one UserError naming every unknown key (with the nearest valid one and, for a key
+    of `file`, the file), mistyped value and value outside a field's `choices` or `check`.
+    """
     cfg = cls()
     problems: list[str] = []
-    layers: list[tuple[list[tuple[str, Any]], bool]] = []
+    layers: list[tuple[list[tuple[str, Any]], bool, str]] = []
     if preset:
-        layers.append((list(preset.items()), False))
+        layers.append((list(preset.items()), False, f"preset {preset_name}: " if preset_name else "preset: "))
     if file:
-        layers.append((list(load_yaml(file).items()), False))
+        layers.append((list(load_yaml(file).items()), False, f"{file}: "))
     if overrides:
-        layers.append(([parse_override(o) for o in overrides], True))
+        layers.append(([parse_override(o) for o in overrides], True, ""))
     if options:
-        layers.append(([(k, v) for k, v in options.items() if v is not None], False))
-    for items, from_text in layers:
+        layers.append(([(k, v) for k, v in options.items() if v is not None], False, ""))
+    for items, from_text, source in layers:
         for key, value in items:
-            _apply(cfg, key, value, from_text, problems)
+            found: list[str] = []
+            _apply(cfg, key, value, from_text, found)
+            problems += [source + p for p in found]
+    if not problems:
+        problems = check_values(cfg)
     if problems:
         raise UserError("config: " + "; ".join(problems))
     return cfg
@@ -247,6 +473,24 @@ def _hashable(obj) -> Any:
         return {f.name: _hashable(getattr(obj, f.name)) for f in dataclasses.fields(obj)
                 if f.metadata.get("hash", True)}
     return obj
+
+
+def inputs_of(cfg) -> dict[str, str]:
+    """The paths a stage reads, by field name (`opt(input=True)`); a list field gives `name[i]` per entry.
+
+    Recorded in the manifest with each input's content hash: the one rule by which
+    every stage tells a changed input from a moved one.
+    """
+    out: dict[str, str] = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if not f.metadata.get("input") or not value:
+            continue
+        if isinstance(value, (list, tuple)):
+            out.update({f"{f.name}[{i}]": str(v) for i, v in enumerate(value)})
+        else:
+            out[f.name] = str(value)
+    return out
 
 
 def config_hash(cfg, extra: bool = True) -> str:

@@ -6,26 +6,62 @@
 
     trainer.add_callback(training_progress("distill", metric="loss"))   # steps/s, tokens/s, ETA, loss
 
-On a terminal the bar redraws in place; when stderr is a file or a pipe it is
-printed once, in its final state, so logs stay short.
+On a terminal the bar redraws in place. When stderr is a file or a pipe (a
+cluster job's log) a plain line is printed every `RLT_PROGRESS_SECONDS`
+seconds (default 30), whether or not a batch finished in between, and once at
+the end:
+
+    generate: 120/2,000 rows (6 %), 2.31 rows/s, 1,234 tok/s, elapsed 0:52, eta 13:33
 """
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 import time
 from contextlib import contextmanager
 
+INTERVAL_ENV = "RLT_PROGRESS_SECONDS"
+DEFAULT_INTERVAL = 30.0
+
+
+def plural(n: float, word: str, many: str | None = None) -> str:
+    """`1 row`, `2 rows`, `1,000 rows` (`many` for irregular plurals)."""
+    return f"{n:,} {word if n == 1 else many or word + 's'}"
+
+
+def clock(seconds: float) -> str:
+    """`12 s`, or m:ss / h:mm:ss past a minute."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    m, s = divmod(int(seconds), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
+
+
+def interval() -> float:
+    """Seconds between plain progress lines (`RLT_PROGRESS_SECONDS`, default 30); ValueError if not a number > 0."""
+    text = os.environ.get(INTERVAL_ENV, "")
+    value = float(text) if text.strip() else DEFAULT_INTERVAL
+    if not value > 0:
+        raise ValueError(f"{INTERVAL_ENV} must be a number of seconds > 0, got {text!r}")
+    return value
+
 
 class _Bar:
-    def __init__(self, prog, task, unit: str):
-        self.prog, self.task, self.unit = prog, task, unit
-        self.rows = self.tokens = 0
+    """Counts of one display: `advance(rows, tokens)`, `metric(name, value)`; drawn by rich or as plain lines."""
+
+    def __init__(self, desc: str, total: int, unit: str, done: int, prog=None, task=None):
+        self.desc, self.total, self.unit, self.prog, self.task = desc, total, unit, prog, task
+        self.start_done = self.done = done
+        self.rows = self.tokens = 0  # advanced in this process (the rates count these)
         self.t0 = time.time()
         self.shown = ""
 
     def advance(self, rows: int = 1, tokens: int = 0) -> None:
         self.rows += rows
         self.tokens += tokens
+        self.done += rows
         self._refresh(advance=rows)
 
     def metric(self, name: str, value: float | None) -> None:
@@ -33,10 +69,24 @@ class _Bar:
         self.shown = "" if value is None else f"{name}={value:.4g}"
         self._refresh()
 
-    def _refresh(self, **kw) -> None:
+    def rates(self) -> str:
         dt = max(time.time() - self.t0, 1e-9)
-        rate = f"{self.rows / dt:.2f} {self.unit}/s" + (f" {self.tokens / dt:,.0f} tok/s" if self.tokens else "")
-        self.prog.update(self.task, rate=" ".join(filter(None, (rate, self.shown))), **kw)
+        rate = f"{self.rows / dt:.2f} {self.unit}/s" + (f", {self.tokens / dt:,.0f} tok/s" if self.tokens else "")
+        return ", ".join(filter(None, (rate, self.shown)))
+
+    def line(self, final: bool = False) -> str:
+        """The plain progress line: done/total, share, rates, elapsed time and ETA (or the total time)."""
+        elapsed = time.time() - self.t0
+        share = f" ({100 * self.done / self.total:.0f} %)" if self.total else ""
+        speed = self.rows / max(elapsed, 1e-9)
+        left = max(self.total - self.done, 0)
+        when = f"took {clock(elapsed)}" if final else \
+            f"elapsed {clock(elapsed)}, eta {clock(left / speed) if speed > 0 else '?'}"
+        return f"{self.desc}: {self.done:,}/{self.total:,} {self.unit}{share}, {self.rates()}, {when}"
+
+    def _refresh(self, **kw) -> None:
+        if self.prog is not None:
+            self.prog.update(self.task, rate=self.rates().replace(", ", " "), **kw)
 
 
 def console(stderr: bool = False):
@@ -51,7 +101,17 @@ def console(stderr: bool = False):
 
 @contextmanager
 def progress(total: int, desc: str, unit: str = "rows", done: int = 0):
-    """A rich progress bar on stderr; yields a `_Bar` (`advance(rows, tokens)`, `metric(name, value)`)."""
+    """A progress display on stderr; yields a `_Bar` (`advance(rows, tokens)`, `metric(name, value)`).
+
+    `total` counts everything (`done` of it finished before this process started, e.g. by a run
+    that was interrupted). A terminal gets a rich bar; a file or pipe a plain line every
+    `interval()` seconds and one at the end.
+    """
+    con = console(stderr=True)
+    if not con.is_terminal:
+        with _plain(_Bar(desc, total, unit, done)) as bar:
+            yield bar
+        return
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -63,8 +123,34 @@ def progress(total: int, desc: str, unit: str = "rows", done: int = 0):
 
     columns = [TextColumn("[bold]{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
-    with Progress(*columns, console=console(stderr=True)) as prog:
-        yield _Bar(prog, prog.add_task(desc, total=total, completed=done, rate=""), unit)
+    with Progress(*columns, console=con) as prog:
+        yield _Bar(desc, total, unit, done, prog, prog.add_task(desc, total=total, completed=done, rate=""))
+
+
+@contextmanager
+def _plain(bar: _Bar):
+    """Print `bar.line()` every `interval()` seconds from a background thread, and a last line at the end."""
+    stop = threading.Event()
+    every = interval()
+
+    def tick():
+        while not stop.wait(every):
+            _write(bar.line())
+
+    thread = threading.Thread(target=tick, name=f"progress-{bar.desc}", daemon=True)
+    thread.start()
+    try:
+        yield bar
+    finally:
+        stop.set()
+        thread.join()
+    if bar.rows:
+        _write(bar.line(final=True))
+
+
+def _write(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
 
 
 def training_progress(desc: str, metric: str):

@@ -17,7 +17,10 @@ kind, config or inputs: `differs` names which).
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +48,7 @@ class OutputState:
     differs: tuple[str, ...] = ()  # what makes it conflicting, one phrase each
     step: int = 0  # an unfinished training run: step of its last complete intermediate checkpoint
     manifest: dict | None = field(default=None, repr=False)
+    writer: int | None = None  # an unfinished artifact: PID of the live process writing it now, if any
 
     @property
     def complete(self) -> bool:
@@ -60,12 +64,36 @@ class OutputState:
         what = f"{self.kind} artifact" if self.kind else "artifact"
         if self.status == "missing":
             return "missing"
+        if self.status == "interrupted" and self.writer is not None:
+            return f"{what} being written by process {self.writer} ({self.so_far.removeprefix('with ')})"
         if self.status == "interrupted":
             return f"interrupted {what} {self.so_far} (rerun the same command to resume)"
         if self.status == "complete":
             return f"complete {what}, {self.rows} rows"
         done = "complete" if self.finished else f"interrupted ({self.rows} rows so far)"
         return f"{done} {what}, but {'; '.join(self.differs)}"
+
+
+def pid_alive(pid: int) -> bool:
+    """Is process `pid` running on this machine?"""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def lock_holder(out: str | Path) -> int | None:
+    """PID of the live process on this machine holding `out`'s lock, None when none does."""
+    try:
+        held = json.loads(layout.meta_path(out, layout.LOCK).read_text() or "{}")
+    except (OSError, json.JSONDecodeError):
+        return None
+    pid = held.get("pid")
+    alive = pid and held.get("host") == socket.gethostname() and int(pid) != os.getpid() and pid_alive(int(pid))
+    return int(pid) if alive else None
 
 
 def counted_rows(out: str | Path) -> int:
@@ -134,7 +162,7 @@ def output_state(out: str | Path, kind: str | None = None, cfg: Any = None,
     found = differences(progress, kind, cfg, inputs) if progress else []
     step = last_checkpoint(checkpoint_dir(p))[1]
     return OutputState(p, "conflicting" if found else "interrupted", rows=rows, kind=(progress or {}).get("kind"),
-                       differs=tuple(found), step=step)
+                       differs=tuple(found), step=step, writer=lock_holder(p))
 
 
 def _finished(p: Path, manifest: dict, differs: list[str] | tuple[str, ...] = ()) -> OutputState:
@@ -142,6 +170,15 @@ def _finished(p: Path, manifest: dict, differs: list[str] | tuple[str, ...] = ()
     return OutputState(p, "conflicting" if differs else "complete", finished=True,
                        rows=int(manifest.get("rows") or 0), kind=manifest.get("kind"), differs=tuple(differs),
                        manifest=manifest)
+
+
+def already_complete(out: str | Path) -> Path:
+    """Say (one log line, the same in every stage) that `out` is complete with this config and inputs; returns it.
+
+    Stages return what this returns when `require(...).complete` or a writer's `complete` holds.
+    """
+    log.info("%s is already complete with this config and inputs (--force redoes it)", out)
+    return Path(out)
 
 
 def require(out: str | Path, kind: str, cfg: Any, inputs: dict[str, str] | None, force: bool = False) -> OutputState:

@@ -28,23 +28,14 @@ import pyarrow.parquet as pq
 
 from stages import __version__
 from stages.artifacts import layout
+from stages.artifacts.checkpoints import checkpoint_dir, last_checkpoint
 from stages.artifacts.compaction import compact, drop_superseded
 from stages.artifacts.schemas import ROW_KEYS, to_table
-from stages.artifacts.state import require
+from stages.artifacts.state import pid_alive, require
 from stages.config import config_hash, to_dict
 from stages.errors import UserError
 
 log = logging.getLogger(__name__)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def acquire_lock(out: Path) -> Path:
@@ -61,7 +52,7 @@ def acquire_lock(out: Path) -> Path:
             except (json.JSONDecodeError, OSError):
                 held = {}
             pid, host = held.get("pid"), held.get("host")
-            if pid and host == socket.gethostname() and _pid_alive(int(pid)) and int(pid) != os.getpid():
+            if pid and host == socket.gethostname() and pid_alive(int(pid)) and int(pid) != os.getpid():
                 raise UserError(f"{out} is being written by process {pid}; wait for it or stop it")
             if pid and host and host != socket.gethostname():
                 raise UserError(f"{out} is locked by process {pid} on host {host}; remove {lock} if it is dead")
@@ -127,12 +118,15 @@ class ArtifactWriter:
         if self._lock is not None:
             self._lock.unlink(missing_ok=True)
             self._lock = None
-        # A run that failed before producing anything leaves no trace of itself.
-        meta = self.out / layout.META_DIR
-        if failed and self._created and self.out.is_dir() and \
-                all(c == meta for c in self.out.iterdir()) and \
-                all(c.name == layout.PROGRESS for c in meta.iterdir()):
+        # A run that failed before its first row or training step leaves no trace of itself: nothing
+        # that `rlt inspect` would call interrupted and a rerun would have to resume.
+        if failed and self._created and self.out.is_dir() and not self._produced():
             shutil.rmtree(self.out, ignore_errors=True)
+
+    def _produced(self) -> bool:
+        """Has this output anything worth resuming: a manifest, a data file or a complete training checkpoint?"""
+        return layout.read_manifest(self.out) is not None or bool(layout.data_files(self.out)) or \
+            last_checkpoint(checkpoint_dir(self.out))[0] is not None
 
     def _prepare(self) -> None:
         state = require(self.out, self.kind, self.cfg, self.input_paths, self.force)

@@ -20,7 +20,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
-from stages.config import resolve
+from stages.config import check_config, check_required, load_yaml, resolve
 from stages.errors import UserError
 
 
@@ -91,20 +91,38 @@ def presets(name: str) -> dict[str, dict]:
     return getattr(module(name), "PRESETS", {})
 
 
+def _named_preset(file, overrides: list[str] | None) -> str | None:
+    """The preset a `preset=NAME` override or a `preset:` key of the config file names (the override wins)."""
+    for text in reversed(overrides or []):
+        key, _, value = text.partition("=")
+        if key.strip() == "preset":
+            return value.strip() or None
+    value = load_yaml(file).get("preset") if file else None
+    return None if value is None else str(value)
+
+
 def make_config(name: str, preset: str | None = None, file=None, overrides: list[str] | None = None,
-                options: dict[str, Any] | None = None):
+                options: dict[str, Any] | None = None, complete: bool = True):
     """Resolve the config of command `name`: defaults < preset < file < overrides < options.
 
-    Raises UserError for an unknown preset, unknown keys or mistyped values.
+    The preset is the `--preset` flag's, else the one a `preset` key names (in `file` or an
+    override): a named preset is applied wherever it is named, not only recorded. With
+    `complete`, required options must be given, else only positional arguments (`--print-config`
+    shows a config still missing options).
+    Raises UserError for an unknown preset, unknown keys, mistyped or invalid values and
+    missing required options.
     """
     cls, named = config_class(name), presets(name)
+    if preset is None and named:
+        preset = _named_preset(file, overrides)
     if preset is not None and preset not in named:
         raise UserError(f"unknown --preset {preset!r} (valid: {', '.join(sorted(named)) or 'none'})")
     options = dict(options or {})
     if preset is not None and "preset" in {f.name for f in dataclasses.fields(cls)}:
         options["preset"] = preset  # recorded in the manifest
     cfg = resolve(cls, file=file, overrides=overrides, preset=named.get(preset) if preset else None,
-                  options=options)
+                  options=options, preset_name=preset)
+    check_required(cfg, options=complete)
     # A stage may derive values from others (distill's teacher warm-up recipe): what the CLI prints,
     # `rlt run` compares with a finished output and the stage records is then one config.
     finalize = getattr(module(name), "finalize_config", None)
@@ -112,5 +130,10 @@ def make_config(name: str, preset: str | None = None, file=None, overrides: list
 
 
 def call(name: str, cfg) -> Any:
-    """Run command `name` on its resolved config; returns what the stage returns."""
+    """Run command `name` on its resolved config; returns what the stage returns.
+
+    Raises UserError when a required option is missing or a value is invalid (a config built
+    in Python, not resolved, is checked here).
+    """
+    check_config(cfg)
     return getattr(module(name), COMMANDS[name].func)(cfg)

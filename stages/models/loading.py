@@ -10,6 +10,7 @@ Every problem with a model path becomes one `UserError` line.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from pathlib import Path
@@ -19,12 +20,25 @@ from stages.models import adapters
 
 log = logging.getLogger(__name__)
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+# Endings that make a name a local file, never a hub repository (`src/nope.jsonl`).
+FILE_SUFFIXES = (".parquet", ".jsonl", ".json", ".csv", ".txt", ".arrow", ".yaml", ".yml", ".safetensors", ".bin")
+
+DEVICE_HELP = "Where models run: auto (cuda when available, else cpu), cpu, cuda, cuda:N or mps."
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def check_device(value: str) -> str | None:
+    """The `check` of every `device` option: what is wrong with `value`, None when it names a device."""
+    return None if _DEVICE.match(str(value)) else f"must be auto, cpu, cuda, cuda:N or mps, got {value!r}"
 
 
 def resolve_device(device: str = "auto") -> str:
-    """'auto' -> 'cuda' when available, else 'cpu'."""
+    """'auto' -> 'cuda' when available, else 'cpu'; UserError for an unknown device or CUDA that is not there."""
     import torch
 
+    why = check_device(device)
+    if why:
+        raise UserError(f"device {why}")
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -32,17 +46,70 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
+def hub_id(path: str) -> bool:
+    """Is `path`, which does not exist here, a hub id (`org/name`) rather than a mistyped local path?
+
+    Not when it starts with `.`, `/` or `~`, ends like a file (`.jsonl`, `.parquet`, ...), or its
+    first part is a folder here (`runs/studnet`: a typo under `runs/`, not an organisation).
+    """
+    text = str(path)
+    if not _HUB_ID.match(text) or text.startswith((".", "/", "~")) or text.lower().endswith(FILE_SUFFIXES):
+        return False
+    return not Path(text.split("/", 1)[0]).exists()
+
+
+def not_found(path: str, what: str = "input") -> UserError:
+    """`<what> not found: <path>`, naming the nearest existing sibling when there is one (a typo)."""
+    import difflib
+
+    p = Path(path)
+    parent = p.parent if str(p.parent) not in ("", ".") else Path(".")
+    siblings = [c.name for c in parent.iterdir()] if parent.is_dir() else []
+    near = difflib.get_close_matches(p.name, siblings, n=1, cutoff=0.6)
+    hint = f" (did you mean {parent / near[0] if str(parent) != '.' else near[0]}?)" if near else ""
+    return UserError(f"{what} not found: {path}{hint}")
+
+
+@functools.cache  # asked once per process, however many loads follow
+def check_hub_model(repo: str) -> None:
+    """Ask the hub once whether model `repo` exists; UserError naming the offline case, no retries.
+
+    A model already in the local hub cache passes without asking.
+    """
+    from huggingface_hub import constants, model_info, try_to_load_from_cache
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    if isinstance(try_to_load_from_cache(repo, "config.json"), str):
+        return
+    if constants.HF_HUB_OFFLINE:
+        raise UserError(f"model not found: {repo} is not a local directory and not in the hub cache "
+                        "(HF_HUB_OFFLINE is set)")
+    try:
+        model_info(repo, timeout=10)
+    except GatedRepoError:
+        raise UserError(f"model {repo} is gated on the hub: accept its terms and log in (hf auth login)") from None
+    except RepositoryNotFoundError:
+        raise UserError(f"model not found: {repo} is not a local directory and not a model on the hub "
+                        "(or it is private: log in with hf auth login)") from None
+    except Exception as e:  # noqa: BLE001 - no network: one line naming the case, not a traceback
+        raise UserError(f"model {repo} is not a local directory and the hub cannot be reached "
+                        f"({type(e).__name__}); offline, download it first or give a local path") from None
+
+
 def check_model_path(path: str, allow_pickle: bool = False, need_weights: bool = True) -> None:
     """Refuse a missing directory, one without a tokenizer, or pickle-only weights.
 
-    A PEFT adapter directory (`adapter_config.json`, see stages/models/adapters.py) is accepted
-    when its adapter weights are safetensors and its base model passes these checks.
+    A path that does not exist is refused at once unless it is a hub id (`hub_id`), which is
+    asked for once (`check_hub_model`). A PEFT adapter directory (`adapter_config.json`, see
+    stages/models/adapters.py) is accepted when its adapter weights are safetensors and its base
+    model passes these checks. Raises UserError, one line.
     """
     p = Path(path)
     if not p.exists():
-        if _HUB_ID.match(str(path)) and not str(path).startswith((".", "/")):
-            return  # a hub id: transformers resolves it (or fails clearly offline)
-        raise UserError(f"model not found: {path}")
+        if hub_id(path):
+            check_hub_model(str(path))
+            return
+        raise not_found(path, "model")
     if not p.is_dir():
         raise UserError(f"model path {path} is a file; give the model directory")
     if adapters.is_adapter_dir(p):

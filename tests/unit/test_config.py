@@ -114,3 +114,93 @@ def test_leaf_fields_walks_nested_configs():
     keys = [k for k, _, _ in leaf_fields(Demo)]
     assert {"reward.kl_coef", "prompts.teacher_system", "seed", "trl"} <= set(keys) and "reward" not in keys
     assert len(keys) == len(set(keys)) == 7 + len(leaf_fields(RewardConfig)) + len(leaf_fields(PromptsConfig))
+
+
+# ----------------------------------------------------------------------------- configs mean what they say
+
+
+NUMBERS = [("1e-5", 1e-5), ("1E-5", 1e-5), ("1e5", 1e5), (".5", 0.5), ("-1e-3", -1e-3), ("1_000", 1000.0),
+           ("+2.5", 2.5), ("3", 3.0)]
+
+
+@pytest.mark.parametrize("text,value", NUMBERS)
+def test_every_number_python_and_yaml_1_2_read_is_a_number(tmp_path, text, value):
+    f = tmp_path / "c.yaml"
+    f.write_text(f"lr: {text}\ntrl: {{adam_epsilon: {text}}}\nreward: {{kl_coef: {text}}}\n")
+    for cfg in (resolve(Demo, overrides=[f"lr={text}", f"trl.adam_epsilon={text}", f"reward.kl_coef={text}"]),
+                resolve(Demo, file=f)):
+        assert cfg.lr == value and isinstance(cfg.lr, float)
+        assert cfg.trl["adam_epsilon"] == value and not isinstance(cfg.trl["adam_epsilon"], str)
+        assert cfg.reward.kl_coef == value
+
+
+def test_yaml_1_2_booleans_and_strings(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("name: yes\nflag: true\n")
+    cfg = resolve(Demo, file=f)
+    assert cfg.name == "yes" and cfg.flag is True
+
+
+def test_a_mistyped_key_gets_the_nearest_valid_one():
+    with pytest.raises(UserError, match="did you mean 'reward.kl_coef'"):
+        resolve(Demo, overrides=["reward.kl_coeff=1"])
+    with pytest.raises(UserError, match="did you mean 'reward.kl_coef'"):
+        resolve(Demo, overrides=["kl_coef=1"])  # a nested key given at the top level
+    with pytest.raises(UserError, match="did you mean 'seed'"):
+        resolve(Demo, overrides=["sede=1"])
+
+
+def test_a_key_of_a_config_file_is_attributed_to_the_file(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("reward:\n  kl_coeff: 3\n")
+    with pytest.raises(UserError) as e:
+        resolve(Demo, file=f)
+    assert f"{f}: unknown key 'reward.kl_coeff' (did you mean 'reward.kl_coef'?" in str(e.value)
+
+
+def test_an_optional_bool_says_what_it_expects_in_words():
+    with pytest.raises(UserError) as e:
+        resolve(RewardConfig, overrides=["full_kl=maybe"])
+    assert "'full_kl' expects true/false (or null: unset), got 'maybe'" in str(e.value)
+    assert resolve(RewardConfig, overrides=["full_kl=null"]).full_kl is None
+
+
+@dataclass
+class Checked:
+    out: str = opt("", "output", flag=True, required=True)
+    src: str = opt("", "input", arg=True, required=True)
+    role: str = opt("a", "role", flag=True, choices=("a", "b"))
+    lr: float = opt(1.0, "lr", check=lambda v: None if v > 0 else f"must be above 0, got {v:g}")
+
+
+def test_values_are_checked_when_the_config_resolves():
+    from stages.config import check_required
+
+    with pytest.raises(UserError, match=r"unknown --role 'c' \(valid: a, b\)"):
+        resolve(Checked, overrides=["role=c"])
+    with pytest.raises(UserError, match="'lr' must be above 0, got -1"):
+        resolve(Checked, overrides=["lr=-1"])
+    cfg = resolve(Checked)  # required fields are checked once the config is complete
+    with pytest.raises(UserError, match="missing argument SRC; missing required option --out"):
+        check_required(cfg)
+
+
+def test_a_preset_named_in_a_file_or_a_key_is_applied(tmp_path):
+    from stages.commands import make_config
+
+    f = tmp_path / "c.yaml"
+    f.write_text("preset: tiny\nmax_steps: 3\n")
+    for cfg in (make_config("distill", file=f, options={"model": "m", "data": "d", "out": "o"}),
+                make_config("distill", overrides=["preset=tiny", "max_steps=3"],
+                            options={"model": "m", "data": "d", "out": "o"})):
+        assert (cfg.preset, cfg.batch_size, cfg.lr, cfg.max_length, cfg.max_steps) == ("tiny", 32, 3e-3, 1024, 3)
+    with pytest.raises(UserError, match="unknown --preset 'huge'"):
+        make_config("distill", overrides=["preset=huge"], options={"model": "m", "data": "d", "out": "o"})
+
+
+def test_a_flag_name_is_also_a_key():
+    from stages.commands import make_config
+
+    cfg = make_config("generate", overrides=["device=cpu", "batch_size=4"],
+                      options={"teacher": "t", "data": "d", "out": "o"})
+    assert cfg.engine.device == "cpu" and cfg.engine.batch_size == 4
