@@ -33,7 +33,6 @@ import weakref
 log = logging.getLogger(__name__)
 VARLEN = "rlt_varlen"
 PER_SEQUENCE = "rlt_sdpa_per_sequence"
-OURS = (VARLEN, PER_SEQUENCE)
 
 
 def pick(device: str, half: bool, dropout: float, sliding_window: bool, flash_attn: bool, torch_varlen: bool) -> str:
