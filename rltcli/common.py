@@ -68,6 +68,9 @@ class _Once(logging.Filter):
         return True
 
 
+_ONCE = _Once()
+
+
 class _Stderr(logging.StreamHandler):
     """Writes to whatever sys.stderr is at the time of the record (it may be replaced after setup)."""
 
@@ -97,8 +100,9 @@ def setup_logging(verbose: bool = False) -> None:
     if not any(isinstance(h.formatter, _Lines) for h in root.handlers):
         handler = _Stderr()
         handler.setFormatter(_Lines())
-        handler.addFilter(_Once())
+        handler.addFilter(_ONCE)
         root.addHandler(handler)
+    _ONCE.seen.clear()  # once per command (a test runs several in one process)
     root.setLevel(logging.INFO if verbose else logging.ERROR)
     logging.getLogger("stages").setLevel(logging.DEBUG if verbose else logging.INFO)
     if not main_rank():

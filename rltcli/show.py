@@ -1,46 +1,91 @@
-"""How a command's result is shown on the console (stdout): one renderer per command, a default for the rest."""
+"""How a command's result is shown on stdout: one renderer per command, a default for the rest.
+
+Every command also takes `--json`: the result as one JSON object on stdout instead (for scripts):
+`{"path", "kind", "rows"}` for an artifact, plus `summary` for eval; the report's tables; the
+inspected facts; the pipeline's step records.
+
+Numbers read the same everywhere: shares as percentages with one decimal and a `%` sign,
+intervals as `lo-hi %`, counts with their noun in the right number.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import click
 
-from stages.progress import console
+from stages.progress import console, plural
+
+WIDE = 6  # columns above which `rlt inspect` shows rows as columns (one line per field)
 
 
-def _table(title: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+def pct(x: float | None) -> str:
+    """A share as `57.5 %` (`-` when there is none)."""
+    return "-" if x is None else f"{100 * x:.1f} %"
+
+
+def interval(ci: list[float] | tuple[float, float]) -> str:
+    """A 95 % interval of shares as `52.6-62.3 %`."""
+    return f"{100 * ci[0]:.1f}-{100 * ci[1]:.1f} %"
+
+
+def _table(title: str | None, columns: tuple[str, ...], rows: list[tuple], right: tuple[str, ...] = ()) -> None:
     from rich.table import Table
 
     table = Table(title=title)
     for col in columns:
-        table.add_column(col)
+        table.add_column(col, justify="right" if col in right else "left")
     for row in rows:
         table.add_row(*map(str, row))
     console().print(table)
 
 
-def artifact(path: Any) -> None:
-    """`<kind> artifact: <path>`, the kind read from the manifest."""
+def _manifest(path: Any) -> dict:
     from stages.artifacts.layout import read_manifest
 
-    manifest = read_manifest(Path(path)) if Path(path).is_dir() else None
-    kind = (manifest or {}).get("kind", "output")
-    click.echo(f"{kind} artifact: {path}")
+    return (read_manifest(Path(path)) if Path(path).is_dir() else None) or {}
+
+
+def artifact(path: Any) -> None:
+    """`<kind> artifact: <path>`, the kind read from the manifest."""
+    click.echo(f"{_manifest(path).get('kind', 'output')} artifact: {path}")
+
+
+def eval_table(summary: dict, title: str | None = "rlt eval") -> None:
+    """The eval summary: per model and benchmark, questions, accuracy with its interval, pass@k, tokens, truncation."""
+    from stages.commands.evaluate import display_names
+
+    models = summary["models"]
+    names = display_names(list(models))
+    ks = sorted({k for m in models.values() for k in m["overall"] if k.startswith("pass@") and k != "pass@1"},
+                key=lambda k: int(k[5:]))
+    rows = []
+    for model, m in models.items():
+        entries = list(m["benchmarks"].items())
+        if len(entries) > 1:
+            entries.append(("overall", m["overall"]))
+        for name, s in entries:
+            rows.append((names[model], name, s["n"], pct(s["accuracy"]), interval(s["ci95"]),
+                         *[pct(s[k]) if k in s else "" for k in ks], f"{s['mean_response_tokens']:.0f}",
+                         pct(s["truncation_rate"])))
+    columns = ("model", "benchmark", "questions", "accuracy", "95 % CI", *ks, "mean tokens", "truncated")
+    _table(title, columns, rows, right=tuple(columns[2:]))
 
 
 def eval_summary(path: Any) -> None:
-    from stages.commands.evaluate import read_summary, summary_table
+    from stages.commands.evaluate import read_summary
 
-    console().print(summary_table(read_summary(path)))
+    eval_table(read_summary(path))
     artifact(path)
 
 
 def report(result: dict) -> None:
-    rows = [(r["step"], r["model"], r["benchmark"], r["n"], f"{100 * r['accuracy']:.1f}",
-             f"{100 * r['ci95'][0]:.1f}-{100 * r['ci95'][1]:.1f}") for r in result["accuracy"]]
-    _table("accuracy (95 % interval)", ("eval step", "model", "benchmark", "n", "accuracy %", "95 % CI"), rows)
+    rows = [(r["step"], r["model"], r["benchmark"], r["n"], pct(r["accuracy"]), interval(r["ci95"]))
+            for r in result["accuracy"]]
+    _table("accuracy (95 % interval)", ("eval step", "model", "benchmark", "questions", "accuracy", "95 % CI"),
+           rows, right=("questions", "accuracy", "95 % CI"))
     click.echo(f"report: {result['path']}")
 
 
@@ -49,8 +94,84 @@ def pipeline(records: list[dict], plan: bool) -> None:
     _table("plan" if plan else "pipeline", ("step", "command", "action", "reason", "seconds"), rows)
 
 
-def show(command: str, cfg: Any, result: Any) -> None:
-    """Print `result` of `command` (nothing for None)."""
+def _cell(v: Any, width: int) -> str:
+    s = "" if v is None else str(v)
+    return s if len(s) <= width else s[: width - 1] + "…"
+
+
+def inspect(info: dict, cfg: Any) -> None:
+    """`rlt inspect`: the state line first, then the manifest, what the artifact holds, its schema and rows.
+
+    Up to WIDE columns the rows are a table; wider artifacts (traces have 25 columns) are shown
+    turned: one line per column, its type and the values of the first rows.
+    """
+    from rich.markup import escape
+    from rich.table import Table
+
+    con = console()
+    color = {"complete": "green", "interrupted": "yellow", "running": "cyan", "conflicting": "red"}.get(
+        info["state"], "bold")
+    con.print(f"[bold]{escape(cfg.path)}[/]: [{color}]{escape(info['state_line'])}[/]")
+    if info["state"] == "folder":
+        _table(None, ("artifact", "state"), [(a["path"], a["state_line"]) for a in info["artifacts"]])
+        return
+    m = info["manifest"]
+    if m:
+        con.print(escape(f"  {m.get('kind')} artifact, {plural(m.get('rows') or 0, 'row')}, config "
+                         f"{m.get('config_hash')}, schema version {m.get('schema_version', 1)}, "
+                         f"rlt {m.get('rlt_version')}, created {m.get('created')}"))
+        for name, inp in (m.get("inputs") or {}).items():
+            con.print(escape(f"  input {name}: {inp['path']} ({inp['hash']})"))
+    if info.get("training"):
+        t = info["training"]
+        parts = [plural(t["steps"] or 0, "step")] + \
+            [f"final {k} {t[f'final_{k}']:.4g}" for k in ("loss", "reward") if t.get(f"final_{k}") is not None]
+        con.print("  training: " + ", ".join(parts))
+    if info.get("summary"):
+        eval_table(info["summary"], title="accuracy")
+    if info.get("schema"):
+        con.print("schema: " + escape(", ".join(f"{n}:{t}" for n, t in info["schema"])))
+    head, names = info.get("head") or [], [n for n, _ in info.get("schema") or []]
+    if not head:
+        return
+    if len(names) > WIDE:
+        t = Table(show_lines=True)
+        t.add_column("column", no_wrap=True)
+        t.add_column("type", no_wrap=True)
+        for i in range(len(head)):
+            t.add_column(f"row {i}", overflow="fold", max_width=cfg.width)
+        types = dict(info["schema"])
+        for n in names:
+            t.add_row(escape(n), escape(types[n]), *[escape(_cell(r.get(n), cfg.width)) for r in head])
+    else:
+        t = Table(show_lines=True)
+        for n in names:
+            t.add_column(n, overflow="fold", max_width=cfg.width)
+        for r in head:
+            t.add_row(*[escape(_cell(r.get(n), cfg.width)) for n in names])
+    con.print(t)
+
+
+def json_of(command: str, cfg: Any, result: Any) -> dict | list:
+    """The result of `command` as plain data for `--json`."""
+    if command == "run":
+        return {"pipeline": cfg.name, "steps": result}
+    if isinstance(result, (str, Path)):
+        m = _manifest(result)
+        data = {"path": str(result), "kind": m.get("kind"), "rows": m.get("rows")}
+        if command == "eval":
+            from stages.commands.evaluate import read_summary
+
+            data["summary"] = read_summary(result)
+        return data
+    return result
+
+
+def show(command: str, cfg: Any, result: Any, as_json: bool = False) -> None:
+    """Print `result` of `command` (nothing for None); `as_json`: one JSON object instead."""
+    if as_json:
+        click.echo(json.dumps(json_of(command, cfg, result), default=str))
+        return
     if not result:
         return
     if command == "eval":
@@ -59,5 +180,7 @@ def show(command: str, cfg: Any, result: Any) -> None:
         report(result)
     elif command == "run":
         pipeline(result, cfg.plan)
+    elif command == "inspect":
+        inspect(result, cfg)
     elif isinstance(result, (str, Path)):
         artifact(result)

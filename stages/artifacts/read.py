@@ -111,6 +111,19 @@ def select_rows(rows: list[dict], shard: str | None, limit: int | None) -> list[
     return select_shard(rows[:limit], shard)
 
 
+SHARD_HELP = "i/n: work on slice i of n of the rows (split by a hash of their id, after --limit)."
+LIMIT_HELP = "Use only the first N rows of the data (--shard then splits those N rows)."
+
+
+def select_rows(rows: list[dict], shard: str | None, limit: int | None) -> list[dict]:
+    """The rows a run works on: the first `limit` rows, then shard i/n of those (by a hash of the id).
+
+    `--limit N` cuts the data, `--shard i/n` splits what is left, in every command: the n shards of
+    a run with `--limit N` together hold exactly its first N rows.
+    """
+    return select_shard(rows[:limit], shard)
+
+
 def select_shard(rows: list[dict], spec: str | None) -> list[dict]:
     """Deterministic slice of rows by a hash of their id, so n machines split the work."""
     shard = parse_shard(spec)

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 class CompactConfig:
     """Options of `rlt data compact`."""
 
-    path: str = opt("", "Artifact directory to compact in place (either layout).", arg=True)
+    path: str = opt("", "Artifact directory to compact in place (either layout).", arg=True, required=True)
     max_file_mb: float = opt(MAX_FILE_MB, "Bound on a merged file's size, in MiB.", flag=True)
 
 

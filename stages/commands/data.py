@@ -27,10 +27,11 @@ from stages.artifacts.read import read_table
 from stages.artifacts.schemas import ROW_KEYS, row_id, validate
 from stages.artifacts.state import already_complete
 from stages.artifacts.writer import ArtifactWriter
-from stages.config import inputs_of, opt
+from stages.config import at_least, between, check_config, inputs_of, opt
 from stages.errors import UserError
 from stages.method import tasks
 from stages.method.views import parse_stratos
+from stages.models.loading import hub_id, not_found
 
 log = logging.getLogger(__name__)
 FORMATS = ("columns", "stratos", "math500", "aime", "gpqa")
@@ -43,13 +44,13 @@ FORMAT_TASKS = {"stratos": "math", "math500": "math", "aime": "integer", "gpqa":
 class SynthConfig:
     """Options of `rlt data synth`."""
 
-    out: str = opt("", "Output dataset artifact.", hash=False, flag=True)
-    n: int = opt(1000, "Number of problems.", flag=True)
+    out: str = opt("", "Output dataset artifact.", hash=False, flag=True, required=True)
+    n: int = opt(1000, "Number of problems.", flag=True, check=at_least(1))
     seed: int = opt(0, "Sampling seed.", flag=True)
-    split: str = opt("train", "train or test (disjoint question sets).", flag=True)
-    min_digits: int = opt(2, "Fewest digits of an operand.")
-    max_digits: int = opt(3, "Most digits of an operand.")
-    unhelpful: float = opt(0.0, "Share (0-1) of rows whose trace is correct but unhelpful (see style).", flag=True)
+    split: str = opt("train", "train or test (disjoint question sets).", flag=True, choices=("train", "test"))
+    min_digits: int = opt(2, "Fewest digits of an operand.", check=between(1, 5))
+    max_digits: int = opt(3, "Most digits of an operand.", check=between(1, 5))
+    unhelpful: float = opt(0.0, "Share (0-1) of rows whose trace is correct but unhelpful (see style).", flag=True, check=between(0, 1))
     style: str = opt("asserted", "Unhelpful trace style: asserted (the sum without the column work).")
     force: bool = opt(False, "Overwrite an existing output.", hash=False, flag=True)
 
@@ -58,16 +59,16 @@ class SynthConfig:
 class ImportConfig:
     """Options of `rlt data import`."""
 
-    src: str = opt("", "Local file/folder (or hub id) to import.", arg=True, input=True)
-    out: str = opt("", "Output dataset artifact.", hash=False, flag=True)
-    format: str = opt("columns", f"Source layout: {', '.join(FORMATS)}.", flag=True)
+    src: str = opt("", "Local file/folder (or hub id) to import.", arg=True, input=True, required=True)
+    out: str = opt("", "Output dataset artifact.", hash=False, flag=True, required=True)
+    format: str = opt("columns", f"Source layout: {', '.join(FORMATS)}.", flag=True, choices=FORMATS)
     map: dict = opt(dict, "Column renames dst=src for the columns format, e.g. question=prompt.", flag="--map")
     split: str = opt("train", "Split of a DatasetDict folder or hub dataset.", flag=True)
     task: str | None = opt(None, "Task of every imported row (math, choice, integer, addition); needed for "
                            "--format columns of multiple-choice or integer data, overrides a format's own.",
                            flag=True)
     seed: int = opt(0, "Seed of the GPQA option shuffle.")
-    limit: int | None = opt(None, "Import only the first N rows.", flag=True)
+    limit: int | None = opt(None, "Import only the first N rows.", flag=True, check=at_least(1))
     force: bool = opt(False, "Overwrite an existing output.", hash=False, flag=True)
 
 
@@ -75,8 +76,8 @@ class ImportConfig:
 class MergeConfig:
     """Options of `rlt data merge`."""
 
-    inputs: list[str] = opt(list, "Artifacts to merge (shards, resumed runs).", arg=True, input=True)
-    out: str = opt("", "Output artifact.", hash=False, flag=True)
+    inputs: list[str] = opt(list, "Artifacts to merge (shards, resumed runs).", arg=True, input=True, required=True)
+    out: str = opt("", "Output artifact.", hash=False, flag=True, required=True)
     force: bool = opt(False, "Overwrite an existing output.", hash=False, flag=True)
 
 
@@ -85,12 +86,9 @@ class MergeConfig:
 
 def synth(cfg: SynthConfig) -> Path:
     """Write `n` synthetic addition problems of one split."""
-    if cfg.split not in ("train", "test"):
-        raise UserError(f"--split must be train or test, got {cfg.split!r}")
-    if not 1 <= cfg.min_digits <= cfg.max_digits <= 5:
-        raise UserError("need 1 <= min_digits <= max_digits <= 5")
-    if cfg.n < 1:
-        raise UserError(f"--n must be positive, got {cfg.n}")
+    check_config(cfg)
+    if cfg.min_digits > cfg.max_digits:
+        raise UserError(f"min_digits ({cfg.min_digits}) must not exceed max_digits ({cfg.max_digits})")
     try:
         rows = tasks.synth_rows(cfg.n, cfg.seed, cfg.split, cfg.min_digits, cfg.max_digits,
                                 unhelpful=cfg.unhelpful, style=cfg.style)
@@ -133,9 +131,9 @@ def load_source(src: str, split: str) -> list[dict]:
         if not files:
             raise UserError(f"{p} holds no dataset (no save_to_disk files, no .parquet or .jsonl)")
         return [r for f in files for r in read_table(f).to_pylist()]
-    if "/" in src and not src.startswith((".", "/")) and not p.exists():
+    if hub_id(src):  # not a mistyped local path (`src/nope.jsonl`): that is refused at once, below
         return _load_hub(src, split)
-    raise UserError(f"input not found: {src}")
+    raise not_found(src, "input")
 
 
 def _load_from_disk(p: Path, split: str) -> list[dict]:
@@ -333,8 +331,7 @@ def _missing_columns(cfg: ImportConfig, rows: list[dict]) -> str:
 
 
 def _check_import_config(cfg: ImportConfig) -> None:
-    if cfg.format not in FORMATS:
-        raise UserError(f"unknown --format {cfg.format!r} (valid: {', '.join(FORMATS)})")
+    check_config(cfg)
     if cfg.map and cfg.format != "columns":
         raise UserError("--map applies to --format columns only")
     if cfg.task is not None:
@@ -390,8 +387,7 @@ def import_(cfg: ImportConfig) -> Path:
 
 def merge(cfg: MergeConfig) -> Path:
     """Join artifacts of one kind; identical duplicates collapse, conflicting ones are refused."""
-    if not cfg.inputs:
-        raise UserError("give the artifacts to merge")
+    check_config(cfg)
     kinds = {}
     for p in cfg.inputs:
         m = read_manifest(p)

@@ -35,7 +35,7 @@ from stages.artifacts.read import read_rows
 from stages.artifacts.schemas import ROW_KEYS
 from stages.artifacts.state import already_complete
 from stages.artifacts.writer import ArtifactWriter
-from stages.config import inputs_of, opt
+from stages.config import at_least, check_config, inputs_of, opt
 from stages.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -49,12 +49,12 @@ _NON_WORD = re.compile(r"[\W_]+")
 class DecontaminateConfig:
     """Options of `rlt data decontaminate`."""
 
-    src: str = opt("", "Training dataset (or traces) artifact or file to clean.", arg=True, input=True)
+    src: str = opt("", "Training dataset (or traces) artifact or file to clean.", arg=True, input=True, required=True)
     against: list[str] = opt(list, "Benchmark dataset whose questions must not appear in training; repeat it.",
-                             flag=True, input=True)
-    out: str = opt("", "Output artifact: the rows that were kept.", hash=False, flag=True)
+                             flag=True, input=True, required=True)
+    out: str = opt("", "Output artifact: the rows that were kept.", hash=False, flag=True, required=True)
     ngram: int = opt(8, "Words per n-gram (open-r1's default 8); shorter benchmark questions match whole.",
-                     flag=True)
+                     flag=True, check=at_least(1))
     force: bool = opt(False, "Overwrite an existing output.", hash=False, flag=True)
 
 
@@ -97,12 +97,7 @@ class Index:
 
 
 def _check(cfg: DecontaminateConfig) -> None:
-    if not cfg.src or not cfg.out:
-        raise UserError("give the training data (positional) and --out")
-    if not cfg.against:
-        raise UserError("give at least one benchmark with --against")
-    if cfg.ngram < 1:
-        raise UserError(f"--ngram must be at least 1, got {cfg.ngram}")
+    check_config(cfg)
 
 
 def build_index(paths: list[str], n: int) -> Index:

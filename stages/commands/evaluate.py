@@ -16,7 +16,7 @@ truncated, plus source), keyed by (model, id, sample), so a comparison is one
 table and a killed run resumes without regenerating finished rows. Beside the
 data, `.rlt/summary.json` holds per model, overall and per benchmark: n, accuracy
 (= the mean of `correct`) with a 95 % Wilson interval, pass@1 (mean over
-samples), pass@k (unbiased estimator) when samples > 1, mean response tokens
+generations), pass@k (unbiased estimator) when num_generations > 1, mean response tokens
 and the truncation rate.
 
 Each question is prompted in the student format (`formats.student_prompt` with
@@ -45,15 +45,16 @@ from typing import ClassVar
 
 from stages import verify
 from stages.artifacts.layout import SUMMARY, find_meta, read_manifest, summary_path
-from stages.artifacts.read import read_rows, select_shard
+from stages.artifacts.read import LIMIT_HELP, SHARD_HELP, read_rows, select_rows
 from stages.artifacts.state import already_complete, differences, require
 from stages.artifacts.writer import ArtifactWriter, acquire_lock
-from stages.config import config_hash, opt, resolve
+from stages.config import at_least, between, check_config, config_hash, opt, resolve
 from stages.config import inputs_of as config_inputs
-from stages.engines.base import EngineConfig
+from stages.engines.base import EngineConfig, check_generations
 from stages.errors import UserError
 from stages.method.settings import PromptsConfig
 from stages.method.views import END_SOLUTION, student_prompt
+from stages.progress import plural
 from stages.verify.stats import wilson
 
 log = logging.getLogger(__name__)
@@ -66,19 +67,19 @@ class EvalConfig:
     HASH_EXTRA: ClassVar[dict] = {"grader": verify.GRADER_VERSION}  # a new grader re-grades old outputs
 
     models: list[str] = opt(list, "Models to evaluate (HF directories or hub ids); several give one comparison.",
-                            flag="--model", input=True)
+                            flag="--model", input=True, required="regrade")
     data: str = opt("", "Dataset artifact (or Parquet/JSONL file): question, solution, answer, task, source.",
-                    flag=True, input=True)
-    out: str = opt("", "Output eval artifact directory.", hash=False, flag=True)
-    max_new_tokens: int = opt(1024, "Most tokens generated per response (longer ones count as truncated).", flag=True)
-    temperature: float = opt(0.0, "Sampling temperature; 0 = greedy (the paper's setting).", flag=True)
-    top_p: float = opt(1.0, "Nucleus sampling threshold.", flag=True)
+                    flag=True, input=True, required="regrade")
+    out: str = opt("", "Output eval artifact directory.", hash=False, flag=True, required="regrade")
+    max_new_tokens: int = opt(1024, "Most tokens generated per response (longer ones count as truncated).", flag=True, check=at_least(1))
+    temperature: float = opt(0.0, "Sampling temperature; 0 = greedy (the paper's setting).", flag=True, check=at_least(0))
+    top_p: float = opt(1.0, "Nucleus sampling threshold.", flag=True, check=between(0, 1, low_open=True))
     num_generations: int = opt(1, "Responses per question; >1 reports pass@k and needs temperature > 0.", flag=True,
-                               aliases=("samples",))
+                               aliases=("samples",), check=at_least(1))
     seed: int = opt(0, "Sampling seed.", flag=True)
-    shard: str | None = opt(None, "i/n: evaluate only this deterministic slice of the rows.", flag=True)
-    limit: int | None = opt(None, "Evaluate only the first N rows (after sharding).", flag=True)
-    check_timeout: int = opt(5, "Seconds math-verify may spend on one parse or comparison.")
+    shard: str | None = opt(None, SHARD_HELP, flag=True)
+    limit: int | None = opt(None, LIMIT_HELP, flag=True, check=at_least(1))
+    check_timeout: int = opt(5, "Seconds math-verify may spend on one parse or comparison.", check=at_least(1))
     force: bool = opt(False, "Overwrite an existing output of another config.", hash=False, flag=True)
     regrade: str | None = opt(None, "Re-check the responses of this finished eval artifact with the current "
                               "grader, in place, without generating (other options are ignored).", hash=False,
@@ -99,13 +100,13 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - math.prod((n - c - i) / (n - i) for i in range(k))
 
 
-def k_values(samples: int) -> list[int]:
-    """k reported for pass@k: powers of two below `samples`, and `samples` itself."""
+def k_values(num_generations: int) -> list[int]:
+    """k reported for pass@k: powers of two below `num_generations`, and `num_generations` itself."""
     ks, k = [], 1
-    while k < samples:
+    while k < num_generations:
         ks.append(k)
         k *= 2
-    return ks + [samples]
+    return ks + [num_generations]
 
 
 def group_stats(rows: list[dict]) -> dict:
@@ -115,14 +116,14 @@ def group_stats(rows: list[dict]) -> dict:
         by_q[r["id"]].append(bool(r["correct"]))
     n_q = len(by_q)
     accuracy = sum(bool(r["correct"]) for r in rows) / len(rows)
-    samples = min(len(v) for v in by_q.values())
-    lo, hi = wilson(accuracy, n_q)
-    stats = {"n": n_q, "rows": len(rows), "num_generations": samples, "correct": sum(bool(r["correct"]) for r in rows),
-             "accuracy": accuracy, "ci95": [lo, hi], "pass@1": accuracy,
+    num_generations = min(len(v) for v in by_q.values())
+    lo, hi = (round(x, 12) for x in wilson(accuracy, n_q))  # float noise (3.5e-18) reads as the 0 it is
+    stats = {"n": n_q, "rows": len(rows), "num_generations": num_generations,
+             "correct": sum(bool(r["correct"]) for r in rows), "accuracy": accuracy, "ci95": [lo, hi], "pass@1": accuracy,
              "mean_response_tokens": sum(int(r["response_tokens"] or 0) for r in rows) / len(rows),
              "truncation_rate": sum(bool(r["truncated"]) for r in rows) / len(rows)}
-    if samples > 1:
-        for k in k_values(samples)[1:]:
+    if num_generations > 1:
+        for k in k_values(num_generations)[1:]:
             stats[f"pass@{k}"] = sum(pass_at_k(len(v), sum(v), k) for v in by_q.values()) / n_q
     return stats
 
@@ -152,50 +153,15 @@ def display_names(models: list[str]) -> dict[str, str]:
     return short if len(set(short.values())) == len(short) else {m: m for m in models}
 
 
-def summary_table(summary: dict):
-    """A rich Table comparing models per benchmark."""
-    from rich.table import Table
-
-    models = summary["models"]
-    names = display_names(list(models))
-    ks = sorted({k for m in models.values() for k in m["overall"] if k.startswith("pass@") and k != "pass@1"},
-                key=lambda k: int(k[5:]))
-    table = Table(title="rlt eval")
-    for col in ["model", "benchmark", "n", "accuracy", "95% CI", *ks, "mean tokens", "truncated"]:
-        table.add_column(col, justify="left" if col in ("model", "benchmark") else "right")
-    for model, m in models.items():
-        entries = list(m["benchmarks"].items())
-        if len(entries) > 1:
-            entries.append(("overall", m["overall"]))
-        for name, s in entries:
-            table.add_row(names[model], name, str(s["n"]), f"{100 * s['accuracy']:.1f}",
-                          f"{100 * s['ci95'][0]:.1f}-{100 * s['ci95'][1]:.1f}",
-                          *[f"{100 * s[k]:.1f}" if k in s else "" for k in ks],
-                          f"{s['mean_response_tokens']:.0f}", f"{100 * s['truncation_rate']:.1f}%")
-    return table
-
-
 # ----------------------------------------------------------------------------- inputs
 
 
 def validate_config(cfg: EvalConfig) -> None:
-    if not cfg.models:
-        raise UserError("give at least one --model")
+    """Every option problem as one UserError, before anything is loaded or written."""
+    check_config(cfg)
     if len(set(cfg.models)) != len(cfg.models):
         raise UserError(f"--model given twice: {', '.join(cfg.models)}")
-    if not cfg.data:
-        raise UserError("give the dataset to evaluate with --data")
-    if not cfg.out:
-        raise UserError("give the output directory with --out")
-    if cfg.num_generations < 1:
-        raise UserError(f"--num-generations must be at least 1, got {cfg.num_generations}")
-    if cfg.num_generations > 1 and cfg.temperature <= 0:
-        raise UserError(f"--num-generations {cfg.num_generations} with greedy decoding gives identical samples; "
-                        "set --temperature > 0")
-    if cfg.max_new_tokens < 1:
-        raise UserError(f"--max-new-tokens must be positive, got {cfg.max_new_tokens}")
-    if not 0 < cfg.top_p <= 1:
-        raise UserError(f"top_p must be in (0, 1], got {cfg.top_p}")
+    check_generations(cfg.num_generations, cfg.temperature)
 
 
 def _item(r: dict, i: int, source: str) -> dict:
@@ -218,7 +184,7 @@ def _item(r: dict, i: int, source: str) -> dict:
 def load_items(cfg: EvalConfig) -> list[dict]:
     """Dataset rows -> items with id, question, gold, task, source; every gold is parsed here, before
     anything is generated, and the first unreadable one is a UserError naming its row id and gold."""
-    rows = select_shard(read_rows(cfg.data, "dataset"), cfg.shard)[: cfg.limit]
+    rows = select_rows(read_rows(cfg.data, "dataset"), cfg.shard, cfg.limit)
     if not rows:
         raise UserError(f"{cfg.data}: shard {cfg.shard} holds no rows")
     items = [_item(r, i, cfg.data) for i, r in enumerate(rows)]
@@ -249,12 +215,15 @@ def eval_row(item: dict, model: str, sample: int, completion, timeout: int) -> d
 # ----------------------------------------------------------------------------- compute
 
 
-def _pending(items: list[dict], model: str, samples: int, done: set) -> list[dict]:
-    return [it for it in items if any((model, it["id"], s) not in done for s in range(samples))]
+def _pending(items: list[dict], model: str, num_generations: int, done: set) -> list[dict]:
+    return [it for it in items if any((model, it["id"], s) not in done for s in range(num_generations))]
 
 
 def eval_model(cfg: EvalConfig, model: str, items: list[dict], writer: ArtifactWriter, bar) -> None:
-    """Generate and check every pending (id, sample) of one model, one part per batch."""
+    """Generate and check every pending (id, sample) of one model, one part per batch.
+
+    A batch holds `engine.batch_size` sequences: batch_size // num_generations questions (at least one).
+    """
     from stages.engines import make_engine
 
     todo = _pending(items, model, cfg.num_generations, writer.done)
@@ -263,7 +232,7 @@ def eval_model(cfg: EvalConfig, model: str, items: list[dict], writer: ArtifactW
     engine = make_engine(cfg.engine, model)
     try:
         system = cfg.prompts.student_system
-        size = max(1, cfg.engine.batch_size)
+        size = max(1, cfg.engine.batch_size // cfg.num_generations)
         for start in range(0, len(todo), size):
             batch = todo[start:start + size]
             prompts = [student_prompt(engine.tokenizer, system, it["question"]) for it in batch]
@@ -273,7 +242,7 @@ def eval_model(cfg: EvalConfig, model: str, items: list[dict], writer: ArtifactW
             rows = [eval_row(it, model, s, c, cfg.check_timeout)
                     for it, comps in zip(batch, outs) for s, c in enumerate(comps[:cfg.num_generations])]
             writer.write(rows)
-            bar.advance(rows=len(batch), tokens=sum(r["response_tokens"] for r in rows))
+            bar.advance(rows=len(rows), tokens=sum(r["response_tokens"] for r in rows))
     finally:
         engine.close()
 
@@ -338,8 +307,10 @@ def run(cfg: EvalConfig) -> Path:
     with ArtifactWriter(cfg.out, "eval", cfg, inputs=inputs_of(cfg), force=cfg.force) as w:
         if w.complete:
             return already_complete(w.out)
-        total = sum(len(_pending(items, m, cfg.num_generations, w.done)) for m in cfg.models)
-        with progress(total=total, desc="eval", unit="questions") as bar:
+        total = len(items) * len(cfg.models) * cfg.num_generations  # responses: questions x models x generations
+        done = sum((m, it["id"], k) in w.done for m in cfg.models for it in items for k in range(cfg.num_generations))
+        desc = f"eval ({plural(len(items), 'question')} x {plural(len(cfg.models), 'model')})"
+        with progress(total=total, desc=desc, unit="responses", done=done) as bar:
             for model in cfg.models:
                 eval_model(cfg, model, items, w, bar)
         _finish(w, [r for r in w.all_rows() if r["model"] in cfg.models])

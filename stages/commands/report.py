@@ -37,7 +37,7 @@ REWARD_KEYS = reward_record.COMPONENTS  # the plotted columns of teach's metrics
 class ReportConfig:
     """Options of `rlt report`."""
 
-    runs: list[str] = opt(list, "Run directories (or step artifacts) to report on.", arg=True)
+    runs: list[str] = opt(list, "Run directories (or step artifacts) to report on.", arg=True, required=True)
     out: str = opt("", "Output directory for report.md and the PNG plots.", hash=False, flag=True)
     compare: list[str] = opt(lambda: ["student-rl:student-warmup", "student-rl:student-solution",
                                       "student-warmup:student-solution"],

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from stages.artifacts.state import already_complete
 from stages.artifacts.writer import ArtifactWriter
-from stages.config import inputs_of, opt
+from stages.config import at_least, check_config, inputs_of, opt
 from stages.errors import UserError
 from stages.method import tasks
 from stages.method.settings import STUDENT_SYSTEM, TEACHER_SYSTEM
@@ -44,15 +44,15 @@ PAD, BOS_IM, EOS_IM = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
 class TinyModelConfig:
     """Options of `rlt model tiny`."""
 
-    out: str = opt("", "Output checkpoint directory.", hash=False, flag=True)
+    out: str = opt("", "Output checkpoint directory.", hash=False, flag=True, required=True)
     seed: int = opt(0, "Seed of the weight initialisation.", flag=True)
-    hidden: int = opt(128, "Hidden size.", flag=True)
-    layers: int = opt(2, "Number of decoder layers.", flag=True)
-    heads: int = opt(4, "Attention heads.")
-    kv_heads: int = opt(2, "Key/value heads (grouped-query attention).")
-    intermediate: int = opt(512, "MLP inner size.")
-    vocab_size: int = opt(400, "Target BPE vocabulary size (before added tokens).")
-    max_positions: int = opt(4096, "Maximum sequence length.")
+    hidden: int = opt(128, "Hidden size.", flag=True, check=at_least(1))
+    layers: int = opt(2, "Number of decoder layers.", flag=True, check=at_least(1))
+    heads: int = opt(4, "Attention heads.", check=at_least(1))
+    kv_heads: int = opt(2, "Key/value heads (grouped-query attention).", check=at_least(1))
+    intermediate: int = opt(512, "MLP inner size.", check=at_least(1))
+    vocab_size: int = opt(400, "Target BPE vocabulary size (before added tokens).", check=at_least(1))
+    max_positions: int = opt(4096, "Maximum sequence length.", check=at_least(1))
     tokenizer: str | None = opt(None, "Reuse the tokenizer of this directory instead of training one.", flag=True, input=True)
     tag_tokens: bool = opt(True, "Add the RLT tags as single non-special tokens.", flag="--tag-tokens/--plain-tags")
     force: bool = opt(False, "Overwrite an existing output.", hash=False, flag=True)
@@ -117,8 +117,7 @@ def build(cfg: TinyModelConfig):
 
 def run(cfg: TinyModelConfig) -> Path:
     """Build and save the tiny model as a checkpoint artifact."""
-    if not cfg.out:
-        raise UserError("--out is required")
+    check_config(cfg)
     if cfg.hidden % cfg.heads or cfg.heads % cfg.kv_heads:
         raise UserError(f"hidden ({cfg.hidden}) must divide by heads ({cfg.heads}), heads by kv_heads ({cfg.kv_heads})")
     inputs = inputs_of(cfg)

@@ -23,8 +23,9 @@ import json
 import logging
 from dataclasses import dataclass
 
-from stages.config import opt
+from stages.config import above, at_least, opt
 from stages.errors import UserError
+from stages.models.loading import DEVICE_HELP, check_device
 
 log = logging.getLogger(__name__)
 ENGINES = ("hf", "openai", "vllm")
@@ -43,18 +44,19 @@ class Completion:
 class EngineConfig:
     """Which backend generates text, and how."""
 
-    name: str = opt("hf", f"Generation engine: {', '.join(ENGINES)}.", flag="--engine")
-    batch_size: int = opt(16, "Prompts per generation batch (hf) / per flushed part (openai, vllm: use e.g. 256).",
-                          hash=False, flag=True)
-    device: str = opt("auto", "Device of the hf engine: auto, cpu, cuda, cuda:1...", hash=False, flag=True)
+    name: str = opt("hf", f"Generation engine: {', '.join(ENGINES)}.", flag="--engine", choices=ENGINES)
+    batch_size: int = opt(16, "Sequences generated together on one device (questions x num_generations; hf) / "
+                             "per flushed part (openai, vllm: use e.g. 256).",
+                          hash=False, flag=True, check=at_least(1))
+    device: str = opt("auto", DEVICE_HELP, hash=False, flag=True, check=check_device)
     dtype: str = opt("auto", "Weights dtype: auto (bf16 on GPU, fp32 on CPU), float32, bfloat16, float16.")
     base_url: str = opt("http://127.0.0.1:8000/v1", "OpenAI-compatible server root (openai engine).", hash=False,
                         flag=True)
     api_model: str | None = opt(None, "Model name sent to the server (default: the model path).", hash=False, flag=True)
     api_key_env: str = opt("OPENAI_API_KEY", "NAME of the environment variable holding the API key.", hash=False)
-    concurrency: int = opt(8, "Requests in flight at once (openai engine).", hash=False)
-    timeout: float = opt(120.0, "Seconds before a request times out (openai engine).", hash=False)
-    retries: int = opt(3, "Retries of a failed request, with exponential backoff (openai engine).", hash=False)
+    concurrency: int = opt(8, "Requests in flight at once (openai engine).", hash=False, check=at_least(1))
+    timeout: float = opt(120.0, "Seconds before a request times out (openai engine).", hash=False, check=above(0))
+    retries: int = opt(3, "Retries of a failed request, with exponential backoff (openai engine).", hash=False, check=at_least(0))
     trust_remote_code: bool = opt(False, "Allow model code from the model directory / hub.", flag=True)
     allow_pickle: bool = opt(False, "Allow pickle (.bin) weights; only for checkpoints you trust.", flag=True)
 
@@ -75,7 +77,12 @@ def cut_at_stop(text: str, stop: list[str] | None) -> tuple[str, bool]:
 
 
 class Engine:
-    """Interface: `tokenizer`, `generate(prompts, ...) -> [[Completion] * n] * len(prompts)`, `close()`."""
+    """Interface: `tokenizer`, `generate(prompts, ...) -> [[Completion] * n] * len(prompts)`, `close()`.
+
+    At temperature > 0 the n samples of a prompt (and the samples of a prompt repeated in `prompts`)
+    are separate draws, each seeded from `seed` and its position: every engine keeps that rule (hf:
+    one row per sample; vllm: one request per sample; openai: checks the server, see its module).
+    """
 
     tokenizer = None
 
@@ -87,16 +94,17 @@ class Engine:
         pass
 
 
+def check_generations(num_generations: int, temperature: float) -> None:
+    """Refuse several generations per prompt with greedy decoding (`rlt generate` and `rlt eval`): identical copies."""
+    if num_generations > 1 and temperature <= 0:
+        raise UserError(f"--num-generations {num_generations} with greedy decoding (--temperature 0) gives "
+                        f"{num_generations} identical copies; set --temperature > 0 or --num-generations 1")
+
+
 def check_sampling(n: int, max_new_tokens: int, temperature: float, top_p: float) -> None:
+    """The sampling arguments of `Engine.generate` (configs check the same ranges on their fields):
+    n >= 1, max_new_tokens >= 1, temperature >= 0 (0 = greedy), 0 < top_p <= 1. Raises UserError."""
     if n < 1 or max_new_tokens < 1:
         raise UserError(f"need n >= 1 and max_new_tokens >= 1 (got n={n}, max_new_tokens={max_new_tokens})")
     if temperature < 0 or not 0 < top_p <= 1:
         raise UserError(f"need temperature >= 0 and 0 < top_p <= 1 (got {temperature}, {top_p})")
-
-
-# ----------------------------------------------------------------------------- hf
-
-
-# ----------------------------------------------------------------------------- vllm
-
-

@@ -28,17 +28,26 @@ def _lookup(cfg: dict, key: str):
     return cfg
 
 
-def _other_value(tp, default):
-    """(text for key=value, the value it must resolve to): differs from the default."""
+def _other_value(tp, default, f=None):
+    """(text for key=value, the value it must resolve to): differs from the default and is valid for the field."""
     base = _base(tp)
+    choices, check = (f.metadata.get("choices"), f.metadata.get("check")) if f is not None else (None, None)
+    if choices:
+        value = next(c for c in choices if c != default)
+        return str(value), value
     if base is bool:
         return str(not default).lower(), not default
     if base is int:
-        return str((default or 0) + 7), (default or 0) + 7
+        value = next(v for v in ((default or 0) + 7, (default or 0) + 1, 1, 2) if v != default
+                     and (check is None or check(v) is None))
+        return str(value), value
     if base is float:
-        return "0.125", 0.125
+        value = next(v for v in (0.125, 0.5, 2.0) if v != default and (check is None or check(v) is None))
+        return str(value), value
     if _container(base) is list:
         return "a,b", ["a", "b"]
+    if check is not None and check("zz") is not None:  # a checked string (a device)
+        return "cpu", "cpu"
     return "zz", "zz"
 
 
@@ -61,8 +70,11 @@ def test_every_field_is_settable_as_key_value_and_documented(capsys, name, key, 
     default = _lookup(dataclasses.asdict(commands.config_class(name)()), key)
     if _container(_base(tp)) is dict:
         text, want, key_arg = "v", {"k": "v"}, f"{key}.k=v"
+    elif key == "preset":  # a preset named by its key is applied: it must be one of the command's
+        want = sorted(commands.presets(name))[0]
+        key_arg = f"preset={want}"
     else:
-        text, want = _other_value(tp, default)
+        text, want = _other_value(tp, default, f)
         key_arg = f"{key}={text}"
     positional = [k for k, g, _ in leaf_fields(commands.config_class(name)) if g.metadata.get("arg") and k != key]
     code, out, err = cli(capsys, *name.split(), *(f"{k}=x" for k in positional), key_arg, "--print-config")
@@ -86,7 +98,7 @@ def test_every_flag_sets_its_field(capsys, name, key, f, tp):
     elif _container(_base(tp)) is list:
         argv, want = [on, "a", on, "b"], ["a", "b"]
     else:
-        text, want = _other_value(tp, default)
+        text, want = _other_value(tp, default, f)
         argv = [on, text]
     positional = [k for k, g, _ in leaf_fields(commands.config_class(name)) if g.metadata.get("arg")]
     code, out, err = cli(capsys, *name.split(), *(f"{k}=x" for k in positional), *argv, "--print-config")
@@ -104,10 +116,18 @@ def test_flags_are_unique_and_device_is_the_same_flag_everywhere():
     assert any(k == "engine.device" for k, _, _ in leaf_fields(commands.config_class("eval")))
 
 
-def test_pipeline_steps_use_the_same_table():
+def test_pipeline_steps_use_the_same_table(tmp_path):
+    """A pipeline accepts a command as a step exactly when the command table says it may be one."""
+    from stages.errors import UserError
     from stages.pipelines import run as pipeline
 
-    assert pipeline.STEPS == [n for n, c in commands.COMMANDS.items() if c.step]
+    for name, c in commands.COMMANDS.items():
+        try:
+            pipeline.parse("p", {"steps": {"s": {"command": name}}}, tmp_path)
+            accepted = True
+        except UserError as e:  # a step command may still miss its required options: that is not a refusal
+            accepted = "'command' must be one of" not in str(e)
+        assert accepted == c.step, name
     assert {"teach", "generate", "distill", "eval", "score", "data synth", "model tiny"} <= set(commands.STEPS)
 
 
@@ -162,7 +182,6 @@ def test_config_types_are_ones_the_cli_can_build():
     (["generate", "samples=3"], "samples", "num_generations", 3),
     (["eval", "--samples", "2"], "samples", "num_generations", 2),
     (["generate", "score_batch_size=4"], "score_batch_size", "reward_batch_size", 4),
-    (["score", "--batch-size", "5"], "batch_size", "reward_batch_size", 5),
     (["teach", "max_completion_length=9"], "max_completion_length", "max_new_tokens", 9),
     (["teach", "--max-completion-length", "9", "max_completion_length=9"], "max_completion_length", "max_new_tokens", 9),
 ])
@@ -183,3 +202,21 @@ def test_every_alias_names_a_field_of_its_config():
         cls = commands.config_class(name)
         fields = {f.name for f in dataclasses.fields(cls)}
         assert set(aliases(cls).values()) <= fields and not set(aliases(cls)) & fields, name
+
+
+def test_device_and_batch_size_mean_one_thing_everywhere(capsys):
+    """`--device`: one help, `device=` a key wherever the flag is, one refusal; `--batch-size`: sequences per batch."""
+    helps, batch_helps = set(), set()
+    for name in commands.COMMANDS:
+        cls = commands.config_class(name)
+        positional = [f"{k}=x" for k, g, _ in leaf_fields(cls) if g.metadata.get("arg")]
+        devices = [f for k, f, _ in leaf_fields(cls) if k.split(".")[-1] == "device"]
+        if devices:
+            helps.add(devices[0].metadata["help"])
+            code, out, err = cli(capsys, *name.split(), *positional, "device=cpu", "--print-config")
+            assert code == 0 and "device: cpu" in out, (name, err)
+            code, _, err = cli(capsys, *name.split(), *positional, "--device", "gpu", "--print-config")
+            assert code == 2 and "--device must be auto, cpu, cuda, cuda:N or mps, got 'gpu'" in err, (name, err)
+        batch_helps |= {f.metadata["help"].split(" ")[0] for k, f, tp in leaf_fields(cls)
+                        if f.metadata.get("flag") and flag_decls(k, f, tp)[0] == "--batch-size"}
+    assert len(helps) == 1 and batch_helps == {"Sequences"}
