@@ -54,7 +54,9 @@ def artifact(path: Any) -> None:
 
 
 def eval_table(summary: dict, title: str | None = "rlt eval") -> None:
-    """The eval summary: per model and benchmark, questions, accuracy with its interval, pass@k, tokens, truncation."""
+    """The eval summary: per model and benchmark (and per group of a benchmark: level, subject, domain),
+    questions, accuracy with its interval, pass@k, tokens, truncation; then the questions left out for an
+    unreadable gold (--skip-unreadable-golds), counted."""
     from stages.commands.evaluate import display_names
 
     models = summary["models"]
@@ -66,12 +68,20 @@ def eval_table(summary: dict, title: str | None = "rlt eval") -> None:
         entries = list(m["benchmarks"].items())
         if len(entries) > 1:
             entries.append(("overall", m["overall"]))
+        groups = m.get("groups", {})
         for name, s in entries:
-            rows.append((names[model], name, s["n"], pct(s["accuracy"]), interval(s["ci95"]),
-                         *[pct(s[k]) if k in s else "" for k in ks], f"{s['mean_response_tokens']:.0f}",
-                         pct(s["truncation_rate"])))
+            for label, st in [(name, s)] + [(f"  {column} {value}", g) for column, values in groups.get(name, {}).items()
+                                            for value, g in values.items()]:
+                rows.append((names[model], label, st["n"], pct(st["accuracy"]), interval(st["ci95"]),
+                             *[pct(st[k]) if k in st else "" for k in ks], f"{st['mean_response_tokens']:.0f}",
+                             pct(st["truncation_rate"])))
     columns = ("model", "benchmark", "questions", "accuracy", "95 % CI", *ks, "mean tokens", "truncated")
     _table(title, columns, rows, right=tuple(columns[2:]))
+    skipped = summary.get("skipped_golds")
+    if skipped:
+        ids = ", ".join(skipped["ids"][:10]) + (" ..." if len(skipped["ids"]) > 10 else "")
+        click.echo(f"skipped {plural(skipped['count'], 'question')} with no readable gold (ids: {ids}); "
+                   "all listed in the summary and the manifest")
 
 
 def eval_summary(path: Any) -> None:
