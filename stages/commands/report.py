@@ -8,7 +8,8 @@ Input: run directories (`runs/<pipeline>`, whose sub-directories are step
 artifacts) or step artifacts themselves. Reads each step's manifest,
 `.rlt/metrics.jsonl` (training stages), `.rlt/summary.json` (eval) and the rows of
 traces artifacts. Output: `D/report.md` with the step table, the accuracy table
-(95 % Wilson intervals), per run the differences between students (`compare`
+(95 % Wilson intervals) and the accuracy per group of a benchmark (level, subject,
+domain: eval's summary `groups`), per run the differences between students (`compare`
 pairs, 95 % Newcombe hybrid-score intervals), the share of helpful explanations
 in each traces artifact of the addition task (`stages.method.tasks.explanation_style`)
 and the teacher's reward trend, plus `teacher_reward.png`, `loss.png` and
@@ -106,6 +107,46 @@ def accuracy_rows(steps) -> list[dict]:
     return out
 
 
+def group_rows(steps) -> list[dict]:
+    """One row per (eval step, model, benchmark, grouping column, value) from summary.json files: the
+    accuracy per subset (MATH-500's level and subject, GPQA's domain) with its 95 % Wilson interval."""
+    out = []
+    for label, path, m in steps:
+        f = find_meta(path, SUMMARY)
+        if m.get("kind") != "eval" or f is None:
+            continue
+        for model, s in json.loads(f.read_text())["models"].items():
+            for bench, columns in s.get("groups", {}).items():
+                for column, values in columns.items():
+                    for value, st in values.items():
+                        out.append({"step": label, "model": Path(model).name, "benchmark": bench,
+                                    "group": column, "value": value, **st})
+    return out
+
+
+def skipped_golds(steps) -> list[dict]:
+    """Per eval step, the questions its eval left out for an unreadable gold (--skip-unreadable-golds)."""
+    out = []
+    for label, path, m in steps:
+        record = m.get("skipped_golds") if m.get("kind") == "eval" else None
+        if record:
+            out.append({"step": label, "count": record["count"], "ids": record["ids"]})
+    return out
+
+
+def _groups_md(rows: list[dict], skipped: list[dict]) -> list[str]:
+    lines = []
+    if rows:
+        lines += ["", "## Accuracy per group (95 % Wilson interval)", ""] + _md_table(
+            ["eval step", "model", "benchmark", "group", "n", "accuracy %", "95 % interval"],
+            [[r["step"], r["model"], r["benchmark"], f"{r['group']} {r['value']}", r["n"],
+              f"{100 * r['accuracy']:.1f}", f"{100 * r['ci95'][0]:.1f}-{100 * r['ci95'][1]:.1f}"] for r in rows])
+    for sk in skipped:
+        ids = ", ".join(sk["ids"][:10]) + (" ..." if len(sk["ids"]) > 10 else "")
+        lines += ["", f"{sk['step']}: {sk['count']} question(s) left out for a gold no checker reads ({ids})."]
+    return lines
+
+
 def _run_of(label: str) -> str:
     return label.rsplit("/", 1)[0] if "/" in label else ""
 
@@ -144,6 +185,32 @@ def style_rows(steps) -> list[dict]:
         counts = Counter(explanation_style(r["explanation"], r["question"]) for r in rows)
         out.append({"step": label, "n": len(rows), **{k: counts.get(k, 0) / len(rows) for k in STYLES},
                     "helpful": sum(v for k, v in counts.items() if is_helpful(k)) / len(rows)})
+    return out
+
+
+# Stage checks of the demo (docs/demo.md "Stage checks"): what the next stage needs from a stage, measured on
+# held-out questions by a step of that name. A run that misses one is no test of the claim: the report says so
+# in one line instead of that run's differences between students.
+REWARD_STUDENT_MIN = 0.8  # share of held-out questions the reward student answers (step eval-reward-student)
+WARMUP_COLUMNS_MIN = 0.5  # right share of the warm-up teacher's sampled column work (step check-warmup)
+
+
+def stage_checks(steps, acc: list[dict], styles: list[dict]) -> list[dict]:
+    """One row per stage check found in the runs: {run, step, what, value, n, threshold, ok}."""
+    out = []
+    for label, path, _ in steps:
+        run = _run_of(label) or "-"
+        if path.name == "eval-reward-student":
+            out += [{"run": run, "step": path.name, "what": f"{r['model']} answers the held-out questions",
+                     "value": r["accuracy"], "n": r["n"], "threshold": REWARD_STUDENT_MIN,
+                     "ok": r["accuracy"] >= REWARD_STUDENT_MIN} for r in acc if r["step"] == label]
+        elif path.name == "check-warmup":
+            for st in (s for s in styles if s["step"] == label):
+                cols = st["columns"] + st["columns-wrong"]
+                value = st["columns"] / cols if cols else 0.0
+                out.append({"run": run, "step": path.name, "value": value, "n": round(cols * st["n"]),
+                            "what": "right column work among the warm-up teacher's sampled column work",
+                            "threshold": WARMUP_COLUMNS_MIN, "ok": cols > 0 and value >= WARMUP_COLUMNS_MIN})
     return out
 
 
@@ -274,6 +341,24 @@ def _differences_md(diffs: list[dict]) -> list[str]:
           "yes" if d["ci95"][0] > 0 or d["ci95"][1] < 0 else "no"] for d in diffs])
 
 
+def _checks_md(checks: list[dict]) -> list[str]:
+    """The stage checks as a table, then one line per run that missed one (its differences left out)."""
+    if not checks:
+        return []
+    lines = ["", "## Stage checks (held-out questions)", ""] + _md_table(
+        ["run", "step", "check", "n", "%", "needs %", "passed"],
+        [[c["run"], c["step"], c["what"], c["n"], f"{100 * c['value']:.1f}", f">= {100 * c['threshold']:.0f}",
+          "yes" if c["ok"] else "NO"] for c in checks])
+    failed = {}
+    for c in checks:
+        if not c["ok"]:
+            failed.setdefault(c["run"], c)
+    for run, c in failed.items():
+        lines += ["", (f"**{run}: not a test of the claim** - {c['step']}: {c['what']}: {100 * c['value']:.1f} % "
+                       f"of {c['n']} (needs >= {100 * c['threshold']:.0f} %); its students' differences are left out.")]
+    return lines
+
+
 def _correlation_md(points: list[dict], corr: float | None, out: Path) -> list[str]:
     if not points:
         return []
@@ -316,8 +401,9 @@ def _training_md(steps, out: Path) -> list[str]:
 
 
 def run(cfg: ReportConfig) -> dict:
-    """Collect the runs, draw the plots, write report.md; returns its path, accuracy, differences,
-    explanation styles and the reward-accuracy correlation."""
+    """Collect the runs, draw the plots, write report.md; returns its path, accuracy, accuracy per group
+    (`group_rows`), the questions skipped for their gold, differences, explanation styles and the
+    reward-accuracy correlation."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -337,12 +423,17 @@ def run(cfg: ReportConfig) -> dict:
         lines += ["", "## Accuracy", ""] + accuracy_markdown(acc)
         if _plot_accuracy(acc, out / "accuracy.png"):
             lines += ["", "![accuracy](accuracy.png)"]
-    diffs = differences(acc, cfg.compare)
+    groups, skipped = group_rows(steps), skipped_golds(steps)
+    lines += _groups_md(groups, skipped)
+    styles = style_rows(steps)
+    checks = stage_checks(steps, acc, styles)
+    failed = {ch["run"] for ch in checks if not ch["ok"]}
+    diffs = [d for d in differences(acc, cfg.compare) if d["run"] not in failed]
     points = reward_vs_accuracy(steps, acc)
     corr = pearson([p["reward_mean"] for p in points], [p["accuracy"] for p in points])
-    styles = style_rows(steps)
-    lines += _differences_md(diffs) + _correlation_md(points, corr, out) + _styles_md(styles)
+    lines += _checks_md(checks) + _differences_md(diffs) + _correlation_md(points, corr, out) + _styles_md(styles)
     lines += _training_md(steps, out)
     (out / "report.md").write_text("\n".join(lines) + "\n")
-    return {"path": out / "report.md", "accuracy": acc, "differences": diffs, "styles": styles,
+    return {"path": out / "report.md", "accuracy": acc, "groups": groups, "skipped_golds": skipped,
+            "differences": diffs, "styles": styles, "checks": checks,
             "correlation": {"pearson": corr, "points": points}}

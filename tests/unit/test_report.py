@@ -147,3 +147,39 @@ def test_differences_with_several_generations_are_per_question(tmp_path):
     (d,) = report.run(report.ReportConfig(runs=[str(run)], out=str(tmp_path / "rep")))["differences"]
     assert d["difference"] == pytest.approx(0.5)
     assert d["ci95"] == pytest.approx(report.newcombe(30, 40, 10, 40)[1:])  # 40 questions, not 160 rows
+
+
+def _traces_step(path, rows):
+    with ArtifactWriter(path, "traces", Cfg()) as w:
+        w.write([{"id": r["id"], "sample": 0, "question": r["question"], "solution": r["solution"],
+                  "explanation": r["reasoning_trace"], "text": "t", "task": "addition"} for r in rows])
+        w.finish()
+
+
+def test_stage_checks_pass_or_replace_the_runs_differences_with_one_line(tmp_path):
+    """A run whose reward student or warm-up teacher misses its check gets one line, not its differences."""
+    from stages.method import tasks
+
+    runs = []
+    for name, reward_student_correct in (("good", [True] * 9 + [False]), ("bad", [True] * 3 + [False] * 7)):
+        run = tmp_path / name / "demo"
+        rows = _rows("runs/demo/student-rl", [True] * 30 + [False] * 10) + _rows("runs/demo/student-warmup", [True] * 10 + [False] * 30)
+        with ArtifactWriter(run / "eval", "eval", Cfg(), key=("model", "id", "sample")) as w:
+            w.write(rows)
+            summary_path(run / "eval").write_text(json.dumps(summarize(rows)))
+            w.finish()
+        _eval_step(run / "eval-reward-student", "runs/demo/reward-student", reward_student_correct)
+        data = tasks.synth_rows(8, seed=0, min_digits=2, max_digits=2)  # all column work, all right
+        data[0]["reasoning_trace"] = data[0]["reasoning_trace"].replace("ones:", "ones: 9 + 9 = 99,", 1)  # one wrong
+        _traces_step(run / "check-warmup", data)
+        runs.append(str(run))
+    result = report.run(report.ReportConfig(runs=runs, out=str(tmp_path / "rep")))
+    checks = {(c["run"].split("/")[-2], c["step"]): c for c in result["checks"]}
+    assert checks["good", "eval-reward-student"]["ok"] and checks["good", "eval-reward-student"]["value"] == 0.9
+    assert not checks["bad", "eval-reward-student"]["ok"]
+    warm = checks["good", "check-warmup"]
+    assert warm["ok"] and warm["value"] == pytest.approx(7 / 8) and warm["n"] == 8
+    assert {d["run"].split("/")[-2] for d in result["differences"]} == {"good"}
+    text = (tmp_path / "rep" / "report.md").read_text()
+    (line,) = [ln for ln in text.splitlines() if "not a test of the claim" in ln]
+    assert "bad/demo" in line and "30.0 % of 10 (needs >= 80 %)" in line
