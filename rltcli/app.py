@@ -93,7 +93,7 @@ def execute(name: str, cls: type, positional: list, values: dict[str, Any]) -> N
     from rltcli.flags import collect, split_args
     from rltcli.show import show
     from stages import commands
-    from stages.errors import UserError
+    from stages.errors import Reported, UserError
     from stages.progress import interval as progress_interval
 
     setup_logging(values.pop("verbose", False))
@@ -114,6 +114,8 @@ def execute(name: str, cls: type, positional: list, values: dict[str, Any]) -> N
         result = commands.call(name, cfg)
         if not launched_child():  # the launching command shows the result of a multi-process run, once
             show(name, cfg, result, as_json=as_json)
+    except Reported:
+        sys.exit(2)  # its one line is already on stderr
     except UserError as e:
         fail(str(e).replace("\n", " "))
     except KeyboardInterrupt:

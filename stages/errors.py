@@ -7,3 +7,7 @@ stderr and exits 2. Anything else escaping a stage is an internal failure (exit 
 
 class UserError(Exception):
     """Bad input the user can fix (missing column, unknown key, bad path...)."""
+
+
+class Reported(UserError):
+    """A UserError whose one line a launched process already printed: the CLI exits 2 without a second line."""

@@ -16,6 +16,7 @@ the end:
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import threading
@@ -42,7 +43,10 @@ def clock(seconds: float) -> str:
 def interval() -> float:
     """Seconds between plain progress lines (`RLT_PROGRESS_SECONDS`, default 30); ValueError if not a number > 0."""
     text = os.environ.get(INTERVAL_ENV, "")
-    value = float(text) if text.strip() else DEFAULT_INTERVAL
+    try:
+        value = float(text) if text.strip() else DEFAULT_INTERVAL
+    except ValueError:
+        value = math.nan
     if not value > 0:
         raise ValueError(f"{INTERVAL_ENV} must be a number of seconds > 0, got {text!r}")
     return value

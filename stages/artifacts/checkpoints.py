@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 CHECKPOINTS = "checkpoints"
@@ -36,6 +37,12 @@ def last_checkpoint(ckdir: Path) -> tuple[str | None, int]:
             if s > step:
                 best, step = str(d), s
     return best, step
+
+
+def drop_checkpoints(out: str | Path) -> None:
+    """Remove a finished training artifact's intermediate checkpoints (model and optimizer state for resuming):
+    what stays is the trained model. Call it only after the manifest is written."""
+    shutil.rmtree(checkpoint_dir(out), ignore_errors=True)
 
 
 def truncate_jsonl(path: Path, last_step: int) -> None:

@@ -35,7 +35,7 @@ from pathlib import Path
 import yaml
 
 from stages.config import opt
-from stages.errors import UserError
+from stages.errors import Reported, UserError
 
 log = logging.getLogger(__name__)
 
@@ -168,10 +168,10 @@ def relaunch(command: str, cfg_dict: dict, preset: str, nproc: int, extra: list[
         cfg_file = Path(tmp) / "config.yaml"
         cfg_file.write_text(yaml.safe_dump(cfg_dict, sort_keys=False, allow_unicode=True))
         argv = accelerate_argv(path, nproc, ["rltcli", *command.split(), "--config", str(cfg_file)], extra)
-        log.info("launching: %s", " ".join(argv))
+        log.debug("launching: %s", " ".join(argv))  # temporary paths: for --verbose only
         proc = subprocess.run(argv, check=False, env=launch_env(path))
-    if proc.returncode == 2:
-        raise UserError("the launched run refused its input (see its message above)")
+    if proc.returncode == 2:  # rank 0 of the launched run printed the one line saying why
+        raise Reported("the launched run refused its input (see its message above)")
     if proc.returncode != 0:
         raise RuntimeError(f"launched run exited with code {proc.returncode} (see its log above)")
     return proc.returncode

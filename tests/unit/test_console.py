@@ -74,3 +74,44 @@ def test_training_progress_is_closed_when_training_raises(capsys):
     assert "3/10" in capsys.readouterr().err
     close_training_progress(trainer)  # a second close (after on_train_end) is harmless
     assert capsys.readouterr().err == ""
+
+
+def test_off_a_terminal_progress_prints_a_plain_line_at_a_steady_interval(capsys, monkeypatch):
+    """A cluster log shows progress during a long run: one line every RLT_PROGRESS_SECONDS, with rate and ETA."""
+    import time
+
+    from stages.progress import progress
+
+    monkeypatch.setenv("RLT_PROGRESS_SECONDS", "0.1")
+    with progress(total=10, desc="generate", unit="rows", done=2) as bar:  # resumed: 2 rows were done before
+        for _ in range(4):
+            time.sleep(0.12)
+            bar.advance(rows=2, tokens=50)
+        during = capsys.readouterr().err.splitlines()
+    after = capsys.readouterr().err.splitlines()
+    assert len(during) >= 2, during  # lines came while the run went on, not only at its end
+    assert all(line.startswith("generate: ") and "rows/s" in line and "eta " in line for line in during), during
+    assert after == [after[0]] and after[0].startswith("generate: 10/10 rows (100 %)") and "took" in after[0]
+
+
+def test_a_bad_progress_interval_is_one_line(clean_logging, capsys, monkeypatch):
+    from tests.unit.test_cli import cli
+
+    monkeypatch.setenv("RLT_PROGRESS_SECONDS", "soon")
+    code, _, err = cli(capsys, "data", "synth", "--out", "x", "--print-config")
+    assert code == 2 and err.startswith("rlt: error: RLT_PROGRESS_SECONDS must be a number") and err.count("\n") == 1
+
+
+def test_each_warning_once_and_other_ranks_quiet(clean_logging, capsys, monkeypatch):
+    common.setup_logging()
+    for _ in range(3):
+        logging.getLogger("somelib.download").error("hub error")  # errors are never merged
+        logging.getLogger("transformers.models").warning("same warning")
+        logging.getLogger("stages.demo").warning("same stage warning")
+    err = capsys.readouterr().err.splitlines()
+    assert err.count("warning: same stage warning") == 1 and len([e for e in err if "hub error" in e]) == 3
+    monkeypatch.setenv("RANK", "1")
+    common.setup_logging()
+    logging.getLogger("stages.demo").info("rank 1 line")
+    logging.getLogger("stages.demo").warning("rank 1 warning")
+    assert capsys.readouterr().err == ""
