@@ -493,14 +493,15 @@ def inputs_of(cfg) -> dict[str, str]:
     return out
 
 
-def config_hash(cfg, extra: bool = True) -> str:
+def config_hash(cfg, extra: bool = True, ignore: tuple[str, ...] = ()) -> str:
     """sha256 of the fields that change a stage's output (paths of outputs excluded).
 
     A config class may declare `HASH_EXTRA: ClassVar[dict]`, versions of code whose
     change must invalidate outputs (e.g. the eval grader's version); they join the
-    hash unless `extra=False`.
+    hash unless `extra=False`. `ignore`: top-level fields left out (the shards of one
+    run share `config_hash(cfg, ignore=("shard",))`).
     """
-    data = _hashable(cfg)
+    data = {k: v for k, v in _hashable(cfg).items() if k not in ignore}
     versions = getattr(type(cfg), "HASH_EXTRA", None)
     if extra and versions:
         data = {**data, "__versions__": dict(versions)}

@@ -209,6 +209,8 @@ class ArtifactWriter:
             "rlt_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "timings": {"seconds": round(time.time() - self._t0, 3)},
         }
+        if hasattr(self.cfg, "shard"):  # the shards of one run share a config but for the shard: `rlt data merge`
+            manifest.update(shard=self.cfg.shard, unsharded_hash=config_hash(self.cfg, ignore=("shard",)))
         manifest.update(extra or {})
         layout.atomic_write_text(layout.manifest_path(self.out), json.dumps(manifest, indent=2, default=str))
         layout.meta_path(self.out, layout.PROGRESS).unlink(missing_ok=True)

@@ -6,9 +6,17 @@
     rlt data merge shards/0 shards/1 --out traces/all
 
 Input: a local Parquet/JSONL/JSON/CSV file, a `datasets.save_to_disk` folder, a
-folder of Parquet files, or a hub id (where a network exists). Output: a dataset
-artifact (`id, question, solution, reasoning_trace, answer, task, source`).
-Rows that do not parse are counted and reported, never silently dropped.
+folder of Parquet (or JSONL) files, or a hub id (where a network exists). In a
+folder, names starting with `.` or `_` are skipped at every depth (macOS `._x`
+files, `.ipynb_checkpoints/`, Spark's `_SUCCESS`), as pyarrow, pandas and
+`datasets` skip them. Output: a dataset artifact (`id, question, solution,
+reasoning_trace, answer, task, source`, plus the benchmark's grouping columns
+`schemas.GROUP_COLUMNS` - MATH-500's `level`, `subject` (and `unique_id`), GPQA's
+`domain`, `subdomain` (and `record_id`) - as text). A training set needs a
+solution; an eval set needs an answer: a row with a question and an answer but
+no solution imports with an empty (null) solution, never a made-up one, and the
+manifest counts rows without a solution and rows without a gold answer. Rows
+that do not parse are counted and reported, never silently dropped.
 """
 
 from __future__ import annotations
@@ -23,8 +31,8 @@ import pyarrow as pa
 
 from stages import verify
 from stages.artifacts.layout import read_manifest
-from stages.artifacts.read import read_table
-from stages.artifacts.schemas import ROW_KEYS, row_id, validate
+from stages.artifacts.read import parse_shard, read_table
+from stages.artifacts.schemas import EVAL_REQUIRED, GROUP_COLUMNS, ROW_KEYS, row_id, validate
 from stages.artifacts.state import already_complete
 from stages.artifacts.writer import ArtifactWriter
 from stages.config import at_least, between, check_config, inputs_of, opt
@@ -32,6 +40,7 @@ from stages.errors import UserError
 from stages.method import tasks
 from stages.method.views import parse_stratos
 from stages.models.loading import hub_id, not_found
+from stages.progress import plural
 
 log = logging.getLogger(__name__)
 FORMATS = ("columns", "stratos", "math500", "aime", "gpqa")
@@ -127,13 +136,25 @@ def load_source(src: str, split: str) -> list[dict]:
     if p.is_dir():
         if (p / "dataset_dict.json").is_file() or (p / "state.json").is_file():
             return _load_from_disk(p, split)
-        files = sorted(p.rglob("*.parquet")) or sorted(p.rglob("*.jsonl"))
+        files = _data_files(p, "*.parquet") or _data_files(p, "*.jsonl")
         if not files:
-            raise UserError(f"{p} holds no dataset (no save_to_disk files, no .parquet or .jsonl)")
+            raise UserError(f"{p} holds no dataset (no save_to_disk files, no .parquet or .jsonl; names "
+                            "starting with . or _ are skipped)")
         return [r for f in files for r in read_table(f).to_pylist()]
     if hub_id(src):  # not a mistyped local path (`src/nope.jsonl`): that is refused at once, below
         return _load_hub(src, split)
     raise not_found(src, "input")
+
+
+def hidden(path: Path, base: Path) -> bool:
+    """A file Parquet readers skip: a name under `base` (itself or a folder above it) starting with `.` or
+    `_` (pyarrow.dataset's ignore_prefixes, which pandas and `datasets` use too)."""
+    return any(part.startswith((".", "_")) for part in path.relative_to(base).parts)
+
+
+def _data_files(folder: Path, pattern: str) -> list[Path]:
+    """The files matching `pattern` at any depth under `folder` that are not hidden, sorted by path."""
+    return sorted(f for f in folder.rglob(pattern) if f.is_file() and not hidden(f, folder))
 
 
 def _load_from_disk(p: Path, split: str) -> list[dict]:
@@ -169,6 +190,20 @@ def _boxed(ans: str) -> str:
     return f"The answer is \\boxed{{{ans}}}."
 
 
+# where each format's source holds its grouping columns (GROUP_COLUMNS) and its own row id, by our name
+_GROUPS = {
+    "math500": {"level": ("level",), "subject": ("subject", "type"), "unique_id": ("unique_id",)},
+    "gpqa": {"domain": ("High-level domain", "high_level_domain", "domain"),
+             "subdomain": ("Subdomain", "subdomain"), "record_id": ("Record ID", "record_id")},
+    "columns": {c: (c,) for c in GROUP_COLUMNS},
+}
+
+
+def _group_columns(row: dict, fmt: str) -> dict:
+    """The grouping (and source id) columns of a source row under their dataset names, as text."""
+    return {name: _text(_get(row, *sources)) for name, sources in _GROUPS.get(fmt, {}).items()}
+
+
 class RowError(ValueError):
     """A source row that does not parse; the message is the reason."""
 
@@ -191,10 +226,11 @@ def _stratos_row(row: dict) -> dict:
 
 
 def _math500_row(row: dict) -> dict:
+    """MATH-500's row; without a solution the solution stays empty (an eval row), never made up."""
     q, a = _text(_get(row, "problem", "question")), _text(_get(row, "answer"))
     if not q or a is None:
         raise RowError("needs 'problem' and 'answer'")
-    return {"question": q, "solution": _text(_get(row, "solution")) or _boxed(a), "answer": a}
+    return {"question": q, "solution": _text(_get(row, "solution")), "answer": a}
 
 
 def _aime_row(row: dict) -> dict:
@@ -205,25 +241,31 @@ def _aime_row(row: dict) -> dict:
         a = str(int(a))  # '070' -> '70'
     except ValueError:
         raise RowError(f"answer {a!r} is not an integer") from None
-    return {"question": q, "solution": _text(_get(row, "solution")) or _boxed(a), "answer": a}
+    return {"question": q, "solution": _text(_get(row, "solution")), "answer": a}
+
+
+_NEEDS = "needs 'question' and a 'solution' (a training set) or an 'answer' (an eval set)"
 
 
 def _columns_row(row: dict, mapping: dict) -> dict:
+    """A row of named columns: a question and a solution (training) or an answer (eval), or both."""
     merged = {**row, **{dst: row.get(col) for dst, col in mapping.items()}}
-    if not _text(merged.get("question")) or merged.get("solution") is None:
-        raise RowError("needs 'question' and 'solution' (rename with --map dst=src)")
+    if not _text(merged.get("question")) or (_text(merged.get("solution")) is None
+                                              and _text(merged.get("answer")) is None):
+        raise RowError(f"{_NEEDS} (rename with --map dst=src)")
     keep = ("id", "question", "solution", "reasoning_trace", "answer", "task", "source")
-    return {k: (str(merged[k]) if merged.get(k) is not None else None) for k in keep}
+    return {**{k: (str(merged[k]) if merged.get(k) is not None else None) for k in keep},
+            **_group_columns(merged, "columns")}
 
 
 def convert_row(row: dict, fmt: str, mapping: dict, seed: int, index: int) -> dict:
     """One source row -> dataset row (with its task); RowError(reason) when it does not parse."""
     if fmt == "gpqa":
-        return gpqa_row(row, seed)
+        return {**gpqa_row(row, seed), **_group_columns(row, fmt)}
     if fmt == "columns":
         return _columns_row(row, mapping)
     converters = {"stratos": _stratos_row, "math500": _math500_row, "aime": _aime_row}
-    return {**converters[fmt](row), "task": FORMAT_TASKS[fmt]}
+    return {**converters[fmt](row), "task": FORMAT_TASKS[fmt], **_group_columns(row, fmt)}
 
 
 # ----------------------------------------------------------------------------- GPQA
@@ -252,7 +294,7 @@ def _gpqa_released(row: dict, seed: int) -> dict:
     body = "\n".join(f"{LETTERS[i]}) {options[j]}" for i, j in enumerate(order))
     question = f"{q}\n\n{body}\n\nAnswer with the letter of the correct option in \\boxed{{}}."
     expl = _text(_get(row, "Explanation"))
-    solution = (f"{expl}\n\n" if expl else "") + _boxed(letter)
+    solution = f"{expl}\n\n{_boxed(letter)}" if expl else None  # none without an explanation, never made up
     return {"question": question, "solution": solution, "answer": letter, "task": "choice"}
 
 
@@ -315,7 +357,7 @@ def _gpqa_formatted(row: dict) -> dict:
     elif len(set(_LETTERED.findall(q))) < len(LETTERS):
         raise RowError("the question does not list options A-D and there is no 'options' column")
     expl = _text(_get(row, "explanation", "solution"))
-    solution = (f"{expl}\n\n" if expl else "") + _boxed(letter)
+    solution = f"{expl}\n\n{_boxed(letter)}" if expl else None
     return {"question": q, "solution": solution, "answer": letter, "task": "choice"}
 
 
@@ -323,10 +365,14 @@ def _gpqa_formatted(row: dict) -> dict:
 
 
 def _missing_columns(cfg: ImportConfig, rows: list[dict]) -> str:
-    """For --format columns: '; missing column(s) ...' when the source lacks question/solution."""
+    """For --format columns: '; missing column(s) ...' when the source lacks a question, or both a
+    solution (a training set's) and an answer (an eval set's)."""
     if cfg.format != "columns" or not rows:
         return ""
-    missing = [c for c in ("question", "solution") if c not in set(rows[0]) | set(cfg.map)]
+    columns = set(rows[0]) | set(cfg.map)
+    missing = [] if "question" in columns else ["question"]
+    if not {"solution", "answer"} & columns:
+        missing.append("solution (a training set) or answer (an eval set)")
     return f"; missing column(s) {', '.join(missing)}, rename with --map dst=src" if missing else ""
 
 
@@ -343,7 +389,7 @@ def _finish_row(c: dict, cfg: ImportConfig) -> dict:
     if cfg.task is not None:
         c["task"] = cfg.task
     c.setdefault("source", cfg.format if cfg.format in BENCHMARKS else Path(cfg.src).name)
-    c["id"] = c.get("id") or row_id(c["question"], c["solution"])
+    c["id"] = c.get("id") or row_id(c["question"], c.get("solution"))
     if c.get("answer") is not None:
         try:
             verify.check_gold(c.get("task") or "math", c["answer"])
@@ -375,27 +421,100 @@ def import_(cfg: ImportConfig) -> Path:
     if bad:
         log.warning("%s: %d of %d rows did not parse as %s (first: row %d: %s)", cfg.src, len(bad), len(rows),
                     cfg.format, *bad[0])
+    columns = list(dict.fromkeys(k for c in out for k in c))  # every row the same columns (to_table reads row 0's)
+    out = [{k: c.get(k) for k in columns} for c in out]
     table = pa.Table.from_pylist(out)
-    validate(table, "dataset", cfg.src)
+    validate(table, "dataset", cfg.src, required=EVAL_REQUIRED)
+    counts = _report_golds(cfg, out)
     inputs = inputs_of(cfg)
-    return _write_dataset(cfg, out, inputs, {"skipped_rows": len(bad),
+    return _write_dataset(cfg, out, inputs, {"skipped_rows": len(bad), **counts,
                                              "skipped_examples": [{"row": i, "reason": why} for i, why in bad[:20]]})
+
+
+def _report_golds(cfg: ImportConfig, rows: list[dict]) -> dict:
+    """Say how many rows lack a solution (eval rows: training needs one) and how many lack a gold answer
+    (no answer, no box in the solution: they can train, not be evaluated); the manifest's counts."""
+    no_solution = sum(not r.get("solution") for r in rows)
+    no_answer = sum(verify.gold_from_row(r) is None for r in rows)
+    if no_solution:
+        (log.info if no_solution == len(rows) else log.warning)(
+            "%s: %d of %d rows have no solution: they are eval rows (question + answer), left without one; "
+            "training on them is refused", cfg.src, no_solution, len(rows))
+    if no_answer:
+        log.warning("%s: %d of %d rows have no gold answer (no answer value, no \\boxed{} in the solution): they "
+                    "can train but not be evaluated; import an eval set's answers with --map answer=COLUMN",
+                    cfg.src, no_answer, len(rows))
+    return {"rows_without_solution": no_solution, "rows_without_answer": no_answer}
 
 
 # ----------------------------------------------------------------------------- merge
 
 
+# Recorded inputs that are the rows' own source: shards of one run read the same data, imports of different
+# files may be merged (their rows are compared); every other input (a teacher, a model) must be the same.
+ROW_SOURCES = ("data", "src", "inputs")
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in (d or {}).items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def check_one_run(manifests: dict[str, dict]) -> None:
+    """Inputs of a merge must come from one run: the same config but for `--shard` and the same inputs but
+    the data (UserError naming the keys or inputs that differ); an incomplete i/n set of shards is warned of."""
+    recorded = {p: m for p, m in manifests.items() if m and m.get("unsharded_hash")}
+    if recorded:
+        first, m0 = next(iter(recorded.items()))
+        for p, m in recorded.items():
+            if m["unsharded_hash"] != m0["unsharded_hash"]:
+                a, b = _flat(m0.get("config")), _flat(m.get("config"))
+                keys = sorted(k for k in set(a) | set(b) if k.split(".")[0] not in ("shard", "out", "force")
+                              and a.get(k) != b.get(k))
+                what = ", ".join(keys) or "hashed settings"
+                raise UserError(f"cannot merge {first} and {p}: their configs differ in {what} "
+                                "(only --shard may differ between the parts of one run)")
+    for p, m in manifests.items():
+        for name, inp in ((m or {}).get("inputs") or {}).items():
+            if name.split("[")[0] in ROW_SOURCES:
+                continue
+            others = {q: ((n or {}).get("inputs") or {}).get(name) for q, n in manifests.items() if q != p}
+            for q, other in others.items():
+                if other is not None and other.get("hash") != inp.get("hash"):
+                    raise UserError(f"cannot merge {p} and {q}: input {name} differs ({inp.get('path')} vs "
+                                    f"{other.get('path')}); the parts of one run share every input but their data")
+    shards: dict[int, set[int]] = {}
+    for m in manifests.values():
+        spec = (m or {}).get("shard") or ((m or {}).get("config") or {}).get("shard")
+        if spec:
+            i, n = parse_shard(spec)
+            shards.setdefault(n, set()).add(i)
+    for n, got in shards.items():
+        missing = sorted(set(range(n)) - got)
+        if missing:
+            log.warning("merging %s of %d: shard%s %s missing, the merged artifact holds only part of the rows",
+                        plural(len(got), "shard"), n, "s" * (len(missing) > 1),
+                        ", ".join(f"{i}/{n}" for i in missing) + (" are" if len(missing) > 1 else " is"))
+
+
 def merge(cfg: MergeConfig) -> Path:
-    """Join artifacts of one kind; identical duplicates collapse, conflicting ones are refused."""
+    """Join artifacts of one kind; identical duplicates collapse, conflicting ones are refused.
+
+    The inputs must be parts of one run (`check_one_run`): UserError when their configs differ in
+    anything but the shard, or a model they were made with differs; a warning when shards are missing.
+    """
     check_config(cfg)
-    kinds = {}
+    kinds, manifests = {}, {}
     for p in cfg.inputs:
         m = read_manifest(p)
         if m is None:
             read_table(p)  # raises the right message for missing/incomplete inputs
-        kinds[p] = (m or {}).get("kind", "dataset")
+        kinds[p], manifests[p] = (m or {}).get("kind", "dataset"), m
     if len(set(kinds.values())) > 1:
         raise UserError(f"cannot merge artifacts of different kinds: {kinds}")
+    check_one_run(manifests)
     kind = next(iter(kinds.values()))
     key = ROW_KEYS[kind]
     merged: dict[tuple, dict] = {}
