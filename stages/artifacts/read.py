@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from stages.artifacts.layout import (
     data_files,
 )
-from stages.artifacts.schemas import row_id, validate
+from stages.artifacts.schemas import NUMBER_TEXT, REQUIRED, row_id, validate
 from stages.artifacts.state import require_finished
 from stages.errors import UserError
 
@@ -29,24 +29,110 @@ log = logging.getLogger(__name__)
 
 
 def _read_file(p: Path) -> pa.Table:
+    """One data file as a table; every column that holds text is read as text (see `_json_table`)."""
     suffix = p.suffix.lower()
     try:
         if suffix == ".parquet":
             return pq.read_table(p)
         if suffix in (".jsonl", ".json"):
-            import pandas as pd
-
-            df = pd.read_json(p, lines=suffix == ".jsonl", dtype=False)
-            return pa.Table.from_pandas(df, preserve_index=False)
+            return _json_table(p, lines=suffix == ".jsonl")
         if suffix == ".csv":
+            import csv
+
             import pyarrow.csv as pcsv
 
-            # quoted cells may hold newlines (GPQA's CSV): without this, blocks split inside a cell
+            with open(p, newline="", encoding="utf-8-sig") as f:
+                header = next(csv.reader(f), [])
+            # every cell as text: pyarrow infers a column's type from its first block and fails on a later
+            # block's text; quoted cells may hold newlines (GPQA's CSV): without this, blocks split inside one
             return pcsv.read_csv(p, parse_options=pcsv.ParseOptions(newlines_in_values=True),
-                                 convert_options=pcsv.ConvertOptions(strings_can_be_null=False))
-    except (pa.ArrowException, ValueError, OSError) as e:
+                                 convert_options=pcsv.ConvertOptions(strings_can_be_null=False,
+                                                                     column_types=dict.fromkeys(header, pa.string())))
+    except (pa.ArrowException, ValueError, OSError, UnicodeDecodeError) as e:
         raise UserError(f"cannot read {p}: {str(e).splitlines()[0][:200]}") from None
     raise UserError(f"unsupported file type {p} (use .parquet, .jsonl, .json or .csv)")
+
+
+def _json_records(p: Path, lines: bool) -> list[dict]:
+    """The objects of a JSON Lines file, or of a JSON file holding a list of objects, a mapping of
+    columns to lists or to {index: value} (pandas' `to_json`), or JSON Lines under a .json name.
+    Numbers with a fraction are read as Decimal, so their text survives exactly."""
+    import json
+    from decimal import Decimal
+
+    text = p.read_text(encoding="utf-8-sig")
+    if not lines:
+        try:
+            data = json.loads(text, parse_float=Decimal)
+        except json.JSONDecodeError as e:
+            if not e.msg.startswith("Extra data"):
+                raise ValueError(f"not JSON ({e})") from None
+            lines = True  # JSON Lines named .json (as many hub exports are)
+        else:
+            if isinstance(data, dict) and data and all(isinstance(v, list) for v in data.values()):
+                data = [dict(zip(data, vals)) for vals in zip(*data.values())]
+            elif isinstance(data, dict) and data and all(isinstance(v, dict) for v in data.values()):
+                index = list(dict.fromkeys(k for v in data.values() for k in v))
+                data = [{c: v.get(k) for c, v in data.items()} for k in index]
+            if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+                raise ValueError("a JSON file must hold a list of objects or a mapping of columns")
+            return data
+    records = []
+    for i, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                obj = json.loads(line, parse_float=Decimal)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"line {i} is not JSON ({e})") from None
+            if not isinstance(obj, dict):
+                raise ValueError(f"line {i} is not a JSON object")
+            records.append(obj)
+    return records
+
+
+def _json_text(value) -> str:
+    """A JSON value in a text column as text: a string as is, a number as written, anything else as JSON."""
+    import json
+    from decimal import Decimal
+
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
+        return str(value)
+    return json.dumps(_plain(value), ensure_ascii=False)
+
+
+def _plain(value):
+    """Decimal -> float, inside lists and objects too."""
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _json_table(p: Path, lines: bool) -> pa.Table:
+    """JSON (Lines) rows as a table, column by column: a column holding any string is a text column and
+    its numbers and other values become their JSON text (`5`, `0.30`, `true`), as pandas would keep them
+    as objects; other columns keep their numbers, lists and objects (one that pyarrow cannot type, such
+    as a list of mixed values, is read as JSON text)."""
+    records = _json_records(p, lines)
+    names = list(dict.fromkeys(k for r in records for k in r))
+    columns = {}
+    for name in names:
+        values = [r.get(name) for r in records]
+        if any(isinstance(v, str) for v in values):
+            columns[name] = pa.array([None if v is None else _json_text(v) for v in values], pa.string())
+            continue
+        try:
+            columns[name] = pa.array([_plain(v) for v in values])
+        except (pa.ArrowException, TypeError, OverflowError):
+            columns[name] = pa.array([None if v is None else _json_text(v) for v in values], pa.string())
+    return pa.table(columns) if columns else pa.table({})
 
 
 def parts_of(path: str | Path) -> list[Path]:
@@ -72,17 +158,32 @@ def read_table(path: str | Path) -> pa.Table:
 
 
 def read_rows(path: str | Path, kind: str, required: Iterable[str] | None = None) -> list[dict]:
-    """Read and validate rows of `kind`; dataset rows without an `id` get the stable one."""
-    table = read_table(path)
+    """Read and validate rows of `kind` (`required`: the columns that must hold a value, default
+    schemas.REQUIRED[kind]; eval reads datasets with EVAL_REQUIRED); dataset rows without an `id` get the
+    stable one; `id` and `answer` stored as numbers read as text. UserError naming the column or row."""
+    required = None if required is None else tuple(required)
+    table = as_text(read_table(path))
     if kind == "dataset" and "id" not in table.column_names and table.num_rows:
+        need = REQUIRED[kind] if required is None else required
         for c in ("question", "solution"):
-            if c not in table.column_names:
+            if (c == "question" or c in need) and c not in table.column_names:
                 raise UserError(f"{path}: missing column {c} (has: {', '.join(table.column_names)})")
-        ids = [row_id(str(q), str(s)) for q, s in zip(table.column("question").to_pylist(),
-                                                      table.column("solution").to_pylist())]
+        questions = table.column("question").to_pylist()
+        solutions = table.column("solution").to_pylist() if "solution" in table.column_names else [None] * len(questions)
+        ids = [row_id(str(q), None if s is None else str(s)) for q, s in zip(questions, solutions)]
         table = table.append_column("id", pa.array(ids, pa.string()))
     validate(table, kind, str(path), required)
     return table.to_pylist()
+
+
+def as_text(table: pa.Table) -> pa.Table:
+    """`table` with the text columns whose values a file may store as numbers (`schemas.NUMBER_TEXT`: an
+    AIME answer `70`, a row id `3`) cast to their text; other columns keep their types (a number where
+    a question belongs is still refused by `validate`)."""
+    for i, field in enumerate(table.schema):
+        if field.name in NUMBER_TEXT and (pa.types.is_integer(field.type) or pa.types.is_floating(field.type)):
+            table = table.set_column(i, field.name, table.column(i).cast(pa.string()))
+    return table
 
 
 def parse_shard(spec: str | None) -> tuple[int, int] | None:
@@ -96,19 +197,6 @@ def parse_shard(spec: str | None) -> tuple[int, int] | None:
     if not (n >= 1 and 0 <= i < n):
         raise UserError(f"--shard {spec}: need 0 <= i < n")
     return i, n
-
-
-SHARD_HELP = "i/n: work on slice i of n of the rows (split by a hash of their id, after --limit)."
-LIMIT_HELP = "Use only the first N rows of the data (--shard then splits those N rows)."
-
-
-def select_rows(rows: list[dict], shard: str | None, limit: int | None) -> list[dict]:
-    """The rows a run works on: the first `limit` rows, then shard i/n of those (by a hash of the id).
-
-    `--limit N` cuts the data, `--shard i/n` splits what is left, in every command: the n shards of
-    a run with `--limit N` together hold exactly its first N rows.
-    """
-    return select_shard(rows[:limit], shard)
 
 
 SHARD_HELP = "i/n: work on slice i of n of the rows (split by a hash of their id, after --limit)."

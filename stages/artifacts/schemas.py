@@ -38,17 +38,26 @@ SCHEMAS: dict[str, pa.Schema] = {
 # The key that identifies a row of each kind: resume skips, merge collapses and decontamination
 # keeps rows by it (an eval row is one model's answer, so the model is part of its key).
 ROW_KEYS: dict[str, tuple[str, ...]] = {"dataset": ("id",), "traces": ("id", "sample"), "eval": ("model", "id", "sample")}
-# Columns a reader insists on (non-null text) per kind.
+# Optional text columns of a benchmark's rows by which eval and report give accuracy per group
+# (MATH-500's level and subject, GPQA's high-level domain and subdomain); import keeps them and eval
+# copies them into its rows, as extra columns (`to_table` keeps those).
+GROUP_COLUMNS = ("level", "subject", "domain", "subdomain")
+# Columns a reader insists on (non-null text) per kind. A dataset row without a solution is an
+# eval set's row (question + answer): eval reads datasets with EVAL_REQUIRED, training with these.
 REQUIRED = {
     "dataset": ("id", "question", "solution"),
     "traces": ("id", "sample", "question", "solution", "explanation", "text"),
     "eval": ("id", "sample", "question", "answer", "response", "extracted", "correct"),
 }
+EVAL_REQUIRED = ("id", "question")  # a dataset to evaluate: its gold is the answer (or the solution's box)
+# Text columns a file may hold as numbers (an AIME answer 70, a row id 3): readers take their text.
+NUMBER_TEXT = ("id", "answer")
 
 
-def row_id(question: str, solution: str) -> str:
-    """Stable row id: sha256 of question and solution (so resume and merge work by key)."""
-    return hashlib.sha256(f"{question}\x00{solution}".encode()).hexdigest()[:16]
+def row_id(question: str, solution: str | None) -> str:
+    """Stable row id: sha256 of question and solution (so resume and merge work by key); a row
+    without a solution (an eval set's) hashes as an empty one."""
+    return hashlib.sha256(f"{question}\x00{solution or ''}".encode()).hexdigest()[:16]
 
 
 def validate(table: pa.Table, kind: str, source: str, required: Iterable[str] | None = None) -> None:
@@ -77,7 +86,9 @@ def validate(table: pa.Table, kind: str, source: str, required: Iterable[str] | 
         col = table.column(c)
         if col.null_count:
             i = col.is_null().to_pylist().index(True)
-            raise UserError(f"{source}: row {i} has no value in column '{c}'")
+            why = " (an eval set's row: question + answer; training needs a solution)" \
+                if kind == "dataset" and c == "solution" else ""
+            raise UserError(f"{source}: row {i} has no value in column '{c}'{why}")
 
 
 def to_table(rows: list[dict], kind: str) -> pa.Table:

@@ -44,8 +44,10 @@ from pathlib import Path
 from typing import ClassVar
 
 from stages import verify
+from stages.artifacts.benchmarks import with_import_hint
 from stages.artifacts.layout import SUMMARY, find_meta, read_manifest, summary_path
 from stages.artifacts.read import LIMIT_HELP, SHARD_HELP, read_rows, select_rows
+from stages.artifacts.schemas import EVAL_REQUIRED, GROUP_COLUMNS, ROW_KEYS
 from stages.artifacts.state import already_complete, differences, require
 from stages.artifacts.writer import ArtifactWriter, acquire_lock
 from stages.config import at_least, between, check_config, config_hash, opt, resolve
@@ -80,6 +82,11 @@ class EvalConfig:
     shard: str | None = opt(None, SHARD_HELP, flag=True)
     limit: int | None = opt(None, LIMIT_HELP, flag=True, check=at_least(1))
     check_timeout: int = opt(5, "Seconds math-verify may spend on one parse or comparison.", check=at_least(1))
+    # out of the hash: the rows evaluated are the same either way whenever the refusing default can run
+    skip_bad_golds: bool = opt(False, "Evaluate the other rows when some golds cannot be read by their task's "
+                               "checker (default: refuse the data); the rows left out are counted and their "
+                               "ids listed in the summary and the manifest.", hash=False,
+                               flag="--skip-unreadable-golds")
     force: bool = opt(False, "Overwrite an existing output of another config.", hash=False, flag=True)
     regrade: str | None = opt(None, "Re-check the responses of this finished eval artifact with the current "
                               "grader, in place, without generating (other options are ignored).", hash=False,
@@ -132,8 +139,32 @@ def benchmark_of(row: dict) -> str:
     return row.get("source") or row.get("task") or "all"
 
 
-def summarize(rows: list[dict]) -> dict:
-    """{"models": {model: {"overall": stats, "benchmarks": {name: stats}}}} of eval rows."""
+def group_key(value: str) -> tuple:
+    """Sort key of group values: numbers by value (level 2 before level 10), then text."""
+    try:
+        return (0, float(value), "")
+    except ValueError:
+        return (1, 0.0, value)
+
+
+def subsets(rows: list[dict]) -> dict[str, dict[str, dict]]:
+    """{column: {value: stats}} of one benchmark's rows for each grouping column they carry
+    (schemas.GROUP_COLUMNS: level, subject, domain, subdomain); rows without a value are left out."""
+    out = {}
+    for column in GROUP_COLUMNS:
+        by_value: dict[str, list[dict]] = defaultdict(list)
+        for r in rows:
+            if r.get(column) not in (None, ""):
+                by_value[str(r[column])].append(r)
+        if by_value:
+            out[column] = {v: group_stats(by_value[v]) for v in sorted(by_value, key=group_key)}
+    return out
+
+
+def summarize(rows: list[dict], skipped: dict | None = None) -> dict:
+    """{"models": {model: {"overall": stats, "benchmarks": {name: stats},
+    "groups": {name: {column: {value: stats}}}}}} of eval rows (groups: `subsets`), plus
+    "skipped_golds" (`read_golds`) when rows were left out for unreadable golds."""
     by_model: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
         by_model[r["model"]].append(r)
@@ -144,7 +175,13 @@ def summarize(rows: list[dict]) -> dict:
             groups[benchmark_of(r)].append(r)
         out[model] = {"overall": group_stats(mrows),
                       "benchmarks": {b: group_stats(g) for b, g in sorted(groups.items())}}
-    return {"models": out}
+        per_group = {b: sub for b, g in sorted(groups.items()) if (sub := subsets(g))}
+        if per_group:
+            out[model]["groups"] = per_group
+    summary = {"models": out}
+    if skipped:
+        summary["skipped_golds"] = skipped
+    return summary
 
 
 def display_names(models: list[str]) -> dict[str, str]:
@@ -164,35 +201,88 @@ def validate_config(cfg: EvalConfig) -> None:
     check_generations(cfg.num_generations, cfg.temperature)
 
 
-def _item(r: dict, i: int, source: str) -> dict:
-    """One dataset row -> eval item; its gold is parsed by its task's checker (UserError if unreadable)."""
+def _gold(r: dict) -> str:
+    """The row's gold answer as its task's checker reads it; ValueError saying why when it has none or
+    the checker cannot read it (an unknown task is a UserError: no row of it can be graded)."""
     task = r.get("task") or "math"
     verify.get_checker(task)
     gold = verify.gold_from_row(r)
     if gold is None:
-        raise UserError(f"{source}: row {i} (id {r['id']}) has no answer column value and no "
-                        "\\boxed{} in its solution")
+        raise ValueError("has no answer (no answer column value and no \\boxed{} in its solution; an eval "
+                         "set's answers import with --map answer=COLUMN)")
     try:
         verify.check_gold(task, gold)
     except ValueError as e:  # the checker says why, naming the gold
-        raise UserError(f"{source}: row {i} (id {r['id']}): {e}: it cannot be read by the {task} checker") \
-            from None
-    return {"id": r["id"], "question": r["question"], "answer": gold, "task": task,
-            "source": r.get("source") or task}
+        raise ValueError(f"{e}: it cannot be read by the {task} checker") from None
+    return gold
 
 
-def load_items(cfg: EvalConfig) -> list[dict]:
-    """Dataset rows -> items with id, question, gold, task, source; every gold is parsed here, before
-    anything is generated, and the first unreadable one is a UserError naming its row id and gold."""
-    rows = select_rows(read_rows(cfg.data, "dataset"), cfg.shard, cfg.limit)
+def read_golds(rows: list[dict], source: str, skip: bool) -> tuple[list[dict], dict | None]:
+    """(the rows whose gold their task's checker reads, each with `answer` set to that gold; the record
+    of the rows left out, or None). Every gold is read, before anything is generated.
+
+    An unreadable gold is a UserError naming the first such row, its id and gold, and how many there are,
+    unless `skip` (--skip-unreadable-golds): then those rows are left out and the record lists them:
+    {"count": questions left out, "rows": rows left out, "ids": [...], "examples": the first 20
+    {"row", "id", "gold", "reason"}}. UserError too when no row is left."""
+    kept, bad = [], []
+    for i, r in enumerate(rows):
+        try:
+            kept.append({**r, "answer": _gold(r)})
+        except ValueError as e:
+            bad.append({"row": i, "id": r["id"], "gold": r.get("answer"), "reason": str(e)})
+    if not bad:
+        return kept, None
+    ids = sorted({b["id"] for b in bad})
+    first = bad[0]
+    if not skip:
+        more = f"; {len(ids)} of {len(rows)} rows have no readable gold" if len(ids) > 1 else ""
+        raise UserError(f"{source}: row {first['row']} (id {first['id']}) {first['reason']}{more} "
+                        "(--skip-unreadable-golds evaluates the other rows and lists these)")
+    if not kept:
+        raise UserError(f"{source}: no row has a gold its checker reads (first: row {first['row']} "
+                        f"(id {first['id']}) {first['reason']})")
+    log.warning("%s: skipped %s with no readable gold (ids: %s); they are listed in the summary and the "
+                "manifest", source, plural(len(ids), "question"), ", ".join(ids[:10]) + (" ..." if len(ids) > 10 else ""))
+    return kept, {"count": len(ids), "rows": len(bad), "ids": ids, "examples": bad[:20]}
+
+
+def _item(r: dict, columns: list[str]) -> dict:
+    """One dataset row whose gold was read (`read_golds`) -> eval item with the grouping `columns` (text)."""
+    task = r.get("task") or "math"
+    groups = {c: None if r.get(c) in (None, "") else str(r[c]).strip() for c in columns}
+    return {"id": r["id"], "question": r["question"], "answer": r["answer"], "task": task,
+            "source": r.get("source") or task, **groups}
+
+
+def read_dataset(path: str) -> list[dict]:
+    """The rows of the dataset to evaluate (a question and a gold; no solution needed); a raw
+    benchmark file (MATH-500's `problem` ...) is refused naming the import command that reads it."""
+    try:
+        return read_rows(path, "dataset", required=EVAL_REQUIRED)
+    except UserError as e:
+        raise with_import_hint(e, path) from None
+
+
+def read_items(cfg: EvalConfig) -> tuple[list[dict], dict | None]:
+    """Dataset rows -> (items with id, question, gold, task, source and grouping columns, the record
+    of rows skipped for an unreadable gold or None); see `read_golds`."""
+    rows = select_rows(read_dataset(cfg.data), cfg.shard, cfg.limit)
     if not rows:
         raise UserError(f"{cfg.data}: shard {cfg.shard} holds no rows")
-    items = [_item(r, i, cfg.data) for i, r in enumerate(rows)]
+    kept, skipped = read_golds(rows, cfg.data, cfg.skip_bad_golds)
+    columns = [c for c in GROUP_COLUMNS if any(r.get(c) not in (None, "") for r in kept)]  # every item has them
+    items = [_item(r, columns) for r in kept]
     letters = sum(it["task"] == "math" and it["answer"].strip("()") in verify.LETTERS for it in items)
     if letters:  # a likely multiple-choice set imported without its task
         log.warning("%s: %d math gold(s) are single letters %s-%s; if these are multiple-choice questions, "
                     "import them with --task choice", cfg.data, letters, verify.LETTERS[0], verify.LETTERS[-1])
-    return items
+    return items, skipped
+
+
+def load_items(cfg: EvalConfig) -> list[dict]:
+    """The items of `read_items` (golds read before anything is generated)."""
+    return read_items(cfg)[0]
 
 
 def grade(row: dict, timeout: int) -> dict:
@@ -208,7 +298,7 @@ def eval_row(item: dict, model: str, sample: int, completion, timeout: int) -> d
     row = {"id": item["id"], "sample": sample, "question": item["question"], "answer": item["answer"],
            "task": item["task"], "model": model, "response": completion.text,
            "response_tokens": int(completion.tokens), "truncated": not completion.finished,
-           "source": item["source"]}
+           "source": item["source"], **{c: item[c] for c in GROUP_COLUMNS if c in item}}
     return grade(row, timeout)
 
 
@@ -256,8 +346,9 @@ def _check_models(cfg: EvalConfig) -> None:
         check_model_path(m, allow_pickle=cfg.engine.allow_pickle)
 
 
-def write_summary(out: Path, rows: list[dict]) -> dict:
-    summary = summarize(rows)
+def write_summary(out: Path, rows: list[dict], skipped: dict | None = None) -> dict:
+    """summary.json of `rows` (`summarize`), with the record of rows skipped for their gold."""
+    summary = summarize(rows, skipped)
     summary_path(out).write_text(json.dumps(summary, indent=2))
     return summary
 
@@ -270,11 +361,12 @@ def read_summary(out: str | Path) -> dict:
     return json.loads(p.read_text())
 
 
-def _finish(w: ArtifactWriter, rows: list[dict]) -> dict:
-    """summary.json, then the manifest (with the grader's version) last."""
-    summary = write_summary(w.out, rows)
+def _finish(w: ArtifactWriter, rows: list[dict], skipped: dict | None = None) -> dict:
+    """summary.json, then the manifest (with the grader's version and any rows skipped for their gold) last."""
+    summary = write_summary(w.out, rows, skipped)
     w.finish({"summary": {m: s["overall"] for m, s in summary["models"].items()},
-              "grader_version": verify.GRADER_VERSION, "generation_hash": config_hash(w.cfg, extra=False)})
+              "grader_version": verify.GRADER_VERSION, "generation_hash": config_hash(w.cfg, extra=False),
+              **({"skipped_golds": skipped} if skipped else {})})
     for m, s in summary["models"].items():
         o = s["overall"]
         log.info("%s: accuracy %.1f%% over %d questions", m, 100 * o["accuracy"], o["n"])
@@ -297,7 +389,7 @@ def run(cfg: EvalConfig) -> Path:
     if cfg.regrade:
         return regrade(cfg.regrade)
     validate_config(cfg)
-    items = load_items(cfg)
+    items, skipped = read_items(cfg)
     _check_models(cfg)
     if _graded_by_older_grader(cfg):
         log.info("%s was graded by an older grader: re-grading its responses", cfg.out)
@@ -313,7 +405,7 @@ def run(cfg: EvalConfig) -> Path:
         with progress(total=total, desc=desc, unit="responses", done=done) as bar:
             for model in cfg.models:
                 eval_model(cfg, model, items, w, bar)
-        _finish(w, [r for r in w.all_rows() if r["model"] in cfg.models])
+        _finish(w, [r for r in w.all_rows() if r["model"] in cfg.models], skipped)
     return w.out
 
 
@@ -356,18 +448,30 @@ def regrade(out: str | Path, cfg: EvalConfig | None = None) -> Path:
     if manifest is None or manifest.get("kind") != "eval":
         raise UserError(f"{out} is not a finished eval artifact (nothing to re-grade)")
     cfg = cfg or _config_of(out, manifest)
-    rows = read_rows(out, "eval")
-    for i, r in enumerate(rows):
-        _item({**r, "task": r.get("task") or "math"}, i, str(out))
-    new = [grade({**r, "task": r.get("task") or "math"}, cfg.check_timeout) for r in rows]
-    changed = sum(bool(a["correct"]) != b["correct"] for a, b in zip(rows, new))
-    _replace_artifact(out, cfg, manifest.get("inputs") or {}, new)
+    rows = [{**r, "task": r.get("task") or "math"} for r in read_rows(out, "eval")]
+    kept, skipped = read_golds(rows, str(out), cfg.skip_bad_golds)
+    before = {tuple(r[k] for k in ROW_KEYS["eval"]): bool(r["correct"]) for r in rows}
+    new = [grade(r, cfg.check_timeout) for r in kept]
+    changed = sum(before[tuple(r[k] for k in ROW_KEYS["eval"])] != r["correct"] for r in new)
+    _replace_artifact(out, cfg, manifest.get("inputs") or {}, new,
+                      merge_skipped(manifest.get("skipped_golds"), skipped))
     log.info("re-graded %d responses in %s with grader %s: %d verdicts changed",
              len(new), out, verify.GRADER_VERSION, changed)
     return out
 
 
-def _replace_artifact(out: Path, cfg: EvalConfig, inputs: dict, rows: list[dict]) -> None:
+def merge_skipped(*records: dict | None) -> dict | None:
+    """One record of rows skipped for their gold (`read_golds`) from several (an earlier run's, a re-grade's)."""
+    records = [r for r in records if r]
+    if not records:
+        return None
+    ids = sorted({i for r in records for i in r["ids"]})
+    return {"count": len(ids), "rows": sum(r.get("rows", r["count"]) for r in records), "ids": ids,
+            "examples": [e for r in records for e in r.get("examples", [])][:20]}
+
+
+def _replace_artifact(out: Path, cfg: EvalConfig, inputs: dict, rows: list[dict],
+                      skipped: dict | None = None) -> None:
     """Write `rows` as a finished eval artifact next to `out`, then swap it into place."""
     pid = os.getpid()
     tmp, old = out.with_name(f".{out.name}.regrade-{pid}"), out.with_name(f".{out.name}.old-{pid}")
@@ -377,7 +481,7 @@ def _replace_artifact(out: Path, cfg: EvalConfig, inputs: dict, rows: list[dict]
         with ArtifactWriter(tmp, "eval", cfg) as w:
             w.inputs = inputs  # the responses still come from the same data
             w.write(rows)
-            _finish(w, rows)
+            _finish(w, rows, skipped)
         out.rename(old)
         tmp.rename(out)
         shutil.rmtree(old, ignore_errors=True)

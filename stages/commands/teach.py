@@ -36,12 +36,12 @@ from stages.artifacts.state import already_complete, require
 from stages.config import inputs_of, opt, to_dict
 from stages.errors import UserError
 from stages.method.grpo import RLTRewardFunc
-from stages.method.settings import PromptsConfig, RewardConfig, with_teacher_temperature
-from stages.method.views import teacher_view
+from stages.method.settings import PromptsConfig, RewardConfig, check_reward, with_teacher_temperature
+from stages.method.views import check_template, teacher_view
 from stages.progress import close_training_progress, training_progress
 from stages.training import launch, lora
 from stages.training.lora import LoraConfig
-from stages.training.metrics import metrics_callback, summarize
+from stages.training.metrics import log_at_saves, mean_loss, metrics_callback, read_metrics, summarize
 from stages.training.rankzero import RankZeroWriter
 
 log = logging.getLogger(__name__)
@@ -183,14 +183,22 @@ def validate(cfg: TeachConfig) -> int:
     if cfg.launch and not launch.in_launched_process():
         launch.check_launch(cfg.launch, launch.processes(cfg.nproc, cfg.gpus))
     lora.validate(cfg.lora, on_cuda=resolve_device(cfg.device).startswith("cuda"))
+    check_reward(cfg.reward)
     batch = per_device_batch(cfg, devices(cfg))
     check_trl_options(cfg.trl)
     return batch
 
 
+def finalize_config(cfg: TeachConfig) -> TeachConfig:
+    """The reward's teacher temperature as a number, once: unset follows the sampling `temperature`
+    (stages/method/settings.py `with_teacher_temperature`). Idempotent; commands.make_config and run apply it."""
+    cfg.reward = with_teacher_temperature(cfg.reward, cfg.temperature)
+    return cfg
+
+
 def temperatures(cfg: TeachConfig) -> dict:
     """Sampling and reward temperatures of the teacher; a deliberate mismatch is logged (and kept in the manifest)."""
-    reward_tau = with_teacher_temperature(cfg.reward, cfg.temperature).teacher_temperature
+    reward_tau = finalize_config(cfg).reward.teacher_temperature
     apart = reward_tau != cfg.temperature
     if apart:
         log.warning("reward.teacher_temperature=%s is set apart from the sampling temperature %s: the sampled-token "
@@ -212,15 +220,17 @@ def load(cfg: TeachConfig):
     tok = load_tokenizer(cfg.teacher, cfg.trust_remote_code)
     student_tok = load_tokenizer(cfg.student, cfg.trust_remote_code)
     check_same_vocab(tok, student_tok)
+    check_template(tok, cfg.teacher)
+    check_template(student_tok, cfg.student)
     teacher = load_model(cfg.teacher, device=device, dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code,
                          quantization=lora.quantization_config(cfg.lora))
-    lora.check_targets(teacher, cfg.lora)
+    lora.prepare_model(teacher, cfg.lora)  # refuses head targets, unties tied embeddings it trains
     student = load_model(cfg.student, device="cpu" if cfg.offload_student else device, dtype=cfg.dtype,
                          trust_remote_code=cfg.trust_remote_code)
     student.requires_grad_(False)
     student.eval()
-    reward = with_teacher_temperature(cfg.reward, cfg.temperature)
-    scorer = RLTReward(student, student_tok, reward, cfg.prompts, teacher=None, batch_size=cfg.reward_batch_size,
+    scorer = RLTReward(student, student_tok, finalize_config(cfg).reward, cfg.prompts, teacher=None,
+                       reward_batch_size=cfg.reward_batch_size,
                        teacher_tokenizer=tok if tok.chat_template != student_tok.chat_template else None)
     return tok, teacher, scorer
 
@@ -277,6 +287,7 @@ def make_trainer(cfg: TeachConfig, tok, teacher, scorer, rows: list[dict], batch
                           peft_config=lora.peft_config(cfg.lora))
     reward_fn.bind(trainer)
     trainer.remove_callback(PrinterCallback)  # metrics go to metrics.jsonl and one log line per step
+    trainer.add_callback(log_at_saves())  # the metrics rows of a resumed run are those of an uninterrupted one
     trainer.add_callback(metrics_callback(Path(cfg.out), reward_fn))
     trainer.add_callback(training_progress("teach", metric="reward"))
     return trainer, reward_fn
@@ -294,7 +305,7 @@ def train(cfg: TeachConfig, tok, teacher, scorer, rows: list[dict], batch: int) 
         log.info("resuming from %s (step %d)", resume, step)
     t0 = time.time()
     try:
-        result = trainer.train(resume_from_checkpoint=resume)
+        trainer.train(resume_from_checkpoint=resume)
     finally:
         close_training_progress(trainer)
     lora.save(trainer, out, cfg.lora, cfg.teacher, trust_remote_code=cfg.trust_remote_code)
@@ -302,7 +313,7 @@ def train(cfg: TeachConfig, tok, teacher, scorer, rows: list[dict], batch: int) 
         tok.save_pretrained(str(out))
         (out / "training_args.bin").unlink(missing_ok=True)  # a pickle; the manifest holds the config
     return {"global_step": trainer.state.global_step, "resumed_from": resume,
-            "train_seconds": round(time.time() - t0, 2), "train_loss": result.training_loss,
+            "train_seconds": round(time.time() - t0, 2), "train_loss": mean_loss(read_metrics(out)),
             "processes": launch.world_size(), "per_device_batch": batch,
             "completions_per_step": launch.per_step(batch, cfg.grad_accum)}
 
@@ -312,6 +323,7 @@ def train(cfg: TeachConfig, tok, teacher, scorer, rows: list[dict], batch: int) 
 
 def run(cfg: TeachConfig) -> Path:
     """validate -> load -> GRPO -> checkpoint artifact (manifest last)."""
+    finalize_config(cfg)  # a config built in Python, not by commands.make_config
     batch = validate(cfg)
     tau = temperatures(cfg)
     if cfg.launch and not launch.in_launched_process():

@@ -16,6 +16,7 @@ import pytest
 from stages import verify
 from stages.artifacts.layout import read_manifest
 from stages.artifacts.read import read_rows
+from stages.artifacts.schemas import EVAL_REQUIRED
 from stages.commands.data import ImportConfig, import_
 from stages.errors import UserError
 from tests.conftest import rlt
@@ -67,7 +68,8 @@ def _jsonl(path, rows):
 
 
 def _import(src, out, **kw):
-    return read_rows(import_(ImportConfig(src=str(src), out=str(out), **kw)), "dataset")
+    """The imported rows, read as an eval set (rows without a solution are eval rows)."""
+    return read_rows(import_(ImportConfig(src=str(src), out=str(out), **kw)), "dataset", required=EVAL_REQUIRED)
 
 
 def test_gpqa_released_csv_with_multiline_cells(gpqa_csv, tmp_path):

@@ -25,10 +25,10 @@ PLANTED = {
     "spaced": "How many positive divisors does the number 10\\,000 have when we count one and itself",  # LaTeX space
     "inside": "Warm-up. A spin-half particle is placed in a uniform magnetic field; what is its energy?",  # 8-gram
     "short": "compute \\dbinom{8}{4}.",
+    "longer": "Compute $\\dbinom{8}{4}$ and then compute $\\dbinom{9}{4}$ as well.",  # holds a short one as a run
 }
 KEPT = {
     "seven": "a spin-half particle is placed in orbit around a planet",  # 7 shared words only
-    "longer": "Compute $\\dbinom{8}{4}$ and then compute $\\dbinom{9}{4}$ as well.",  # contains a short one
 }
 
 
@@ -52,18 +52,26 @@ def test_planted_overlaps_are_dropped_and_counted(files, tmp_path):
     kept = {r["id"] for r in read_rows(out, "dataset")}
     assert kept == {f"f{i}" for i in range(20)} | set(KEPT)
     report = read_manifest(out)["decontamination"]
-    assert report["benchmarks"][math] == {"dropped": 3, "ids": ["copy", "short", "spaced"]}
+    assert report["benchmarks"][math] == {"dropped": 4, "ids": ["copy", "longer", "short", "spaced"]}
     assert report["benchmarks"][gpqa] == {"dropped": 1, "ids": ["inside"]}
-    assert (report["rows_in"], report["rows_kept"], report["rows_dropped"]) == (26, 22, 4)
+    assert (report["rows_in"], report["rows_kept"], report["rows_dropped"]) == (26, 21, 5)
 
 
-def _slow_overlap(train_q: str, bench_q: str, n: int) -> bool:
-    """Independent check: joined n-gram strings searched in the other text's joined words."""
-    t, b = normalize(train_q), normalize(bench_q)
-    if len(b) < n:
-        return t == b
-    text = " " + " ".join(t) + " "
-    return any(f" {' '.join(b[i:i + n])} " in text for i in range(len(b) - n + 1))
+def _slow_overlap(train_q: str, bench_qs: list[str], n: int, frequent: int = 2) -> bool:
+    """Independent check of the rules: joined word strings searched in each other; a run counts when
+    fewer than `frequent` distinct benchmark questions hold it; an equal question always counts."""
+    def holds(words, run):
+        return f" {' '.join(run)} " in f" {' '.join(words)} "
+
+    bench = [list(b) for b in {tuple(normalize(q)) for q in bench_qs} - {()}]
+    t = normalize(train_q)
+    for b in bench:
+        if t == b:
+            return True
+        runs = [b] if len(b) < n else [b[i:i + n] for i in range(len(b) - n + 1)]
+        if any(holds(t, r) and sum(holds(o, r) for o in bench) < frequent for r in runs):
+            return True
+    return False
 
 
 @pytest.mark.parametrize("n", [3, 5, 8])
@@ -86,7 +94,7 @@ def test_matches_an_all_pairs_check_on_random_text(tmp_path, n):
     out = run(DecontaminateConfig(src=str(_jsonl(tmp_path / "t.jsonl", train)),
                                   against=[str(_jsonl(tmp_path / "b.jsonl", bench))], out=str(tmp_path / "o"),
                                   ngram=n))
-    want = {k for k, q in train.items() if not any(_slow_overlap(q, b, n) for b in bench.values())}
+    want = {k for k, q in train.items() if not _slow_overlap(q, list(bench.values()), n)}
     assert {r["id"] for r in read_rows(out, "dataset")} == want
     assert 0 < len(want) < len(train)  # the random text does overlap sometimes
 
@@ -102,7 +110,7 @@ def test_cli_and_bad_input(files, tmp_path):
     ok = rlt("data", "decontaminate", train, "--against", math, "--against", gpqa, "--out", tmp_path / "c",
              "--ngram", 8, timeout=300)
     assert ok.returncode == 0, ok.stderr
-    assert len(read_rows(tmp_path / "c", "dataset")) == 22
+    assert len(read_rows(tmp_path / "c", "dataset")) == 21
     bad = rlt("data", "decontaminate", train, "--out", tmp_path / "d", timeout=300)
     assert bad.returncode == 2 and "--against" in bad.stderr and "Traceback" not in bad.stderr
     assert not (tmp_path / "d").exists()
