@@ -159,7 +159,7 @@ def reward_bench(s: dict, device: str, dtype) -> dict:
     teacher, _ = model_at_shape(s, device, dtype, seed=1, tok=tok)
     student.eval(), teacher.eval()
     rows, cfg, clock = make_rows(s["reward_rows"], s["reward_tokens"]), RewardConfig(), Clock(device)
-    scorer = RLTReward(student, tok, cfg, PromptsConfig(), teacher=teacher, batch_size=s["reward_batch"])
+    scorer = RLTReward(student, tok, cfg, PromptsConfig(), teacher=teacher, reward_batch_size=s["reward_batch"])
     scorer.score(rows[:2])  # warm-up
     views = sorted(scorer.render_rows(rows), key=lambda v: len(v.s_ids))
     batches = [views[i:i + s["reward_batch"]] for i in range(0, len(views), s["reward_batch"])]

@@ -127,8 +127,8 @@ def speed(args) -> None:
     teacher, student, tok = build_pair(args.hidden)
     rows = make_rows(args.rows, args.tokens)
     cfg = RewardConfig()
-    batched = RLTReward(student, tok, cfg, PromptsConfig(), teacher=teacher, batch_size=args.rows)
-    one = RLTReward(student, tok, cfg, PromptsConfig(), teacher=teacher, batch_size=1)
+    batched = RLTReward(student, tok, cfg, PromptsConfig(), teacher=teacher, reward_batch_size=args.rows)
+    one = RLTReward(student, tok, cfg, PromptsConfig(), teacher=teacher, reward_batch_size=1)
     res = batched.score(rows)  # warm-up
     n_expl = [r["explanation_tokens"] for r in res]
     print(f"rows: {len(rows)}, explanation tokens {min(n_expl)}-{max(n_expl)}, student view tokens "
@@ -160,7 +160,7 @@ def memory_worker(kind: str, args) -> None:
     cfg = RewardConfig()
     t0 = time.perf_counter()
     if kind == "reward":
-        RLTReward(student, tok, cfg, PromptsConfig(), teacher=teacher, batch_size=args.long_rows).score(rows)
+        RLTReward(student, tok, cfg, PromptsConfig(), teacher=teacher, reward_batch_size=args.long_rows).score(rows)
     else:
         naive_scores(student, teacher, tok, rows, cfg, batch_size=args.long_rows)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

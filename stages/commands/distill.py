@@ -49,12 +49,14 @@ from stages.artifacts.read import read_rows, read_table
 from stages.artifacts.state import already_complete, require
 from stages.config import inputs_of, opt, to_dict
 from stages.errors import UserError
+from stages.method import degenerate
 from stages.method import views as formats
 from stages.method.settings import PromptsConfig
 from stages.models import attention
 from stages.models.loading import load_model, load_tokenizer, resolve_device
 from stages.progress import close_training_progress, training_progress
 from stages.training import launch, lora
+from stages.training.metrics import log_at_saves, mean_loss, read_metrics
 from stages.training.rankzero import RankZeroWriter
 
 log = logging.getLogger(__name__)
@@ -86,6 +88,8 @@ class DistillConfig(launch.LaunchOptions):
     global_batch: int | None = opt(None, "Rows per optimizer step over all processes; sets grad_accum.")
     max_length: int = opt(4096, "Longest row in tokens; longer rows are counted and handled by long_rows.", flag=True)
     long_rows: str = opt("drop", "Rows longer than max_length: drop (counted, reported) or error.")
+    drop: list[str] = opt(list, "Degenerate explanations to leave out: any of empty, truncated, untagged (e.g. "
+                                "drop=truncated,empty,untagged); counted in the manifest either way.")
     packing: bool = opt(False, "Pack rows into max_length sequences (best-fit, padding-free).", flag=True)
     padding_free: bool = opt(False, "Concatenate each batch into one unpadded sequence.",
                              flag="--padding-free/--padded")
@@ -158,6 +162,7 @@ def validate(cfg: DistillConfig) -> None:
     if cfg.preset is not None and cfg.preset not in PRESETS:
         raise UserError(f"unknown preset {cfg.preset!r} (valid: {', '.join(sorted(PRESETS))})")
     lora.validate(cfg.lora, on_cuda=resolve_device(cfg.device).startswith("cuda"))
+    degenerate.parse_drop(cfg.drop)
 
 
 def apply_role_preset(cfg: DistillConfig) -> DistillConfig:
@@ -195,7 +200,27 @@ def load_rows(cfg: DistillConfig) -> list[dict]:
     need = ["question", "solution"] + ([] if cfg.no_explanation else [column])
     rows = read_rows(cfg.data, kind, required=need)
     return [{"question": r["question"], "solution": r["solution"],
-             "explanation": None if cfg.no_explanation else r[column]} for r in rows]
+             "explanation": None if cfg.no_explanation else r[column],
+             "truncated": r.get("truncated"), "format_ok": r.get("format_ok")} for r in rows]
+
+
+def drop_degenerate(cfg: DistillConfig, rows: list[dict]) -> tuple[list[dict], dict]:
+    """Count the degenerate explanations (stages/method/degenerate.py), leave out the kinds of `drop`,
+    warn in one line about kinds kept above the threshold. -> (kept rows, the manifest's record)."""
+    if cfg.no_explanation:  # the explanations are not trained on
+        return rows, {}
+    counts, kinds = degenerate.counts(rows), degenerate.parse_drop(cfg.drop)
+    kept = degenerate.drop(rows, kinds)
+    if kinds:
+        log.info("%s: dropped %d of %d rows with %s explanations", cfg.data, len(rows) - len(kept), len(rows),
+                 " / ".join(sorted(kinds)))
+    if not kept:
+        raise UserError(f"every row of {cfg.data} has a degenerate explanation ({', '.join(sorted(kinds))}); "
+                        "nothing is left to train on")
+    kept_counts = {k: v for k, v in counts.items() if k not in kinds}
+    degenerate.warn(kept_counts, cfg.data, log, hint="; trained on as they are (drop=empty,truncated,untagged "
+                                                     "leaves them out)")
+    return kept, {**degenerate.record(counts), "dropped": len(rows) - len(kept), "drop": sorted(kinds)}
 
 
 def _end_on_eos(completion: str, eos: str | None) -> str:
@@ -342,6 +367,7 @@ class Prepared:
     evals: list[dict]
     too_long: int
     attn_before: str | None = None  # the attention implementation padding-free batches replaced
+    degenerate: dict = dataclasses.field(default_factory=dict)  # counts of degenerate explanations
 
 
 def prepare(cfg: DistillConfig) -> Prepared:
@@ -350,7 +376,7 @@ def prepare(cfg: DistillConfig) -> Prepared:
     apply_role_preset(cfg)
     device = resolve_device(cfg.device)
     tok = load_tokenizer(cfg.model, trust_remote_code=cfg.trust_remote_code)
-    rows = load_rows(cfg)
+    rows, bad = drop_degenerate(cfg, load_rows(cfg))
     examples, lengths = build_examples(cfg, tok, rows)
     kept, too_long = drop_long(cfg, examples, lengths)
     train, evals = split_eval(kept, cfg.eval_split)
@@ -361,8 +387,8 @@ def prepare(cfg: DistillConfig) -> Prepared:
     quant = lora.quantization_config(cfg.lora)  # QLoRA: the 4-bit base is placed on this process's GPU at load
     model = load_model(cfg.model, device=f"cuda:{launch.local_rank()}" if quant else "cpu", dtype=dtype,
                        trust_remote_code=cfg.trust_remote_code, quantization=quant)
-    lora.check_targets(model, cfg.lora)
-    return Prepared(cfg, args, model, tok, train, evals, too_long)
+    lora.prepare_model(model, cfg.lora)  # refuses head targets, unties tied embeddings it trains
+    return Prepared(cfg, args, model, tok, train, evals, too_long, degenerate=bad)
 
 
 def make_trainer(prep: Prepared, callbacks: tuple = ()):
@@ -415,23 +441,24 @@ def train(prep: Prepared, callbacks: tuple = ()) -> Path:
     with RankZeroWriter(out, "checkpoint", cfg, inputs=inputs, force=cfg.force) as writer:
         resume, step = last_checkpoint(checkpoint_dir(out))
         shown = training_progress(f"distill ({cfg.role})", metric="loss")
-        trainer = make_trainer(prep, (metrics_callback(metrics_path(out)), shown, *callbacks))
+        # log_at_saves: the metrics rows (and the train_loss computed from them) do not depend on a resume
+        trainer = make_trainer(prep, (log_at_saves(), metrics_callback(metrics_path(out)), shown, *callbacks))
         if resume:
             log.info("resuming from %s (step %d)", resume, step)
-            if main:
-                truncate_jsonl(metrics_path(out), step)
+        if main:  # rows after the checkpoint (or of a run killed before its first one) are logged again
+            truncate_jsonl(metrics_path(out), step)
         try:
-            result = trainer.train(resume_from_checkpoint=resume)
+            trainer.train(resume_from_checkpoint=resume)
         finally:
             close_training_progress(trainer)
         _save_final(trainer, prep, out)
         extra = {"role": cfg.role, "global_step": trainer.state.global_step, "processes": launch.world_size(),
                  "rows_per_step": launch.per_step(cfg.batch_size, prep.args.gradient_accumulation_steps),
-                 "train_loss": result.training_loss, "train_rows": len(prep.train),
+                 "train_loss": mean_loss(read_metrics(out)), "train_rows": len(prep.train),
                  "eval_rows": len(prep.evals), "rows_too_long": prep.too_long,
                  "tokens_seen": trainer.state.num_input_tokens_seen,
                  "resumed_from": Path(resume).name if resume else None,
-                 "lora": lora.describe(cfg.lora, cfg.model)}
+                 "lora": lora.describe(cfg.lora, cfg.model), "degenerate": prep.degenerate}
         writer.finish(extra, rows=len(prep.train))  # rank 0 writes; every rank waits for the manifest
         if main and not cfg.keep_checkpoints:  # only once the manifest is written: a kill before it can still resume
             shutil.rmtree(checkpoint_dir(out), ignore_errors=True)

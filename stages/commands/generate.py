@@ -32,8 +32,9 @@ from stages.config import inputs_of, opt
 from stages.engines import make_engine
 from stages.engines.base import EngineConfig, derive_seed
 from stages.errors import UserError
+from stages.method import degenerate
 from stages.method import views as formats
-from stages.method.settings import PromptsConfig, RewardConfig, with_teacher_temperature
+from stages.method.settings import PromptsConfig, RewardConfig, check_reward, with_teacher_temperature
 
 log = logging.getLogger(__name__)
 SELECT = ("all", "best", "fit")
@@ -86,6 +87,8 @@ def validate(cfg: GenerateConfig) -> None:
         raise UserError(f"need --temperature >= 0 and 0 < --top-p <= 1 (got {cfg.temperature}, {cfg.top_p})")
     if cfg.limit is not None and cfg.limit < 1:
         raise UserError(f"--limit must be positive, got {cfg.limit}")
+    if cfg.student:
+        check_reward(cfg.reward)
     parse_shard(cfg.shard)
     check_output(cfg.out)
 
@@ -106,10 +109,21 @@ def load_rows(cfg: GenerateConfig) -> list[dict]:
     return select_shard(unique, cfg.shard)
 
 
-def reward_config(cfg: GenerateConfig) -> RewardConfig:
-    """The reward of this run: the teacher's log-probs at its sampling temperature unless
-    `reward.teacher_temperature` is set; greedy runs (temperature 0) score at 0.7."""
-    return with_teacher_temperature(cfg.reward, cfg.temperature if cfg.temperature > 0 else None)
+def finalize_config(cfg: GenerateConfig) -> GenerateConfig:
+    """The reward's teacher temperature as a number, once: unset follows the sampling `temperature`;
+    greedy runs (temperature 0) score at 0.7 (stages/method/settings.py `with_teacher_temperature`).
+    Idempotent; commands.make_config and run apply it."""
+    cfg.reward = with_teacher_temperature(cfg.reward, cfg.temperature)
+    return cfg
+
+
+def check_templates(cfg: GenerateConfig) -> None:
+    """The teacher's (and student's) chat template renders the views exactly, before any model loads."""
+    from stages.models.loading import load_tokenizer
+
+    for path in (cfg.teacher, cfg.student):
+        if path:
+            formats.check_template(load_tokenizer(path, trust_remote_code=cfg.engine.trust_remote_code), path)
 
 
 def load_scorer(cfg: GenerateConfig, engine):
@@ -118,8 +132,8 @@ def load_scorer(cfg: GenerateConfig, engine):
     from stages.models.loading import check_same_vocab, load_model
 
     if cfg.engine.name != "hf":
-        return load_reward(cfg.student, cfg.teacher, reward_config(cfg), cfg.prompts, device=cfg.engine.device,
-                           batch_size=cfg.reward_batch_size, trust_remote_code=cfg.engine.trust_remote_code)
+        return load_reward(cfg.student, cfg.teacher, cfg.reward, cfg.prompts, device=cfg.engine.device,
+                           reward_batch_size=cfg.reward_batch_size, trust_remote_code=cfg.engine.trust_remote_code)
     from stages.models.loading import load_tokenizer
 
     tok = load_tokenizer(cfg.student, trust_remote_code=cfg.engine.trust_remote_code)
@@ -127,8 +141,8 @@ def load_scorer(cfg: GenerateConfig, engine):
     student = load_model(cfg.student, device=cfg.engine.device, trust_remote_code=cfg.engine.trust_remote_code,
                          allow_pickle=cfg.engine.allow_pickle)
     teacher_tok = None if engine.tokenizer.chat_template == tok.chat_template else engine.tokenizer
-    return RLTReward(student, tok, reward_config(cfg), cfg.prompts, teacher=engine.model,
-                     batch_size=cfg.reward_batch_size, teacher_tokenizer=teacher_tok)
+    return RLTReward(student, tok, cfg.reward, cfg.prompts, teacher=engine.model,
+                     reward_batch_size=cfg.reward_batch_size, teacher_tokenizer=teacher_tok)
 
 
 # ----------------------------------------------------------------------------- work plan
@@ -181,11 +195,11 @@ def score_rows(scorer, rows: list[dict], cfg: GenerateConfig) -> None:
     applies when they were drawn at `reward.teacher_temperature` with top-p 1;
     greedy or nucleus decoding gets the full-distribution KL (stages/commands/score.py).
     """
-    from stages.method.kl import kl_estimator, score_by_estimator
+    from stages.method.kl import kl_estimators
 
-    estimators = [kl_estimator(r, cfg.teacher, reward_config(cfg)) for r in rows]
-    for row, res in zip(rows, score_by_estimator(scorer, rows, estimators)):
-        row.update({k: res[k] for k in (*SCORE_COLUMNS, "kl_estimator") if k in res})
+    scored = scorer.score(rows, estimators=kl_estimators(rows, cfg.teacher, cfg.reward))
+    for row, res in zip(rows, scored):
+        row.update({k: res[k] for k in (*SCORE_COLUMNS, "kl_estimator")})
 
 
 def choose(rows: list[dict], select: str, max_student_tokens: int | None) -> list[dict]:
@@ -253,11 +267,13 @@ def _loop(cfg: GenerateConfig, engine, scorer, rows: list[dict], w: ArtifactWrit
 
 def run(cfg: GenerateConfig) -> Path:
     """validate -> load data, teacher (and student) -> generate batch by batch -> manifest."""
+    finalize_config(cfg)  # a config built in Python, not by commands.make_config
     validate(cfg)
     rows = load_rows(cfg)
     inputs = inputs_of(cfg)
     if require(cfg.out, "traces", cfg, inputs, cfg.force).complete:
         return already_complete(cfg.out)
+    check_templates(cfg)
     engine = make_engine(cfg.engine, cfg.teacher)
     try:
         scorer = load_scorer(cfg, engine) if cfg.student else None
@@ -265,7 +281,10 @@ def run(cfg: GenerateConfig) -> Path:
             if w.complete:
                 return already_complete(w.out)
             stats = _loop(cfg, engine, scorer, rows, w)
-            manifest = w.finish({"generation": {**stats, "engine": cfg.engine.name, "rows_in": len(rows)}})
+            bad = degenerate.counts(w.all_rows())  # the artifact's rows: the same whether the run resumed or not
+            manifest = w.finish({"generation": {**stats, "engine": cfg.engine.name, "rows_in": len(rows)},
+                                 "degenerate": degenerate.record(bad)})
+        degenerate.warn(bad, str(w.out), log, hint="; rlt distill drop=empty,truncated,untagged leaves them out")
         if stats["dropped_ids"]:
             log.warning("%d questions had no sample within --max-student-tokens %s and were left out",
                         stats["dropped_ids"], cfg.max_student_tokens)

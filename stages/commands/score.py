@@ -37,8 +37,9 @@ from stages.artifacts.state import already_complete, require
 from stages.artifacts.writer import ArtifactWriter
 from stages.config import inputs_of, opt
 from stages.errors import UserError
-from stages.method.kl import kl_estimator, score_by_estimator
-from stages.method.settings import PromptsConfig, RewardConfig
+from stages.method import degenerate
+from stages.method.kl import kl_estimators
+from stages.method.settings import PromptsConfig, RewardConfig, check_reward, with_teacher_temperature
 
 log = logging.getLogger(__name__)
 PASS_THROUGH = ("answer", "task")
@@ -70,6 +71,14 @@ def _check(cfg: ScoreConfig) -> None:
         raise UserError(f"missing required option(s): {', '.join(missing)}")
     if cfg.reward_batch_size < 1:
         raise UserError(f"--reward-batch-size must be >= 1, got {cfg.reward_batch_size}")
+    check_reward(cfg.reward)
+
+
+def finalize_config(cfg: ScoreConfig) -> ScoreConfig:
+    """The reward's teacher temperature as a number, once: unset = 0.7, the paper's sampling temperature
+    (stages/method/settings.py `with_teacher_temperature`). Idempotent; commands.make_config and run apply it."""
+    cfg.reward = with_teacher_temperature(cfg.reward, None)
+    return cfg
 
 
 def load_rows(path: str) -> list[dict]:
@@ -123,25 +132,41 @@ def to_trace(row: dict, scored: dict, cfg: ScoreConfig) -> dict:
     return out
 
 
+def group_batches(rows: list[dict], size: int) -> list[list[dict]]:
+    """Batches of about `size` rows that never split a group (rows of one question and solution): the
+    reward floors a row it cannot score within its group, so the whole group is scored in one call."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((str(r["question"]), str(r["solution"])), []).append(r)
+    batches, cur = [], []
+    for group in groups.values():
+        cur += group
+        if len(cur) >= size:
+            batches.append(cur)
+            cur = []
+    return batches + ([cur] if cur else [])
+
+
 def _score_all(scorer, w: ArtifactWriter, todo: list[dict], cfg: ScoreConfig) -> None:
     from stages.progress import progress
 
     default = _generate_config(cfg.data)
     with progress(total=len(todo), desc="score") as bar:
-        batches = [todo[i:i + cfg.reward_batch_size] for i in range(0, len(todo), cfg.reward_batch_size)]
+        batches = group_batches(todo, cfg.reward_batch_size)
         for batch, after in itertools.zip_longest(batches, batches[1:]):
             if after:
                 scorer.prefetch(after)  # rendered while this batch runs its forward passes
-            scored = score_by_estimator(scorer, batch, [kl_estimator(r, cfg.teacher, cfg.reward, default)
-                                                        for r in batch])
+            scored = scorer.score(batch, estimators=kl_estimators(batch, cfg.teacher, cfg.reward, default))
             w.write([to_trace(r, s, cfg) for r, s in zip(batch, scored)])
             bar.advance(rows=len(batch), tokens=sum(s["student_tokens"] for s in scored))
 
 
 def _summary(rows: list[dict]) -> dict:
-    """The manifest's summary: means of the reward record's fields (shares for flags) and the estimators used."""
+    """The manifest's summary: means of the reward record's fields (shares for flags), the estimators used
+    and the degenerate explanations (stages/method/degenerate.py)."""
     return {"means": reward_record.summary(rows),
-            "kl_estimator": dict(Counter(r.get("kl_estimator") or "unknown" for r in rows))}
+            "kl_estimator": dict(Counter(r.get("kl_estimator") or "unknown" for r in rows)),
+            "degenerate": degenerate.record(degenerate.counts(rows))}
 
 
 def run(cfg: ScoreConfig) -> Path:
@@ -150,6 +175,7 @@ def run(cfg: ScoreConfig) -> Path:
 
     from stages.method.reward import load_reward
 
+    finalize_config(cfg)  # a config built in Python, not by commands.make_config
     _check(cfg)
     rows = select_shard(load_rows(cfg.data), cfg.shard)
     if not rows:
@@ -159,7 +185,7 @@ def run(cfg: ScoreConfig) -> Path:
         return already_complete(cfg.out)
     torch.manual_seed(cfg.seed)
     scorer = load_reward(cfg.student, cfg.teacher, cfg.reward, cfg.prompts, device=cfg.device,
-                         batch_size=cfg.reward_batch_size, trust_remote_code=cfg.trust_remote_code)
+                         reward_batch_size=cfg.reward_batch_size, trust_remote_code=cfg.trust_remote_code)
     with ArtifactWriter(cfg.out, "traces", cfg, inputs=inputs, force=cfg.force) as w:
         if w.complete:
             return already_complete(w.out)
@@ -172,4 +198,5 @@ def run(cfg: ScoreConfig) -> Path:
         means = summary["means"]
         log.info("scored %d rows -> %s (mean reward %.4f, end tag in %.0f %%, aligned %.0f %%)", len(rows),
                  w.out, means["reward"], 100 * means["format_ok"], 100 * means["aligned"])
+    degenerate.warn(summary["degenerate"], str(w.out), log)
     return w.out

@@ -17,6 +17,12 @@ retries with the client's exponential backoff (connection errors, 408, 429, 5xx)
   reproduces the same rows on a server that honors seeds. Greedy (temperature 0)
   asks for one sample and repeats it: every sample of a greedy prompt is the
   same text.
+- The k samples of a prompt are k draws: at temperature > 0, a reply whose n
+  choices are all the same text is checked by drawing the other samples one by
+  one with their own seeds. When those differ, the server derives every choice
+  from the request's seed (reported for SGLang, sgl-project/sglang#28805): one
+  warning names it, and every later prompt gets one seeded request per sample.
+  When they are the same too, the samples were the same by chance and `n` stays.
 - The request asks the server to keep special tokens (`skip_special_tokens:
   false`, vLLM and SGLang) so tags flagged special survive; a server that
   refuses unknown fields (`transformers serve`: HTTP 422) gets requests without
@@ -63,7 +69,7 @@ class OpenAIEngine(Engine):
             raise UserError(f"engine.base_url must start with http:// or https://, got {cfg.base_url!r}")
         self.cfg, self.model_name = cfg, cfg.api_model or model
         self.tokenizer = load_tokenizer(model, trust_remote_code=cfg.trust_remote_code)
-        self.n_supported: bool | None = None  # does the server return `n` choices? (None: not seen yet)
+        self.n_supported: bool | None = None  # does the server return `n` distinct draws? (None: not seen yet)
         self.extra: dict = dict(KEEP_SPECIAL)  # dropped when the server refuses unknown fields
         self._probe()
 
@@ -115,16 +121,30 @@ class OpenAIEngine(Engine):
         if body["temperature"] == 0:  # greedy: every sample is the same text
             first = (await self._request(client, sem, body, 1, stop))[0]
             return [dataclasses.replace(first) for _ in range(m)]
-        got = await self._request(client, sem, body, 1 if self.n_supported is False else m, stop)
-        if m > 1 and self.n_supported is not False:
-            if len(got) < m and self.n_supported is None:
+        asked_n = m > 1 and self.n_supported is not False
+        got = await self._request(client, sem, body, m if asked_n else 1, stop)
+        if asked_n and len(got) < m:
+            if self.n_supported is not False:
                 log.info("the server ignores `n`: requesting samples one at a time")
-            self.n_supported = len(got) >= m
-        rest = [self._request(client, sem, {**body, "seed": seeds[k]}, 1, stop)
-                for k in range(len(got[:m]), m)]
+            self.n_supported = False
+        repeated = asked_n and len(got) >= m and len({c.text for c in got[:m]}) == 1
+        got = got[:1] if repeated else got[:m]  # a repeated choice is one draw: draw the others with their seeds
+        rest = [self._request(client, sem, {**body, "seed": seeds[k]}, 1, stop) for k in range(len(got), m)]
         for more in await asyncio.gather(*rest):
             got += more
+        if repeated and len({c.text for c in got}) > 1:
+            self._shares_one_seed(m, body["temperature"])
+        elif asked_n and self.n_supported is None and len(got) >= m:
+            self.n_supported = True
         return got[:m]
+
+    def _shares_one_seed(self, m: int, temperature: float) -> None:
+        """The n choices of a request were one draw (its own seeds draw other texts): one request per sample."""
+        if self.n_supported is not False:
+            log.warning("%s returned %d identical choices for one request at temperature %s, and other texts for "
+                        "the same samples seeded one by one: it derives every choice from the request's seed; "
+                        "requesting each sample with its own seed from now on", self.cfg.base_url, m, temperature)
+        self.n_supported = False
 
     async def _request(self, client, sem, body: dict, n: int, stop) -> list[Completion]:
         api, asked = self._api, {**body, "n": n} if n > 1 else body

@@ -32,20 +32,20 @@ class VLLMEngine(Engine):
 
     def generate(self, prompts, *, n=1, max_new_tokens, temperature, top_p=1.0, seed=0, stop=None):
         check_sampling(n, max_new_tokens, temperature, top_p)
+        # One request per sample, seeded derive_seed(seed, i, k): k draws whatever vLLM does with one
+        # seed and `n` (prefix caching still shares each prompt's KV cache across its samples).
+        items = [(i, k) for i in range(len(prompts)) for k in range(n)]
         params = [self._vllm.SamplingParams(
-            n=n, max_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-            seed=derive_seed(seed, i), stop=list(stop or []) or None, include_stop_str_in_output=True,
+            n=1, max_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+            seed=derive_seed(seed, i, k), stop=list(stop or []) or None, include_stop_str_in_output=True,
             skip_special_tokens=False, spaces_between_special_tokens=False)  # tags flagged special survive
-            for i in range(len(prompts))]
-        outs = self.llm.generate(list(prompts), params, use_tqdm=False, lora_request=self._lora)
-        drop, result = special_ids_except_tags(self.tokenizer), []
-        for o in outs:
-            comps = []
-            for c in o.outputs:
-                text, matched = cut_at_stop(decode_keeping_tags(self.tokenizer, c.token_ids, drop), stop)
-                comps.append(Completion(text=text, tokens=len(c.token_ids),
-                                        finished=matched or c.finish_reason == "stop"))
-            result.append(comps)
+            for i, k in items]
+        outs = self.llm.generate([prompts[i] for i, _ in items], params, use_tqdm=False, lora_request=self._lora)
+        drop, result = special_ids_except_tags(self.tokenizer), [[] for _ in prompts]
+        for (i, _), o in zip(items, outs):
+            c = o.outputs[0]
+            text, matched = cut_at_stop(decode_keeping_tags(self.tokenizer, c.token_ids, drop), stop)
+            result[i].append(Completion(text=text, tokens=len(c.token_ids), finished=matched or c.finish_reason == "stop"))
         return result
 
     def close(self) -> None:

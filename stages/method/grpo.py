@@ -1,15 +1,34 @@
 """The RLT reward as a TRL GRPO reward function (used by `rlt teach`, stages/commands/teach.py).
 
 `RLTRewardFunc` scores each sampled explanation with `stages.method.reward.RLTReward`
-(METHOD.md "The reward") under the current policy: bound to the trainer, it
+(docs/method.md "The reward") under the current policy: bound to the trainer, it
 reads `trainer.model` at every call, so with LoRA the teacher pass runs the
 adapted policy (adapters on), while TRL's reference pass runs the base.
+Each call logs, besides the reward record's means, the shares of completions
+that were empty, misaligned or untagged (no end tag) and could not be scored
+(`rlt/empty`, `rlt/misaligned`, `rlt/untagged`, `rlt/unscorable`).
 """
 
 from __future__ import annotations
 
 from stages import reward_record
+from stages.method.degenerate import is_empty
+from stages.method.reward import floor_unscorable, group_minima
 from stages.method.views import decode_keeping_tags, special_ids_except_tags
+
+SHARES = ("empty", "misaligned", "untagged", "unscorable")  # logged per step as rlt/<name>
+
+
+def completion_shares(scored: list[dict]) -> dict[str, float]:
+    """Shares of scored completions that were empty (or whitespace), misaligned, without the end tag,
+    and that the reward could not score. {} for no rows."""
+    if not scored:
+        return {}
+    n = len(scored)
+    return {"empty": sum(is_empty(r["explanation"]) for r in scored) / n,
+            "misaligned": sum(not r["aligned"] for r in scored) / n,
+            "untagged": sum(not r["format_ok"] for r in scored) / n,
+            "unscorable": sum(bool(r.get("unscorable")) for r in scored) / n}
 
 
 class RLTRewardFunc:
@@ -28,12 +47,14 @@ class RLTRewardFunc:
         self.stop_ids = {i for i in (tokenizer.eos_token_id, tokenizer.pad_token_id) if i is not None}
         self._drop = special_ids_except_tags(tokenizer)
         self._policy = None
+        self._accelerator = None  # set by bind: groups split over processes are floored together
         self.samples: list[dict] = []
 
     def bind(self, trainer) -> RLTRewardFunc:
         """Take teacher log-probs from `trainer.model` (unwrapped from accelerate) from now on."""
         self.stop_ids |= set(getattr(trainer, "eos_token_ids", []) or [])
         self._policy = lambda: trainer.accelerator.unwrap_model(trainer.model)
+        self._accelerator = trainer.accelerator
         return self
 
     def bind_model(self, model) -> RLTRewardFunc:
@@ -62,11 +83,27 @@ class RLTRewardFunc:
                 scored = self.scorer.score(rows, teacher=teacher)
         finally:
             teacher.train(was_training)
+        self._floor_across_processes(rows, scored)
         if log_metric is not None:
-            for name, value in reward_record.summary(scored).items():
+            for name, value in {**reward_record.summary(scored), **completion_shares(scored)}.items():
                 log_metric(f"rlt/{name}", value)
         self._keep(rows, scored)
         return [float(r["reward"]) for r in scored]
+
+    def _floor_across_processes(self, rows: list[dict], scored: list[dict]) -> None:
+        """TRL may split a group over processes (it gathers rewards before computing advantages): re-floor
+        the unscorable rows with each group's lowest computed reward over every process."""
+        acc = self._accelerator
+        if acc is None or acc.num_processes < 2:
+            return
+        from accelerate.utils import gather_object
+
+        keys = [(r["question"], r["solution"]) for r in rows]
+        merged: dict = {}
+        for part in gather_object([group_minima(scored, keys)]):
+            for key, low in part.items():
+                merged[key] = min(merged.get(key, low), low)
+        floor_unscorable(scored, keys, self.scorer.reward.format_penalty, merged)
 
     def _keep(self, rows: list[dict], scored: list[dict]) -> None:
         room = max(self.samples_per_log - len(self.samples), 0)

@@ -36,30 +36,17 @@ def sampled_by(row: dict, teacher: str, temperature: float, default: dict | None
 
 
 def kl_estimator(row: dict, teacher: str, reward: RewardConfig, default: dict | None = None) -> str:
-    """`full` or `sampled` for one row: forced by `reward.full_kl`, else by provenance."""
+    """`full` or `sampled` for one row: forced by `reward.full_kl`, else by provenance.
+
+    The provenance test compares the row's sampling temperature with `reward.teacher_temperature`,
+    which the command resolved when its config was finalized (unset: 0.7, docs/method.md "Temperatures").
+    """
     if reward.full_kl is not None:
         return "full" if reward.full_kl else "sampled"
-    tau = with_teacher_temperature(reward, None).teacher_temperature  # unset: 0.7 (docs/method.md "Temperatures")
+    tau = with_teacher_temperature(reward, None).teacher_temperature  # a number already in a finalized config
     return "sampled" if sampled_by(row, teacher, tau, default) else "full"
 
 
-def score_by_estimator(scorer, rows: list[dict], estimators: list[str]) -> list[dict]:
-    """Score `rows`, each with its estimator (rows grouped so each group is one batched call)."""
-    import dataclasses
-
-    out: list[dict | None] = [None] * len(rows)
-    base = scorer.reward
-    try:
-        for name in ("sampled", "full"):
-            idx = [i for i, e in enumerate(estimators) if e == name]
-            if not idx:
-                continue
-            scorer.reward = dataclasses.replace(base, full_kl=name == "full")
-            group = rows if len(idx) == len(rows) else [rows[i] for i in idx]  # same list: prefetch applies
-            for i, res in zip(idx, scorer.score(group)):
-                out[i] = {**res, "kl_estimator": name}
-    finally:
-        scorer.reward = base
-    return out  # type: ignore[return-value]
-
-
+def kl_estimators(rows: list[dict], teacher: str, reward: RewardConfig, default: dict | None = None) -> list[str]:
+    """`kl_estimator` of every row: what `RLTReward.score(rows, estimators=...)` takes."""
+    return [kl_estimator(r, teacher, reward, default) for r in rows]

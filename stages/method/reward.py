@@ -3,8 +3,9 @@
 Input: rows with `question`, `solution` and either `explanation` (what the
 teacher wrote, tags excluded) or `completion` (the raw teacher continuation
 after the prefill). Output: one dict per row with `reward, sol_logp_mean,
-sol_logp_min, kl_mean, kl_max, format_ok, aligned, explanation, text` and token
-counts. Used by `rlt teach` (GRPO reward), `rlt generate` (best-of-k) and
+sol_logp_min, kl_mean, kl_max, format_ok, aligned` and the token counts (the fields of
+stages/reward_record.py), plus `explanation`, `text` (the student view), `kl_estimator`
+and `unscorable` (None, or why the row could not be scored). Used by `rlt teach` (GRPO reward), `rlt generate` (best-of-k) and
 `rlt score --teacher M --student M --data A --out D` (stages/commands/score.py).
 
     scorer = load_reward("models/student", "models/teacher", RewardConfig(), PromptsConfig())
@@ -20,17 +21,17 @@ How it is computed, per padded batch:
 - padded ids, positions, mask and gather indices are built with array ops into
   one int64 buffer and moved to the device in one (pinned, async) copy;
 - the explanation tokens must be the same ids in both views, else the row is
-  penalised (`aligned=False`, reward = format_penalty), counted and logged once;
+  not scored (`aligned=False`, `unscorable="misaligned"`), counted and logged once;
 - one forward of the student's decoder body over the student views and one of
   the teacher's over the teacher views; hidden states are projected to the
   vocabulary (lm_head, logits / temperature, log-softmax) only at span
   positions, `reward.chunk_tokens` at a time: never a [B, L, V] tensor.
 
 Reductions (`reduce_reward`, pure): r = mean(s) + a*min(s) - l*(mean(kl) + a*max(kl))
-+ format_penalty when the end tag is missing. A reduction over an empty span
-(or a non-finite one) is reported as the penalty value and the row's reward is
-the penalty value: never NaN, and an empty explanation is never rewarded for
-having no KL.
++ format_penalty when the end tag is missing; an empty explanation's KL reductions read
+-format_penalty (the reference code's rule), so it pays l*(1 + a). A row that cannot be
+scored (`unscorable_reason`) gets the lowest computed reward of its group (rows of one
+question and solution in one `score` call) + format_penalty (`floor_unscorable`). Never NaN.
 """
 
 from __future__ import annotations
@@ -43,25 +44,24 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from stages.errors import UserError
-from stages.method.settings import PromptsConfig, RewardConfig, with_teacher_temperature
+from stages.method.settings import PromptsConfig, RewardConfig, check_reward, with_teacher_temperature
 from stages.method.views import (
     BEGIN_SOLUTION,
     BEGIN_THOUGHT,
     END_EXPLANATION,
     END_THOUGHT,
+    check_template,
     split_completion,
     student_assistant,
     student_view,
     teacher_prefill,
     teacher_view,
 )
-from stages.reward_record import COLUMNS
 
 if TYPE_CHECKING:
     import numpy as np
 
 log = logging.getLogger(__name__)
-SCORE_KEYS = (*COLUMNS, "explanation")  # plus `text`; the columns are defined once in stages/reward_record.py
 PREFILL_NL = "\n\n"  # what follows the begin tag before the explanation, in both views
 
 
@@ -69,33 +69,84 @@ PREFILL_NL = "\n\n"  # what follows the begin tag before the explanation, in bot
 
 
 def _finite(values: list[float]) -> bool:
-    return bool(values) and all(math.isfinite(v) for v in values)
+    return all(math.isfinite(v) for v in values)
+
+
+def _reductions(values: list[float], worst, fill: float) -> tuple[float, float]:
+    """(mean, worst) of a span; `fill` for both when the span is empty or holds a non-finite value."""
+    if not values or not _finite(values):
+        return fill, fill
+    return sum(values) / len(values), worst(values)
+
+
+def unscorable_reason(sol_logps: list[float], kl: list[float], aligned: bool = True,
+                      explanation: str | None = None) -> str | None:
+    """Why a row's reward cannot be computed, or None (docs/method.md "Rows the reward cannot score").
+
+    An empty explanation (`""`, or no KL tokens when `explanation` is not given) IS scorable: the
+    reference's rule applies (see `reduce_reward`). Reasons, first match: `misaligned` (the two views
+    tokenize the explanation differently), `empty_solution` (no solution token), `whitespace_explanation`
+    (only whitespace: its tokens merge with the prefilled newlines), `no_explanation_tokens` (text
+    without a token of its own), `non_finite` (a log-prob or KL term is NaN or infinite).
+    """
+    if not aligned:
+        return "misaligned"
+    if not sol_logps:
+        return "empty_solution"
+    if explanation is not None and explanation and not explanation.strip():
+        return "whitespace_explanation"
+    if explanation and not kl:
+        return "no_explanation_tokens"
+    if not (_finite(sol_logps) and _finite(kl)):
+        return "non_finite"
+    return None
 
 
 def reduce_reward(sol_logps: list[float], kl: list[float], kl_coef: float = 3.0, alpha: float = 0.01,
-                  format_penalty: float = -1.0, format_ok: bool = True, aligned: bool = True) -> dict:
-    """Row reward from per-token solution log-probs and per-token KL terms.
+                  format_penalty: float = -1.0, format_ok: bool = True, aligned: bool = True,
+                  explanation: str | None = None) -> dict:
+    """Row reward from per-token solution log-probs and per-token KL terms (nats per token).
 
     r_SS = mean(s) + alpha*min(s); r_KL = mean(kl) + alpha*max(kl);
-    r = r_SS - kl_coef*r_KL (+ format_penalty without the end tag).
-    Empty/non-finite spans or a row that is not aligned: components that cannot be
-    computed read `format_penalty`, and so does the reward.
+    r = r_SS - kl_coef*r_KL (+ format_penalty without the end tag)   (arXiv 2506.08388, docs/method.md).
+    Empty spans as the reference code fills them (SakanaAI/RLT trainers/teacher_rewards.py, its
+    `nan_to_num` calls): solution reductions read `format_penalty` (its not_matched_penalty, -1) and KL
+    reductions `-format_penalty` (+1, a cost), so an empty explanation scores r_SS - kl_coef*(1 + alpha).
+    A row `unscorable_reason` names gets reward `format_penalty` here; `floor_unscorable` then puts it
+    below every computed row of its group. -> {reward, sol_logp_mean, sol_logp_min, kl_mean, kl_max},
+    all finite floats.
     """
     sol, kl = [float(x) for x in sol_logps], [float(x) for x in kl]
-    ok_sol, ok_kl = _finite(sol), _finite(kl)
-    out = {
-        "sol_logp_mean": sum(sol) / len(sol) if ok_sol else format_penalty,
-        "sol_logp_min": min(sol) if ok_sol else format_penalty,
-        "kl_mean": sum(kl) / len(kl) if ok_kl else format_penalty,
-        "kl_max": max(kl) if ok_kl else format_penalty,
-    }
-    if not (ok_sol and ok_kl and aligned):
+    out: dict = {}
+    out["sol_logp_mean"], out["sol_logp_min"] = _reductions(sol, min, format_penalty)
+    out["kl_mean"], out["kl_max"] = _reductions(kl, max, -format_penalty)
+    if unscorable_reason(sol, kl, aligned, explanation):
         out["reward"] = format_penalty
         return out
     r_ss = out["sol_logp_mean"] + alpha * out["sol_logp_min"]
     r_kl = out["kl_mean"] + alpha * out["kl_max"]
     out["reward"] = r_ss - kl_coef * r_kl + (0.0 if format_ok else format_penalty)
     return out
+
+
+def group_minima(results: list[dict], groups: list) -> dict:
+    """Lowest computed (not unscorable) reward of each group key: {key: reward}."""
+    low: dict = {}
+    for res, key in zip(results, groups):
+        if not res.get("unscorable"):
+            low[key] = min(low.get(key, math.inf), res["reward"])
+    return low
+
+
+def floor_unscorable(results: list[dict], groups: list, format_penalty: float, minima: dict | None = None) -> None:
+    """The one rule for rows the reward cannot score, in place: reward = the lowest computed reward of its group
+    + format_penalty (<= 0), so it never ranks above a computed row of its group (a GRPO group, the samples of
+    one question); `format_penalty` when its group has no computed row. `groups`: one hashable key per row;
+    `minima` (default: `group_minima` of these rows) lets a caller pass minima gathered over processes."""
+    minima = group_minima(results, groups) if minima is None else minima
+    for res, key in zip(results, groups):
+        if res.get("unscorable"):
+            res["reward"] = minima.get(key, 0.0) + format_penalty
 
 
 def token_span(offsets, start: int, end: int) -> list[int]:
@@ -376,24 +427,18 @@ class RLTReward:
     """
 
     def __init__(self, student, tokenizer, reward: RewardConfig, prompts: PromptsConfig, teacher=None,
-                 batch_size: int = 8, teacher_tokenizer=None):
-        if batch_size < 1:
-            raise UserError(f"batch size must be >= 1, got {batch_size}")
-        reward = with_teacher_temperature(reward, None)  # callers that sampled pass it tied already
-        if reward.teacher_temperature <= 0 or reward.student_temperature <= 0:
-            raise UserError("reward.teacher_temperature and reward.student_temperature must be > 0")
-        if reward.chunk_tokens < 1:
-            raise UserError(f"reward.chunk_tokens must be >= 1, got {reward.chunk_tokens}")
+                 reward_batch_size: int = 8, teacher_tokenizer=None):
+        if reward_batch_size < 1:
+            raise UserError(f"reward_batch_size must be >= 1, got {reward_batch_size}")
+        reward = with_teacher_temperature(reward, None)  # a config a command finalized holds the number already
+        check_reward(reward)
         if not getattr(tokenizer, "is_fast", False):
             raise UserError("the reward needs a fast tokenizer (character offsets); this one is slow")
         self.student, self.tokenizer, self.teacher = student.eval(), tokenizer, teacher
         self.teacher_tokenizer = teacher_tokenizer or tokenizer
-        self.reward, self.prompts, self.batch_size = reward, prompts, batch_size
+        self.reward, self.prompts, self.reward_batch_size = reward, prompts, reward_batch_size
         self.rows_not_aligned = 0  # rows penalised: the two views tokenized the explanation differently
         self._pool, self._ahead = None, None  # the render worker and (rows, future) it is rendering
-
-    def render(self, row: dict) -> Views:
-        return self.render_rows([row])[0]
 
     def render_rows(self, rows: list[dict]) -> list[Views]:
         """Both views of every row, tokenized in one batch-encode call (see render_batch)."""
@@ -411,12 +456,24 @@ class RLTReward:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="reward-render")
         self._ahead = (rows, self._pool.submit(self.render_rows, rows))
 
-    def score(self, rows: list[dict], teacher=None) -> list[dict]:
-        """One result dict per row (see SCORE_KEYS, plus `text` = the student view)."""
+    def score(self, rows: list[dict], teacher=None, estimators: list[str] | None = None) -> list[dict]:
+        """One result dict per row: the RewardRecord fields, `explanation`, `text` (the student view),
+        `kl_estimator` and `unscorable` (module docstring).
+
+        `estimators`: per row `sampled` or `full` (stages/method/kl.py chooses them); default: every row
+        by `reward.full_kl` (unset = sampled). Rows that cannot be scored are floored within their group
+        (same question and solution) over the whole call (`floor_unscorable`).
+        """
         teacher = self._teacher(teacher)
         ahead, self._ahead = self._ahead, None
         views = ahead[1].result() if ahead is not None and ahead[0] is rows else self.render_rows(rows)
-        return self._score_views(views, teacher)
+        if estimators is None:
+            estimators = ["full" if self.reward.full_kl else "sampled"] * len(rows)
+        if len(estimators) != len(rows) or not set(estimators) <= {"full", "sampled"}:
+            raise ValueError("estimators: one of 'full' or 'sampled' per row")
+        out = self._score_views(views, teacher, estimators)
+        floor_unscorable(out, [(str(r["question"]), str(r["solution"])) for r in rows], self.reward.format_penalty)
+        return out
 
     def _teacher(self, teacher):
         teacher = teacher if teacher is not None else self.teacher
@@ -424,24 +481,26 @@ class RLTReward:
             raise ValueError("RLTReward.score needs a teacher model (argument or .teacher)")
         return teacher
 
-    def _score_views(self, views: list[Views], teacher) -> list[dict]:
+    def _score_views(self, views: list[Views], teacher, estimators: list[str]) -> list[dict]:
         self._count_not_aligned(views)
-        order = sorted(range(len(views)), key=lambda i: len(views[i].s_ids))  # similar lengths share a batch
         out: list[dict | None] = [None] * len(views)
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
-            for i, res in zip(idx, self._score_batch([views[i] for i in idx], teacher)):
-                out[i] = res
+        for name in ("sampled", "full"):
+            mine = [i for i, e in enumerate(estimators) if e == name]
+            order = sorted(mine, key=lambda i: len(views[i].s_ids))  # similar lengths share a batch
+            for start in range(0, len(order), self.reward_batch_size):
+                idx = order[start:start + self.reward_batch_size]
+                for i, res in zip(idx, self._score_batch([views[i] for i in idx], teacher, name == "full")):
+                    out[i] = {**res, "kl_estimator": name}
         return out  # type: ignore[return-value]
 
     def _count_not_aligned(self, views: list[Views]) -> None:
         bad = sum(not v.aligned for v in views)
         if bad and not self.rows_not_aligned:
             log.warning("%d of %d rows: explanation tokens differ between the teacher and student views; "
-                        "scored as format_penalty (counted in 'aligned')", bad, len(views))
+                        "not scored: each reads the lowest reward of its group + format_penalty (counted in 'aligned')", bad, len(views))
         self.rows_not_aligned += bad
 
-    def _score_batch(self, views: list[Views], teacher) -> list[dict]:
+    def _score_batch(self, views: list[Views], teacher, full: bool) -> list[dict]:
         import numpy as np
         import torch
 
@@ -459,7 +518,7 @@ class RLTReward:
             kl = torch.zeros(0)
             if kl_rows:
                 h_t, t_tgt = hidden_at(teacher, [v.t_ids for v in kl_rows], [v.t_kl for v in kl_rows], pad, left)
-                if cfg.full_kl:
+                if full:
                     kl = full_kl(teacher, h_t, cfg.teacher_temperature, self.student,
                                  h_s[is_kl.to(h_s.device)], cfg.student_temperature, cfg.chunk_tokens)
                 else:
@@ -471,25 +530,30 @@ class RLTReward:
 
     def _result(self, v: Views, sol: list[float], kl: list[float]) -> dict:
         c = self.reward
-        res = reduce_reward(sol, kl, c.kl_coef, c.alpha, c.format_penalty, v.format_ok, v.aligned)
+        res = reduce_reward(sol, kl, c.kl_coef, c.alpha, c.format_penalty, v.format_ok, v.aligned, v.explanation)
+        res["unscorable"] = unscorable_reason(sol, kl, v.aligned, v.explanation)
         res.update(format_ok=v.format_ok, aligned=v.aligned, explanation=v.explanation, text=v.text,
                    explanation_tokens=v.n_expl, solution_tokens=len(v.sol), student_tokens=len(v.s_ids))
         return res
 
 
 def load_reward(student_path: str, teacher_path: str | None, reward: RewardConfig, prompts: PromptsConfig,
-                device: str = "auto", batch_size: int = 8, trust_remote_code: bool = False) -> RLTReward:
-    """Load the student (and teacher) safely; refuse tokenizers with different vocabularies."""
+                device: str = "auto", reward_batch_size: int = 8, trust_remote_code: bool = False) -> RLTReward:
+    """Load the student (and teacher) safely. Before a model loads, refuse (UserError) tokenizers with
+    different vocabularies and chat templates that cannot render the views exactly."""
     from stages.models.loading import check_same_vocab, load_model, load_tokenizer
 
+    check_reward(reward)
     tok = load_tokenizer(student_path, trust_remote_code=trust_remote_code)
+    check_template(tok, student_path)
     teacher_tok = None
     if teacher_path:
         teacher_tok = load_tokenizer(teacher_path, trust_remote_code=trust_remote_code)
         check_same_vocab(teacher_tok, tok)
+        check_template(teacher_tok, teacher_path)
         if teacher_tok.chat_template == tok.chat_template:
             teacher_tok = None
     student = load_model(student_path, device=device, trust_remote_code=trust_remote_code)
     teacher = load_model(teacher_path, device=device, trust_remote_code=trust_remote_code) if teacher_path else None
-    return RLTReward(student, tok, reward, prompts, teacher=teacher, batch_size=batch_size,
+    return RLTReward(student, tok, reward, prompts, teacher=teacher, reward_batch_size=reward_batch_size,
                      teacher_tokenizer=teacher_tok)

@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 
 from stages.config import opt
+from stages.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,8 @@ class RewardConfig:
         "(teach: its `temperature`), else 0.7. Set it apart only on purpose: the sampled-token KL assumes the two "
         "are equal.")
     student_temperature: float = opt(0.7, "Temperature of student log-probs.")
-    format_penalty: float = opt(-1.0, "Added when the end tag is missing; value of rows with an empty span or not aligned.")
+    format_penalty: float = opt(-1.0, "Added when the end tag is missing (<= 0); an empty explanation's KL reads its "
+                                      "negation; a row that cannot be scored gets its group's lowest reward plus it.")
     full_kl: bool | None = opt(None, "KL estimator: true = full-distribution KL, false = sampled-token estimate, "
                                      "unset = by provenance (sampled for explanations this teacher sampled at "
                                      "teacher_temperature, as in teach; full otherwise).")
@@ -57,13 +59,28 @@ class RewardConfig:
 
 
 def with_teacher_temperature(reward: RewardConfig, sampling: float | None) -> RewardConfig:
-    """A copy of `reward` whose teacher temperature is a number: the one set, else `sampling`, else 0.7.
+    """The teacher-temperature rule, written once: a copy of `reward` whose teacher temperature is a
+    number - the one set, else `sampling` (the temperature the explanations were sampled at; None or 0
+    = not sampled), else 0.7.
 
-    docs/method.md "Temperatures": the teacher's log-probs use the temperature it sampled at.
+    docs/method.md "Temperatures": the teacher's log-probs use the temperature it sampled at. Each
+    command applies it once, when its config is finalized (`finalize_config` of teach, generate and
+    score); the reward and the KL-estimator choice read the number (an unfinalized config: 0.7).
     """
     tau = reward.teacher_temperature
     if tau is None:
-        tau = sampling if sampling is not None else SAMPLING_TEMPERATURE
+        tau = sampling if sampling else SAMPLING_TEMPERATURE
     return dataclasses.replace(reward, teacher_temperature=tau)
+
+
+def check_reward(reward: RewardConfig) -> None:
+    """One UserError line for reward settings the formula cannot use (before any model loads)."""
+    tau = reward.teacher_temperature
+    if (tau is not None and tau <= 0) or reward.student_temperature <= 0:
+        raise UserError("reward.teacher_temperature and reward.student_temperature must be > 0")
+    if reward.chunk_tokens < 1:
+        raise UserError(f"reward.chunk_tokens must be >= 1, got {reward.chunk_tokens}")
+    if reward.format_penalty > 0:
+        raise UserError(f"reward.format_penalty is a penalty: it must be <= 0, got {reward.format_penalty}")
 
 

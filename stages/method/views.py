@@ -3,6 +3,15 @@
 Tags are found in text, never by a single token id, so this works both with the
 tiny tokenizer (each tag one added, non-special token) and with real tokenizers
 (each tag several plain-text tokens).
+
+The views hold the exact strings of docs/method.md whatever the chat template
+does with whitespace: the assistant text is rendered with a non-whitespace
+sentinel after it, so a template that trims content (`{{ content | trim }}`,
+Llama 3) or strips around its tags (`{%- -%}`) cannot eat the prefill's trailing
+`\n\n` (transformers' `continue_final_message` then falls back to
+`rendered.rstrip()`, huggingface/transformers#35433); the open view is cut right
+after the assistant text. A template that does not render the assistant text
+verbatim is refused in one line (UserError).
 """
 
 from __future__ import annotations
@@ -73,10 +82,53 @@ def split_completion(completion: str) -> tuple[str, bool]:
     return head, bool(sep)
 
 
+_OPEN = "<|rlt-open-turn|>"  # follows the assistant text while rendering: no template trims it away
+
+
 def _template(tok, messages: list[dict], **kw) -> str:
     if not getattr(tok, "chat_template", None):
         raise UserError(f"tokenizer {getattr(tok, 'name_or_path', '')!r} has no chat template")
-    return tok.apply_chat_template(messages, tokenize=False, **kw)
+    try:
+        return tok.apply_chat_template(messages, tokenize=False, **kw)
+    except Exception as e:  # the template's own raise_exception (jinja2.TemplateError) or a malformed template
+        if not (type(e).__module__.startswith("jinja2") or isinstance(e, ValueError)):
+            raise
+        name = getattr(tok, "name_or_path", "") or "the tokenizer"
+        raise UserError(f"the chat template of {name} cannot render a system, user, assistant chat: "
+                        f"{str(e).splitlines()[0][:200]}") from None
+
+
+def _verbatim_error(tok) -> UserError:
+    return UserError(f"the chat template of {getattr(tok, 'name_or_path', '') or 'the tokenizer'} does not render "
+                     "the assistant text verbatim (it rewrites message content); the views need it as is")
+
+
+def _render_open(tok, messages: list[dict]) -> str:
+    """The chat up to and including the last (assistant) message's text, exactly: the model continues it."""
+    text = messages[-1]["content"]
+    rendered = _template(tok, [*messages[:-1], {**messages[-1], "content": text + _OPEN}])
+    at = rendered.rfind(text + _OPEN)
+    if at < 0:
+        raise _verbatim_error(tok)
+    return rendered[:at + len(text)]
+
+
+def _render_closed(tok, messages: list[dict]) -> str:
+    """The whole chat; its last (assistant) message's text must appear in it verbatim."""
+    rendered = _template(tok, messages)
+    if messages[-1]["content"] not in rendered:
+        raise _verbatim_error(tok)
+    return rendered
+
+
+def check_template(tok, name: str = "") -> None:
+    """Refuse, before any model loads, a chat template that cannot render the views exactly (UserError).
+    Renders both views and the warm-up split of a probe row whose texts end in whitespace."""
+    try:
+        teacher_example(tok, "s", "q", "a\n\n", "e\n\n")
+        student_example(tok, "s", "q", "a\n\n", "e\n\n")
+    except UserError as e:
+        raise UserError(f"{name}: {e}" if name and name not in str(e) else str(e)) from None
 
 
 def _chat(system: str, question: str, assistant: str | None = None) -> list[dict]:
@@ -88,13 +140,12 @@ def _chat(system: str, question: str, assistant: str | None = None) -> list[dict
 
 def teacher_view(tok, system: str, question: str, solution: str, explanation: str = "") -> str:
     """Rendered teacher view: chat up to the prefill, followed by `explanation`."""
-    msgs = _chat(system, question, teacher_prefill(solution) + explanation)
-    return _template(tok, msgs, continue_final_message=True)
+    return _render_open(tok, _chat(system, question, teacher_prefill(solution) + explanation))
 
 
 def student_view(tok, system: str, question: str, solution: str, explanation: str) -> str:
     """Rendered student view: the whole chat with the student assistant turn."""
-    return _template(tok, _chat(system, question, student_assistant(explanation, solution)))
+    return _render_closed(tok, _chat(system, question, student_assistant(explanation, solution)))
 
 
 def student_prompt(tok, system: str, question: str) -> str:
@@ -113,7 +164,7 @@ def split_prompt_completion(full: str, prompt: str) -> tuple[str, str]:
 def student_example(tok, system: str, question: str, solution: str, explanation: str | None) -> tuple[str, str]:
     """Student SFT example as (prompt, completion) text; `explanation=None` = solution only."""
     if explanation is None:
-        full = _template(tok, _chat(system, question, f"{BEGIN_SOLUTION}{solution}{END_SOLUTION}"))
+        full = _render_closed(tok, _chat(system, question, f"{BEGIN_SOLUTION}{solution}{END_SOLUTION}"))
     else:
         full = student_view(tok, system, question, solution, explanation)
     return split_prompt_completion(full, student_prompt(tok, system, question))
@@ -121,7 +172,7 @@ def student_example(tok, system: str, question: str, solution: str, explanation:
 
 def teacher_example(tok, system: str, question: str, solution: str, explanation: str) -> tuple[str, str]:
     """Teacher warm-up example: prompt ends with the prefill; completion = explanation + end tag."""
-    full = _template(tok, _chat(system, question, teacher_prefill(solution) + explanation + END_EXPLANATION))
+    full = _render_closed(tok, _chat(system, question, teacher_prefill(solution) + explanation + END_EXPLANATION))
     return split_prompt_completion(full, teacher_view(tok, system, question, solution))
 
 

@@ -9,9 +9,17 @@ the attention and MLP projections, every linear layer but the output head):
 
 Output: merged weights by default (`lora.save=merged`: an ordinary HF model
 directory), or the adapter alone (`lora.save=adapter`: `adapter_config.json` +
-`adapter_model.safetensors` + tokenizer, with the base model recorded in the
-manifest). Every stage that takes a model accepts such an adapter directory
+`adapter_model.safetensors` + tokenizer; `adapter_config.json` names a local base
+relative to the adapter directory, the manifest records its absolute path). Every
+stage that takes a model accepts such an adapter directory
 (`stages.models.loading.load_model` loads the base and merges the adapter).
+
+The merged model computes what was trained (`prepare_model`, before training):
+targets on the output head are refused (TRL computes log-probs from `lm_head.weight`
+directly, so an adapter there would never train), and a model whose input
+embeddings share their weight with the output head (tied: Qwen2.5 0.5B-3B,
+`rlt model tiny`) is untied when a target touches the embeddings, so the update
+trained into the embeddings is not merged into the head as well.
 `lora.qlora=true` loads the base in 4 bits (bitsandbytes NF4, CUDA only;
 Dettmers et al. 2023, "QLoRA").
 """
@@ -28,7 +36,7 @@ from pathlib import Path
 from stages.artifacts.checkpoints import checkpoint_dir
 from stages.config import opt
 from stages.errors import UserError
-from stages.models.adapters import ADAPTER_CONFIG, _base_ref
+from stages.models.adapters import ADAPTER_CONFIG, _base_ref, base_entry, merge_adapter, untie_embeddings
 
 log = logging.getLogger(__name__)
 SAVE = ("merged", "adapter")
@@ -68,6 +76,8 @@ def validate(lcfg: LoraConfig, on_cuda: bool | None = None) -> None:
         raise UserError(f"lora.dropout must be in [0, 1), got {lcfg.dropout}")
     if not lcfg.target_modules:
         raise UserError("lora.target_modules is empty (default: all-linear)")
+    if "lm_head" in lcfg.target_modules:
+        raise UserError(HEAD_REFUSED.format("lm_head"))
     if lcfg.qlora:
         check_qlora(on_cuda)
 
@@ -121,6 +131,36 @@ def check_targets(model, lcfg: LoraConfig) -> None:
                         f"(linear modules: {', '.join(leaves)}; or all-linear)")
 
 
+HEAD_REFUSED = ("lora.target_modules: {} is the output head, and TRL computes log-probs from its weight "
+                "directly, so an adapter there would never train; leave it out")
+
+
+def _targeted(model, lcfg: LoraConfig) -> list[str]:
+    """Names of the modules of `model` the targets match (PEFT's matching rule; all-linear: none of
+    the embeddings or the head)."""
+    if not enabled(lcfg) or lcfg.target_modules == ["all-linear"]:
+        return []
+    from peft.tuners.tuners_utils import check_target_module_exists
+
+    conf = peft_config(lcfg)
+    return [n for n, _ in model.named_modules() if n and check_target_module_exists(conf, n)]
+
+
+def prepare_model(model, lcfg: LoraConfig) -> None:
+    """Before training: every target matches a module (check_targets), none is the output head
+    (UserError), and tied embeddings a target touches are untied (module docstring)."""
+    check_targets(model, lcfg)
+    named = dict(model.named_modules())
+    targeted = _targeted(model, lcfg)
+    head, embed = model.get_output_embeddings(), model.get_input_embeddings()
+    hit_head = [n for n in targeted if named[n] is head]
+    if hit_head:
+        raise UserError(HEAD_REFUSED.format(hit_head[0]))
+    if any(named[n] is embed for n in targeted) and untie_embeddings(model):
+        log.info("lora: the input embeddings share their weight with the output head; untied, so the merged "
+                 "model computes what the adapters trained")
+
+
 def _one(lcfg: LoraConfig, target: str) -> LoraConfig:
     return LoraConfig(r=lcfg.r, alpha=lcfg.alpha, dropout=lcfg.dropout, target_modules=[target])
 
@@ -169,21 +209,19 @@ def _zero3(trainer) -> bool:
 
 
 def _merge_from_disk(adapter: Path, base: str, out: Path, finalize, trust_remote_code: bool) -> None:
-    from peft import PeftModel
-
     from stages.models.loading import load_model
 
     model = load_model(base, device="cpu", dtype="auto", trust_remote_code=trust_remote_code)
-    merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    merged = merge_adapter(model, adapter)  # unties tied embeddings the adapter trained
     finalize(merged)
     merged.save_pretrained(str(out))
 
 
 def _point_at_base(out: Path, base: str) -> None:
-    """adapter_config.json names the base by absolute path, so PEFT finds it from any directory."""
+    """adapter_config.json names a local base relative to the adapter directory (stages/models/adapters.py)."""
     path = out / ADAPTER_CONFIG
     conf = json.loads(path.read_text())
-    conf["base_model_name_or_path"] = _base_ref(base)
+    conf["base_model_name_or_path"] = base_entry(base, out)
     path.write_text(json.dumps(conf, indent=2))
     (out / "README.md").unlink(missing_ok=True)  # PEFT's empty model card; the manifest describes the run
 

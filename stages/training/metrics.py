@@ -1,6 +1,12 @@
-"""Per-step metrics of `rlt teach`: `.rlt/metrics.jsonl` and `.rlt/samples.jsonl` rows, and the run summary.
+"""Training metrics: `rlt teach`'s `.rlt/metrics.jsonl` and `.rlt/samples.jsonl` rows, and the figures a
+manifest records from `metrics.jsonl` (teach and distill) so they do not depend on a resume.
 
-One row per logging step, written by the main process only (the keys are METRIC_KEYS).
+One row per logging step, written by the main process only (teach's keys are METRIC_KEYS).
+`log_at_saves()` makes every checkpoint step (and the last step) a logging step: each row's loss
+then covers the steps since the previous row, a resumed run starts its first interval at the
+checkpoint it resumed from, and the rows - with `mean_loss` computed from them - are those of an
+uninterrupted run (transformers keeps its running loss in memory only, so the `training_loss` it
+returns averages the steps after a resume).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from pathlib import Path
 
 from stages import reward_record
 from stages.artifacts.layout import SAMPLES, meta_path, metrics_path
+from stages.method.grpo import SHARES
 
 log = logging.getLogger("stages.commands.teach")
 
@@ -21,6 +28,7 @@ log = logging.getLogger("stages.commands.teach")
 # function; "reward" is TRL's own mean of the same values), then TRL's.
 METRIC_KEYS = {"reward": "reward", "reward_std": "reward_std",
                **{c: f"rlt/{c}" for c in reward_record.COLUMNS if c != "reward"},
+               **{c: f"rlt/{c}" for c in SHARES},  # shares of empty, misaligned, untagged, unscorable completions
                "completion_length": "completions/mean_length",
                "clipped_ratio": "completions/clipped_ratio", "kl_ref": "kl", "entropy": "entropy",
                "loss": "loss", "grad_norm": "grad_norm", "lr": "learning_rate"}
@@ -52,19 +60,56 @@ def metrics_callback(out: Path, reward_fn):
             secs, self.step_seconds = self.step_seconds, []
             row["seconds_per_step"] = sum(secs) / len(secs) if secs else None
             _append_jsonl(metrics_path(out), [row])
-            log.debug("step %d reward=%.4f format_ok=%.2f sol_logp=%.3f kl=%.3f kl_ref=%.4f %.2fs/step",
-                     row["step"], *(row[k] if row[k] is not None else math.nan
-                                    for k in ("reward", "format_ok", "sol_logp_mean", "kl_mean", "kl_ref",
-                                              "seconds_per_step")))
+            log.debug("step %d reward=%.4f sol_logp=%.3f kl=%.3f kl_ref=%.4f empty=%.2f misaligned=%.2f "
+                      "untagged=%.2f %.2fs/step", row["step"], *(row[k] if row[k] is not None else math.nan
+                                                                   for k in ("reward", "sol_logp_mean", "kl_mean",
+                                                                             "kl_ref", "empty", "misaligned",
+                                                                             "untagged", "seconds_per_step")))
             _append_jsonl(meta_path(out, SAMPLES), [{"step": state.global_step, **s} for s in reward_fn.take_samples()])
 
     return MetricsLog()
 
 
+def log_at_saves():
+    """A TrainerCallback (add it after the Trainer's own) that turns every checkpoint step and the last
+    step into a logging step (see the module docstring)."""
+    from transformers import TrainerCallback
+
+    class LogAtSaves(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if control.should_save or state.global_step >= state.max_steps:
+                control.should_log = True
+            return control
+
+    return LogAtSaves()
+
+
+def read_metrics(out: Path) -> list[dict]:
+    """The rows of `out`'s metrics.jsonl ([] when there is none; a line cut by a kill is skipped)."""
+    path = metrics_path(out)
+    rows = []
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def mean_loss(rows: list[dict]) -> float | None:
+    """Mean training loss per optimizer step over the whole run: sum_i loss_i * (step_i - step_(i-1)) /
+    last step, over the rows holding `loss` (each the mean over the steps since the previous row);
+    None without such rows."""
+    total, prev = 0.0, 0
+    for r in sorted((r for r in rows if r.get("loss") is not None), key=lambda r: r["step"]):
+        total += float(r["loss"]) * (r["step"] - prev)
+        prev = r["step"]
+    return total / prev if prev else None
+
+
 def summarize(out: Path) -> dict:
     """First-fifth vs last-fifth mean reward of metrics.jsonl, for the manifest and the log."""
-    rows = [json.loads(x) for x in metrics_path(out).read_text().splitlines()] \
-        if metrics_path(out).is_file() else []
+    rows = read_metrics(out)
     rewards = [r["reward"] for r in rows if r.get("reward") is not None and math.isfinite(r["reward"])]
     if not rewards:
         return {}

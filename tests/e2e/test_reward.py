@@ -71,8 +71,10 @@ def _reference_row(row, teacher, student, tok, cfg: RewardConfig, prompts: Promp
     else:
         kl = [t_per[j] - s_per[i] for i, j in zip(sk, tk)]
     p = cfg.format_penalty
-    if not s_sol or not kl:
+    if not s_sol:
         return {"reward": p, "format_ok": ok}
+    if not kl:  # an empty explanation: the reference's nan_to_num reads -not_matched_penalty for the KL terms
+        kl = [-p]
     r_ss = sum(s_sol) / len(s_sol) + cfg.alpha * min(s_sol)
     r_kl = sum(kl) / len(kl) + cfg.alpha * max(kl)
     return {"reward": r_ss - cfg.kl_coef * r_kl + (0 if ok else p), "format_ok": ok,
@@ -124,7 +126,7 @@ def _check(got, want):
 
 def _scorer(teacher_path, student_path, cfg, side="right", batch_size=4):
     scorer = load_reward(str(student_path), str(teacher_path), cfg, PromptsConfig(), device="cpu",
-                         batch_size=batch_size)
+                         reward_batch_size=batch_size)
     scorer.tokenizer.padding_side = side
     return scorer
 
@@ -186,8 +188,10 @@ def test_edge_cases(rows, tiny_teacher, tiny_student):
         {"question": q, "solution": s, "explanation": "ones: 1 + 2 = 3.", "format_ok": False},
         {"question": q, "solution": s, "explanation": f"We know {s} so {s}"},
     ])
-    assert empty["reward"] == -2.0 and empty["explanation_tokens"] == 0 and empty["kl_mean"] == -2.0
-    assert empty["solution_tokens"] > 0 and empty["sol_logp_mean"] < 0  # the solution is still measured
+    # the reference's rule: the solution measured as usual, each KL reduction reads -format_penalty (+2)
+    assert empty["explanation_tokens"] == 0 and empty["kl_mean"] == empty["kl_max"] == 2.0
+    assert empty["solution_tokens"] > 0 and empty["sol_logp_mean"] < 0
+    assert empty["reward"] == pytest.approx(empty["sol_logp_mean"] + 0.01 * empty["sol_logp_min"] - 3 * 2.02)
     assert missing["format_ok"] is False and missing["explanation_tokens"] > 0
     ok = scorer.score([{"question": q, "solution": s, "explanation": "ones: 1 + 2 = 3."}])[0]
     assert missing["reward"] == pytest.approx(ok["reward"] - 2.0, abs=TOL)
@@ -212,7 +216,8 @@ def test_misaligned_rows_are_penalised_not_fatal(rows, tiny_teacher, tiny_studen
         got = scorer.score(batch)
         scorer.score(batch)
     assert [g["aligned"] for g in got] == [False, True, False, True]
-    assert got[0]["reward"] == -1.0 and got[1]["reward"] != -1.0 and math.isfinite(got[1]["kl_mean"])
+    assert got[0]["reward"] == got[2]["reward"] == pytest.approx(min(got[1]["reward"], got[3]["reward"]) - 1.0)
+    assert got[0]["unscorable"] == "misaligned" and math.isfinite(got[1]["kl_mean"])
     assert scorer.rows_not_aligned == 4
     assert sum("differ between the teacher and student views" in r.message for r in caplog.records) == 1
 

@@ -107,7 +107,7 @@ def _reward_fn(model_dir, student_dir):
 
     tok = load_tokenizer(str(model_dir))
     teacher, student = load_model(str(model_dir), device="cpu"), load_model(str(student_dir), device="cpu")
-    scorer = RLTReward(student, tok, RewardConfig(), PromptsConfig(), batch_size=4)
+    scorer = RLTReward(student, tok, RewardConfig(), PromptsConfig(), reward_batch_size=4)
     return tok, teacher, scorer, RLTRewardFunc(scorer, tok, samples_per_log=8).bind_model(teacher)
 
 

@@ -40,22 +40,25 @@ def test_missing_end_tag_adds_penalty_and_still_scores():
     assert reduce_reward([-1.0], [0.0], format_penalty=-2.5, format_ok=False)["reward"] == pytest.approx(-1.01 - 2.5)
 
 
-@pytest.mark.parametrize("sol,kl", [([], [0.1]), ([-1.0], []), ([], []),
+@pytest.mark.parametrize("sol,kl", [([], [0.1]), ([], []),
                                     ([float("nan"), -1.0], [0.1]), ([-1.0], [float("inf")]),
                                     ([float("-inf")], [0.0])])
-def test_empty_or_non_finite_spans_give_the_penalty(sol, kl):
+def test_unscorable_spans_read_the_penalty_alone(sol, kl):
+    # an empty solution or a non-finite value: the row is not scored (floor_unscorable places it in its group)
     out = reduce_reward(sol, kl, format_penalty=-1.5)
     assert out["reward"] == -1.5
     assert all(math.isfinite(v) for v in out.values())
     if not sol:
         assert out["sol_logp_mean"] == out["sol_logp_min"] == -1.5
     if not kl:
-        assert out["kl_mean"] == out["kl_max"] == -1.5
+        assert out["kl_mean"] == out["kl_max"] == 1.5
 
 
-def test_empty_explanation_is_not_rewarded_for_missing_kl():
-    # Substituting the penalty into the KL terms would *add* 3.03 to the reward.
-    assert reduce_reward([-0.1], [], format_penalty=-1.0)["reward"] == -1.0
+def test_empty_explanation_pays_the_references_kl_fill():
+    # the reference's nan_to_num: KL reductions over an empty span read -not_matched_penalty = +1 (a cost)
+    out = reduce_reward([-0.1], [], format_penalty=-1.0)
+    assert out["kl_mean"] == out["kl_max"] == 1.0
+    assert out["reward"] == pytest.approx(-0.1 + 0.01 * -0.1 - 3 * (1 + 0.01))
 
 
 def test_misaligned_row_reads_the_penalty_but_keeps_components():
