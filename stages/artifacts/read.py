@@ -56,14 +56,13 @@ def _read_file(p: Path) -> pa.Table:
 def _json_records(p: Path, lines: bool) -> list[dict]:
     """The objects of a JSON Lines file, or of a JSON file holding a list of objects, a mapping of
     columns to lists or to {index: value} (pandas' `to_json`), or JSON Lines under a .json name.
-    Numbers with a fraction are read as Decimal, so their text survives exactly."""
+    Numbers with a fraction or exponent are read as `_Fraction` (their text), so it survives exactly."""
     import json
-    from decimal import Decimal
 
     text = p.read_text(encoding="utf-8-sig")
     if not lines:
         try:
-            data = json.loads(text, parse_float=Decimal)
+            data = json.loads(text, parse_float=_Fraction)
         except json.JSONDecodeError as e:
             if not e.msg.startswith("Extra data"):
                 raise ValueError(f"not JSON ({e})") from None
@@ -81,7 +80,7 @@ def _json_records(p: Path, lines: bool) -> list[dict]:
     for i, line in enumerate(text.splitlines(), 1):
         if line.strip():
             try:
-                obj = json.loads(line, parse_float=Decimal)
+                obj = json.loads(line, parse_float=_Fraction)
             except json.JSONDecodeError as e:
                 raise ValueError(f"line {i} is not JSON ({e})") from None
             if not isinstance(obj, dict):
@@ -90,23 +89,24 @@ def _json_records(p: Path, lines: bool) -> list[dict]:
     return records
 
 
+class _Fraction(str):
+    """A JSON number with a fraction or exponent, kept as the text the file spells it with (`0.30`, `1e-5`)."""
+
+
 def _json_text(value) -> str:
     """A JSON value in a text column as text: a string as is, a number as written, anything else as JSON."""
     import json
-    from decimal import Decimal
 
     if isinstance(value, str):
-        return value
-    if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     return json.dumps(_plain(value), ensure_ascii=False)
 
 
 def _plain(value):
-    """Decimal -> float, inside lists and objects too."""
-    from decimal import Decimal
-
-    if isinstance(value, Decimal):
+    """_Fraction -> float, inside lists and objects too."""
+    if isinstance(value, _Fraction):
         return float(value)
     if isinstance(value, list):
         return [_plain(v) for v in value]
@@ -125,7 +125,7 @@ def _json_table(p: Path, lines: bool) -> pa.Table:
     columns = {}
     for name in names:
         values = [r.get(name) for r in records]
-        if any(isinstance(v, str) for v in values):
+        if any(isinstance(v, str) and not isinstance(v, _Fraction) for v in values):
             columns[name] = pa.array([None if v is None else _json_text(v) for v in values], pa.string())
             continue
         try:
