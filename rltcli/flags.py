@@ -75,9 +75,11 @@ def params_of(cls) -> tuple[list[click.Option], list[tuple[str, Any]]]:
             positional.append((key, tp))
         elif f.metadata.get("flag"):
             options.append(option(key, f, tp))
-            options += [click.Option([f"--{old.rsplit('.', 1)[-1].replace('_', '-')}", old.replace(".", "__")],
-                                     type=_SCALARS.get(_base(tp), click.STRING), hidden=True)
-                        for old in old_keys(key, f)]
+            names = {d for decl in flag_decls(key, f, tp) for d in decl.split("/")}
+            olds = [(f"--{old.rsplit('.', 1)[-1].replace('_', '-')}", old) for old in old_keys(key, f)]
+            options += [click.Option([flag, old.replace(".", "__")], type=_SCALARS.get(_base(tp), click.STRING),
+                                     hidden=True)
+                        for flag, old in olds if flag not in names]  # an old key whose flag is the field's own
     return options, positional
 
 

@@ -369,7 +369,7 @@ def _finish(w: ArtifactWriter, rows: list[dict], skipped: dict | None = None) ->
               **({"skipped_golds": skipped} if skipped else {})})
     for m, s in summary["models"].items():
         o = s["overall"]
-        log.info("%s: accuracy %.1f%% over %d questions", m, 100 * o["accuracy"], o["n"])
+        log.info("%s: accuracy %.1f %% over %s", m, 100 * o["accuracy"], plural(o["n"], "question"))
     return summary
 
 

@@ -1,6 +1,6 @@
 """`rlt report RUN... --out D`: a markdown report with PNG plots of one or more runs.
 
-    rlt report runs/demo --out runs/demo/report
+    rlt report runs/demo                  # writes runs/demo/report/report.md
 
     rlt report runs/seed0/demo runs/seed1/demo runs/seed2/demo --out runs/report   # several seeds
 
@@ -26,7 +26,7 @@ from pathlib import Path
 
 from stages import reward_record
 from stages.artifacts.layout import METRICS, SUMMARY, find_meta, read_manifest
-from stages.config import opt
+from stages.config import check_config, opt
 from stages.errors import UserError
 from stages.verify.stats import newcombe, pearson
 
@@ -39,7 +39,8 @@ class ReportConfig:
     """Options of `rlt report`."""
 
     runs: list[str] = opt(list, "Run directories (or step artifacts) to report on.", arg=True, required=True)
-    out: str = opt("", "Output directory for report.md and the PNG plots.", hash=False, flag=True)
+    out: str = opt("", "Output directory for report.md and the PNG plots (default: <first run>/report).", hash=False,
+                   flag=True)
     compare: list[str] = opt(lambda: ["student-rl:student-warmup", "student-rl:student-solution",
                                       "student-warmup:student-solution"],
                              "Model pairs A:B (eval model directory names) whose accuracy difference A-B "
@@ -407,10 +408,9 @@ def run(cfg: ReportConfig) -> dict:
     import matplotlib
 
     matplotlib.use("Agg")
-    if not cfg.runs or not cfg.out:
-        raise UserError("give run directories and --out")
+    check_config(cfg)
     steps = find_steps(cfg.runs)
-    out = Path(cfg.out)
+    out = Path(cfg.out) if cfg.out else Path(cfg.runs[0]) / "report"
     if out.exists() and not out.is_dir():
         raise UserError(f"output {out} exists and is a file")
     out.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,47 @@
+"""The README's tour, run as written, in order, at small sizes: it fails when the README drifts from the CLI.
+
+The commands are read from the README's ```sh block under "## A tour" and run by bash in a fresh directory
+with `rlt` on PATH; only the sizes are made small (each size below must be in the tour).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+from tests.conftest import ONE_THREAD, ROOT
+
+# (what the tour says, what the test runs instead): data sizes, training steps, token limits
+SMALL = [(r"--n 2000\b", "--n 40"), (r"--n 400\b", "--n 8"), (r"--max-steps \d+", "--max-steps 2"),
+         (r"--max-new-tokens 160\b", "--max-new-tokens 24"),
+         (r"^rlt teach ", "rlt teach --max-steps 2 ")]  # teach runs its preset's 100 steps
+
+
+def tour() -> str:
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"```sh\n(.*?)```", text[text.index("## A tour"):], re.S).group(1)
+    for pattern, small in SMALL:
+        block, n = re.subn(pattern, small, block, flags=re.M)
+        assert n, f"the tour no longer says {pattern!r}: update SMALL"
+    return block
+
+
+def test_the_readme_tour_runs(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "rlt").write_text(f"#!/bin/sh\nexec {sys.executable} -m rltcli \"$@\"\n")
+    (bin_dir / "rlt").chmod(0o755)
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {**os.environ, **ONE_THREAD, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(["bash", "-e", "-x", "-c", tour()], cwd=work, env=env, capture_output=True, text=True,
+                          timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    summary = json.loads((work / "runs/eval/.rlt/summary.json").read_text())
+    assert set(summary["models"]) == {"runs/student", "runs/student-solution"}
+    assert (work / "runs/report/report.md").is_file() and (work / "runs/scored/.rlt/manifest.json").is_file()
+    assert "runs/eval: complete eval artifact" in " ".join(proc.stdout.split())
+    assert not (work / "runs/teach/checkpoints").exists()  # a finished teach keeps the model, not its checkpoints
