@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from stages import verify
+from stages import interrupt, verify
 from stages.artifacts.benchmarks import with_import_hint
 from stages.artifacts.layout import SUMMARY, find_meta, read_manifest, summary_path
 from stages.artifacts.read import LIMIT_HELP, SHARD_HELP, read_rows, select_rows
@@ -86,7 +86,7 @@ class EvalConfig:
     skip_bad_golds: bool = opt(False, "Evaluate the other rows when some golds cannot be read by their task's "
                                "checker (default: refuse the data); the rows left out are counted and their "
                                "ids listed in the summary and the manifest.", hash=False,
-                               flag="--skip-unreadable-golds")
+                               flag="--skip-unreadable-golds/--refuse-unreadable-golds")
     force: bool = opt(False, "Overwrite an existing output of another config.", hash=False, flag=True)
     regrade: str | None = opt(None, "Re-check the responses of this finished eval artifact with the current "
                               "grader, in place, without generating (other options are ignored).", hash=False,
@@ -323,7 +323,7 @@ def eval_model(cfg: EvalConfig, model: str, items: list[dict], writer: ArtifactW
     try:
         system = cfg.prompts.student_system
         size = max(1, cfg.engine.batch_size // cfg.num_generations)
-        for start in range(0, len(todo), size):
+        for start in interrupt.stoppable(range(0, len(todo), size)):  # SIGTERM: the batch in flight is written
             batch = todo[start:start + size]
             prompts = [student_prompt(engine.tokenizer, system, it["question"]) for it in batch]
             outs = engine.generate(prompts, n=cfg.num_generations, max_new_tokens=cfg.max_new_tokens,
