@@ -54,6 +54,22 @@ def _build_world(w: Path, teacher: Path, test: Path) -> None:
     from stages.commands.data import SynthConfig, synth
 
     synth(SynthConfig(out=str(w / "synth8"), n=8, seed=0))  # a finished artifact of another config
+    _shards(w, teacher)
+
+
+def _shards(w: Path, teacher: Path) -> None:
+    """Two traces shards that are not parts of one run: sampled at different temperatures."""
+    from stages.artifacts.writer import ArtifactWriter
+    from stages.commands.generate import GenerateConfig
+    from tests.unit.test_layout import kind_rows
+
+    rows = kind_rows("traces", 4)
+    for name, temperature, shard, part in (("shard0", 0.7, "0/2", rows[:2]), ("shard1-hot", 1.3, "1/2", rows[2:])):
+        cfg = GenerateConfig(teacher=str(teacher), data=str(w / "dataset"), out=str(w / name),
+                             temperature=temperature, shard=shard)
+        with ArtifactWriter(w / name, "traces", cfg, inputs={"teacher": str(teacher)}) as writer:
+            writer.write(part)
+            writer.finish()
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +151,49 @@ CASES = [
      "'trl.adam_beta2' is not a YAML value"),
     ("report-missing-run", "report {w}/nope --out {w}/new", "not found"),
     ("report-out-is-file", "report {w}/dataset --out {w}/a_file", "is a file"),
+    # configs mean what they say: a mistyped key gets the nearest one and its file, a bool says so in words
+    ("synth-yaml-unknown-key-named-by-file", "data synth --out {w}/new --config {w}/unknown_key.yaml",
+     "unknown_key.yaml: unknown key 'reward'"),
+    ("teach-unknown-key-suggests", "teach --teacher {T} --student {S} --data {D} --out {w}/new reward.kl_coeff=3",
+     "did you mean 'reward.kl_coef'?"),
+    ("generate-bool-in-words", "generate --teacher {T} --data {D} --out {w}/new reward.full_kl=maybe",
+     "'reward.full_kl' expects true/false (or null: unset), got 'maybe'"),
+    ("generate-greedy-copies", "generate --teacher {T} --data {D} --out {w}/new --temperature 0 --num-generations 4",
+     "identical copies"),
+    ("eval-greedy-copies", "eval --model {T} --data {E} --out {w}/new --temperature 0 --num-generations 4",
+     "identical copies"),
+    ("distill-trl-managed", "distill --model {T} --data {D} --out {w}/new trl.learning_rate=0.1",
+     "'trl.learning_rate' is set by the top-level key 'lr'"),
+    ("teach-trl-managed", "teach --teacher {T} --student {S} --data {D} --out {w}/new trl.learning_rate=0.1",
+     "'trl.learning_rate' is set by the top-level key 'lr'"),
+    ("distill-trl-not-a-number", "distill --model {T} --data {D} --out {w}/new trl.adam_epsilon=tiny",
+     "'trl.adam_epsilon' expects a number"),
+    # values checked when the config resolves
+    ("distill-negative-lr", "distill --model {T} --data {D} --out {w}/new --lr -1", "--lr must be above 0"),
+    ("model-zero-hidden", "model tiny --out {w}/new --hidden 0", "--hidden must be at least 1"),
+    ("distill-device-banana", "distill --model {T} --data {D} --out {w}/new --device banana", "--device must be"),
+    ("teach-device-gpu", "teach --teacher {T} --student {S} --data {D} --out {w}/new --device gpu",
+     "--device must be auto, cpu, cuda, cuda:N or mps, got 'gpu'"),
+    ("generate-device-gpu", "generate --teacher {T} --data {D} --out {w}/new --device gpu", "--device must be"),
+    ("eval-device-gpu", "eval --model {T} --data {E} --out {w}/new device=gpu", "--device must be"),
+    ("score-device-gpu", "score --teacher {T} --student {S} --data {w}/traces.parquet --out {w}/new --device gpu",
+     "--device must be"),
+    # paths: a mistyped local path is said at once (tests/ exists: not a hub organisation)
+    ("distill-mistyped-local-model", "distill --model tests/studnet --data {D} --out {w}/new",
+     "model not found: tests/studnet"),
+    ("eval-mistyped-local-model", "eval --model tests/studnet --data {E} --out {w}/new", "model not found"),
+    ("import-mistyped-local-file", "data import tests/nope.jsonl --out {w}/new", "input not found: tests/nope.jsonl"),
+    # outputs are required, never the current directory
+    ("synth-no-out", "data synth --n 4", "missing required option --out"),
+    ("import-no-out", "data import {w}/no_explanation.parquet", "missing required option --out"),
+    ("merge-no-out", "data merge {w}/dataset", "missing required option --out"),
+    ("generate-missing-options", "generate --data {D}", "missing required options --teacher, --out"),
+    ("report-no-runs", "report", "missing argument RUNS"),
+    # merge joins the parts of one run only
+    ("merge-other-run", "data merge {w}/shard0 {w}/shard1-hot --out {w}/new", "their configs differ in temperature"),
+    # fails after the models load, inside the writer: the output it had created is gone again
+    ("teach-invalid-trl-value", "teach --teacher {T} --student {S} --data {D} --out {w}/new --max-steps 1 "
+     "trl.optim=no_such_optimizer", "no_such_optimizer"),
 ]
 
 
