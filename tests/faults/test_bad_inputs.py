@@ -192,8 +192,8 @@ CASES = [
     # merge joins the parts of one run only
     ("merge-other-run", "data merge {w}/shard0 {w}/shard1-hot --out {w}/new", "their configs differ in temperature"),
     # fails after the models load, inside the writer: the output it had created is gone again
-    ("teach-invalid-trl-value", "teach --teacher {T} --student {S} --data {D} --out {w}/new --max-steps 1 "
-     "trl.optim=no_such_optimizer", "no_such_optimizer"),
+    ("teach-invalid-trl-value", ("teach --teacher {T} --student {S} --data {D} --out {w}/new --max-steps 1 "
+                                 "trl.optim=no_such_optimizer"), "no_such_optimizer"),
 ]
 
 

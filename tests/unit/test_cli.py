@@ -71,7 +71,7 @@ def test_every_field_is_settable_as_key_value_and_documented(capsys, name, key, 
     if _container(_base(tp)) is dict:
         text, want, key_arg = "v", {"k": "v"}, f"{key}.k=v"
     elif key == "preset":  # a preset named by its key is applied: it must be one of the command's
-        want = sorted(commands.presets(name))[0]
+        want = min(commands.presets(name))
         key_arg = f"preset={want}"
     else:
         text, want = _other_value(tp, default, f)

@@ -15,7 +15,7 @@ README = (ROOT / "README.md").read_text()
 def fenced(after: str, lang: str) -> str:
     """The first ```lang block after the heading `after`."""
     body = README[README.index(after):]
-    return re.search(rf"```{lang}\n(.*?)```", body, re.S).group(1)
+    return re.search(rf"```{lang}\n(.*?)```", body, re.DOTALL).group(1)
 
 
 def test_the_pipeline_example_is_a_valid_pipelines_file(tmp_path):
@@ -43,7 +43,7 @@ def test_the_tour_uses_options_that_exist(capsys, tmp_path):
 
     block = fenced("## A tour", "sh")
     config = tmp_path / "tiny.yaml"
-    config.write_text(re.search(r"<<'EOF'\n(.*?)\nEOF", block, re.S).group(1))
+    config.write_text(re.search(r"<<'EOF'\n(.*?)\nEOF", block, re.DOTALL).group(1))
     for line in block.splitlines():
         if not line.startswith("rlt ") or line.startswith(("rlt inspect", "rlt report")):
             continue
