@@ -37,25 +37,24 @@ import hashlib
 import importlib.util
 import json
 import logging
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stages.artifacts.checkpoints import checkpoint_dir, last_checkpoint, truncate_jsonl
+from stages.artifacts.checkpoints import checkpoint_dir, drop_checkpoints, last_checkpoint, truncate_jsonl
 from stages.artifacts.layout import metrics_path, read_manifest
 from stages.artifacts.read import read_rows, read_table
 from stages.artifacts.state import already_complete, require
-from stages.config import inputs_of, opt, to_dict
+from stages.config import above, at_least, between, check_config, inputs_of, opt, to_dict
 from stages.errors import UserError
 from stages.method import degenerate
 from stages.method import views as formats
 from stages.method.settings import PromptsConfig
 from stages.models import attention
-from stages.models.loading import load_model, load_tokenizer, resolve_device
+from stages.models.loading import DEVICE_HELP, check_device, load_model, load_tokenizer, resolve_device
 from stages.progress import close_training_progress, training_progress
-from stages.training import launch, lora
+from stages.training import launch, lora, trl_options
 from stages.training.metrics import log_at_saves, mean_loss, read_metrics
 from stages.training.rankzero import RankZeroWriter
 
@@ -70,24 +69,24 @@ REPORTERS = {"tensorboard": "tensorboard", "wandb": "wandb", "trackio": "trackio
 class DistillConfig(launch.LaunchOptions):
     """Options of `rlt distill`."""
 
-    model: str = opt("", "Model to fine-tune: a model directory or a hub id.", flag=True, input=True)
-    data: str = opt("", "Traces artifact (explanation column) or dataset artifact (reasoning_trace column).", flag=True, input=True)
-    out: str = opt("", "Output checkpoint artifact directory.", hash=False, flag=True)
-    role: str = opt("student", "student (distillation) or teacher (the warm-up before RL).", flag=True)
+    model: str = opt("", "Model to fine-tune: a model directory or a hub id.", flag=True, input=True, required=True)
+    data: str = opt("", "Traces artifact (explanation column) or dataset artifact (reasoning_trace column).", flag=True, input=True, required=True)
+    out: str = opt("", "Output checkpoint artifact directory.", hash=False, flag=True, required=True)
+    role: str = opt("student", "student (distillation) or teacher (the warm-up before RL).", flag=True, choices=ROLES)
     no_explanation: bool = opt(False, "Student only: train on the solution alone (a baseline without traces).",
                                flag=True)
     preset: str | None = opt(None, "Name of the preset these settings came from (tiny or paper).")
-    epochs: float = opt(3.0, "Training epochs (ignored when max_steps is set).", flag=True)
-    max_steps: int | None = opt(None, "Stop after this many optimizer steps.", flag=True)
-    lr: float = opt(1e-5, "Peak learning rate.", flag=True)
+    epochs: float = opt(3.0, "Training epochs (ignored when max_steps is set).", flag=True, check=above(0))
+    max_steps: int | None = opt(None, "Stop after this many optimizer steps.", flag=True, check=at_least(1))
+    lr: float = opt(1e-5, "Peak learning rate.", flag=True, check=above(0))
     lr_scheduler: str = opt("cosine", "Learning-rate schedule (transformers names: cosine, linear, constant...).")
-    warmup_ratio: float = opt(0.1, "Fraction of the steps spent warming up the learning rate (0 <= r < 1).")
-    weight_decay: float = opt(0.0, "AdamW weight decay.")
-    batch_size: int = opt(8, "Rows per device per micro-batch.", flag=True)
-    grad_accum: int = opt(1, "Micro-batches per optimizer step (ignored when global_batch is set).", flag=True)
-    global_batch: int | None = opt(None, "Rows per optimizer step over all processes; sets grad_accum.")
-    max_length: int = opt(4096, "Longest row in tokens; longer rows are counted and handled by long_rows.", flag=True)
-    long_rows: str = opt("drop", "Rows longer than max_length: drop (counted, reported) or error.")
+    warmup_ratio: float = opt(0.1, "Fraction of the steps spent warming up the learning rate (0 <= r < 1).", check=between(0, 1, high_open=True))
+    weight_decay: float = opt(0.0, "AdamW weight decay.", check=at_least(0))
+    batch_size: int = opt(8, "Sequences (rows) per device per micro-batch.", flag=True, check=at_least(1))
+    grad_accum: int = opt(1, "Micro-batches per optimizer step (ignored when global_batch is set).", flag=True, check=at_least(1))
+    global_batch: int | None = opt(None, "Rows per optimizer step over all processes; sets grad_accum.", check=at_least(1))
+    max_length: int = opt(4096, "Longest row in tokens; longer rows are counted and handled by long_rows.", flag=True, check=at_least(1))
+    long_rows: str = opt("drop", "Rows longer than max_length: drop (counted, reported) or error.", choices=LONG_ROWS)
     drop: list[str] = opt(list, "Degenerate explanations to leave out: any of empty, truncated, untagged (e.g. "
                                 "drop=truncated,empty,untagged); counted in the manifest either way.")
     packing: bool = opt(False, "Pack rows into max_length sequences (best-fit, padding-free).", flag=True)
@@ -97,12 +96,14 @@ class DistillConfig(launch.LaunchOptions):
     seed: int = opt(0, "Seed of initialisation-free randomness: shuffling and dropout.", flag=True)
     report_to: str = opt("none", "Trackers: none, tensorboard, wandb, trackio (comma-separated).", hash=False,
                          flag=True)
-    eval_split: float = opt(0.0, "Fraction of rows held out for evaluation loss (0 = none).", flag=True)
-    save_steps: int = opt(100, "Save an intermediate checkpoint every N steps (for resume).", hash=False)
-    save_total_limit: int = opt(2, "Intermediate checkpoints kept.", hash=False)
-    keep_checkpoints: bool = opt(False, "Keep <out>/checkpoints after a successful run.", hash=False)
-    logging_steps: int = opt(10, "Log (and write metrics.jsonl) every N steps.", hash=False)
-    device: str = opt("auto", "auto, cpu or cuda.", hash=False, flag=True)
+    eval_split: float = opt(0.0, "Fraction of rows held out for evaluation loss (0 = none).", flag=True, check=between(0, 1, high_open=True))
+    save_steps: int = opt(100, "Save an intermediate checkpoint every N steps (for resume).", hash=False, check=at_least(1))
+    save_total_limit: int = opt(1, "Resumable checkpoints kept under out/checkpoints while training (1 = the last: all "
+                                   "a resume needs).", hash=False, check=at_least(1))
+    keep_checkpoints: bool = opt(False, "Keep out/checkpoints (with optimizer state) after a successful run; by "
+                                        "default only the trained model stays.", hash=False)
+    logging_steps: int = opt(10, "Log (and write metrics.jsonl) every N steps.", hash=False, check=at_least(1))
+    device: str = opt("auto", DEVICE_HELP, hash=False, flag=True, check=check_device)
     dtype: str = opt("auto", "Weights dtype: auto (bf16 on a bf16 GPU, else float32), float32, bfloat16.")
     force: bool = opt(False, "Overwrite an existing output.", hash=False, flag=True)
     trust_remote_code: bool = opt(False, "Allow model code from the hub.", flag=True)
@@ -122,6 +123,16 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": {"preset": "paper", "lr": 1e-5, "lr_scheduler": "cosine", "warmup_ratio": 0.1, "epochs": 3.0,
               "batch_size": 1, "global_batch": 96, "max_length": 16384, "weight_decay": 0.0},
 }
+# SFTConfig fields set from a top-level key (or derived from one): `trl.<name>` must not set them.
+MANAGED = {"learning_rate": "lr", "num_train_epochs": "epochs", "max_steps": "max_steps",
+           "per_device_train_batch_size": "batch_size", "per_device_eval_batch_size": "batch_size",
+           "gradient_accumulation_steps": "grad_accum", "lr_scheduler_type": "lr_scheduler",
+           "warmup_steps": "warmup_ratio", "warmup_ratio": "warmup_ratio", "weight_decay": "weight_decay",
+           "max_length": "max_length", "packing": "packing", "padding_free": "padding_free", "seed": "seed",
+           "data_seed": "seed", "report_to": "report_to", "save_steps": "save_steps",
+           "save_total_limit": "save_total_limit", "logging_steps": "logging_steps", "output_dir": "out",
+           "activation_checkpointing": "gradient_checkpointing", "gradient_checkpointing": "gradient_checkpointing",
+           "eval_steps": "save_steps", "use_cpu": "device", "bf16": "dtype", "fp16": "dtype"}
 # The paper's teacher warm-up: replaces student values of `paper` that the user left unchanged.
 PAPER_TEACHER: dict[str, Any] = {"warmup_ratio": 0.05, "weight_decay": 1e-4, "global_batch": 16,
                                  "trl": {"adam_beta1": 0.9, "adam_beta2": 0.95, "max_grad_norm": 1.0}}
@@ -131,25 +142,10 @@ PAPER_TEACHER: dict[str, Any] = {"warmup_ratio": 0.05, "weight_decay": 1e-4, "gl
 
 
 def validate(cfg: DistillConfig) -> None:
-    """Refuse inconsistent options with one line each."""
-    for name in ("model", "data", "out"):
-        if not getattr(cfg, name):
-            raise UserError(f"--{name} is required")
-    if cfg.role not in ROLES:
-        raise UserError(f"--role must be one of {', '.join(ROLES)}, got {cfg.role!r}")
+    """Refuse inconsistent options with one line each, before anything loads (the `trl.*` keys too)."""
+    check_config(cfg)
     if cfg.no_explanation and cfg.role == "teacher":
         raise UserError("--no-explanation applies to --role student only (the teacher learns to explain)")
-    if cfg.long_rows not in LONG_ROWS:
-        raise UserError(f"long_rows must be one of {', '.join(LONG_ROWS)}, got {cfg.long_rows!r}")
-    if not 0 <= cfg.warmup_ratio < 1:
-        raise UserError(f"warmup_ratio must be in [0, 1), got {cfg.warmup_ratio}")
-    if not 0 <= cfg.eval_split < 1:
-        raise UserError(f"eval_split must be in [0, 1), got {cfg.eval_split}")
-    for name in ("batch_size", "grad_accum", "max_length", "save_steps", "logging_steps"):
-        if getattr(cfg, name) < 1:
-            raise UserError(f"{name} must be at least 1, got {getattr(cfg, name)}")
-    if cfg.max_steps is not None and cfg.max_steps < 1:
-        raise UserError(f"max_steps must be at least 1, got {cfg.max_steps}")
     if cfg.packing and cfg.padding_free:
         raise UserError("choose packing or padding_free, not both (packing is already padding-free)")
     for name in (r.strip() for r in cfg.report_to.split(",")):
@@ -163,6 +159,14 @@ def validate(cfg: DistillConfig) -> None:
         raise UserError(f"unknown preset {cfg.preset!r} (valid: {', '.join(sorted(PRESETS))})")
     lora.validate(cfg.lora, on_cuda=resolve_device(cfg.device).startswith("cuda"))
     degenerate.parse_drop(cfg.drop)
+    check_trl_options(cfg.trl)
+
+
+def check_trl_options(options: dict) -> None:
+    """The `trl.*` keys checked by the training stages' one rule (stages/training/trl_options.py)."""
+    from trl import SFTConfig
+
+    trl_options.check_trl_options(options, SFTConfig, MANAGED, "distill")
 
 
 def apply_role_preset(cfg: DistillConfig) -> DistillConfig:
@@ -317,11 +321,7 @@ def sft_args(cfg: DistillConfig, device: str, has_eval: bool):
         "activation_checkpointing": cfg.gradient_checkpointing, "disable_tqdm": True, "dataset_num_proc": None,
     }
     kw.update(_precision(device))
-    valid = {f.name for f in dataclasses.fields(SFTConfig) if f.init}
-    unknown = sorted(k for k in cfg.trl if k not in valid)
-    if unknown:
-        raise UserError(f"unknown trl option(s) {', '.join(unknown)} (valid: trl.SFTConfig fields, e.g. "
-                        "adam_beta2, max_grad_norm, optim, lr_scheduler_kwargs)")
+    check_trl_options(cfg.trl)
     kw.update(cfg.trl)
     try:
         return SFTConfig(**kw)
@@ -461,7 +461,7 @@ def train(prep: Prepared, callbacks: tuple = ()) -> Path:
                  "lora": lora.describe(cfg.lora, cfg.model), "degenerate": prep.degenerate}
         writer.finish(extra, rows=len(prep.train))  # rank 0 writes; every rank waits for the manifest
         if main and not cfg.keep_checkpoints:  # only once the manifest is written: a kill before it can still resume
-            shutil.rmtree(checkpoint_dir(out), ignore_errors=True)
+            drop_checkpoints(out)
     log.info("trained %d steps -> %s", trainer.state.global_step, out)
     return out
 

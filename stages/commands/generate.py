@@ -25,16 +25,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stages import reward_record
-from stages.artifacts.read import parse_shard, read_rows, select_shard
+from stages.artifacts.read import LIMIT_HELP, SHARD_HELP, parse_shard, read_rows, select_rows
 from stages.artifacts.state import already_complete, require
 from stages.artifacts.writer import ArtifactWriter, check_output
-from stages.config import inputs_of, opt
+from stages.config import at_least, between, check_config, inputs_of, opt
 from stages.engines import make_engine
-from stages.engines.base import EngineConfig, derive_seed
+from stages.engines.base import EngineConfig, check_generations, derive_seed
 from stages.errors import UserError
 from stages.method import degenerate
 from stages.method import views as formats
 from stages.method.settings import PromptsConfig, RewardConfig, check_reward, with_teacher_temperature
+from stages.progress import plural
 
 log = logging.getLogger(__name__)
 SELECT = ("all", "best", "fit")
@@ -44,22 +45,22 @@ SELECT = ("all", "best", "fit")
 class GenerateConfig:
     """Options of `rlt generate`."""
 
-    teacher: str = opt("", "Teacher model directory (or hub id).", flag=True, input=True)
-    data: str = opt("", "Input dataset artifact with id, question, solution.", flag=True, input=True)
-    out: str = opt("", "Output traces artifact.", hash=False, flag=True)
-    max_new_tokens: int = opt(1024, "Most tokens the teacher writes per explanation (then truncated=true).", flag=True)
-    temperature: float = opt(0.7, "Sampling temperature of the teacher (0 = greedy).", flag=True)
-    top_p: float = opt(1.0, "Nucleus sampling mass.", flag=True)
-    num_generations: int = opt(1, "Explanations sampled per question.", flag=True, aliases=("samples",))
+    teacher: str = opt("", "Teacher model directory (or hub id).", flag=True, input=True, required=True)
+    data: str = opt("", "Input dataset artifact with id, question, solution.", flag=True, input=True, required=True)
+    out: str = opt("", "Output traces artifact.", hash=False, flag=True, required=True)
+    max_new_tokens: int = opt(1024, "Most tokens the teacher writes per explanation (then truncated=true).", flag=True, check=at_least(1))
+    temperature: float = opt(0.7, "Sampling temperature of the teacher (0 = greedy).", flag=True, check=at_least(0))
+    top_p: float = opt(1.0, "Nucleus sampling mass.", flag=True, check=between(0, 1, low_open=True))
+    num_generations: int = opt(1, "Explanations sampled per question.", flag=True, aliases=("samples",), check=at_least(1))
     seed: int = opt(0, "Base seed; each batch samples with a seed derived from it and the batch's ids.", flag=True)
     select: str = opt("all", "Which samples to keep: all, best (highest RLT reward), fit (best that fits "
-                             "max_student_tokens). best and fit need --student.", flag=True)
+                             "max_student_tokens). best and fit need --student.", flag=True, choices=SELECT)
     student: str | None = opt(None, "Student model: score every row with the RLT reward.", flag=True, input=True)
-    max_student_tokens: int | None = opt(None, "Longest student view (tokens) kept by --select fit.", flag=True)
-    shard: str | None = opt(None, "Take the deterministic slice i/n of the rows (by id).", flag=True)
-    limit: int | None = opt(None, "Use only the first N rows of the data.", flag=True)
+    max_student_tokens: int | None = opt(None, "Longest student view (tokens) kept by --select fit.", flag=True, check=at_least(1))
+    shard: str | None = opt(None, SHARD_HELP, flag=True)
+    limit: int | None = opt(None, LIMIT_HELP, flag=True, check=at_least(1))
     reward_batch_size: int = opt(8, "Rows per padded forward pass of the reward.", hash=False,
-                                 aliases=("score_batch_size",))
+                                 aliases=("score_batch_size",), check=at_least(1))
     force: bool = opt(False, "Overwrite an existing output of another config.", hash=False, flag=True)
     prompts: PromptsConfig = opt(PromptsConfig, "System prompts of the two views.")
     reward: RewardConfig = opt(RewardConfig, "The RLT reward (used with --student).")
@@ -71,22 +72,12 @@ class GenerateConfig:
 
 def validate(cfg: GenerateConfig) -> None:
     """Every option problem as one UserError, before anything is loaded or written."""
-    if not cfg.teacher or not cfg.data or not cfg.out:
-        raise UserError("give --teacher, --data and --out")
-    if cfg.select not in SELECT:
-        raise UserError(f"unknown --select {cfg.select!r} (valid: {', '.join(SELECT)})")
+    check_config(cfg)
     if cfg.select != "all" and not cfg.student:
         raise UserError(f"--select {cfg.select} ranks samples by the RLT reward: give --student")
     if cfg.select == "fit" and not cfg.max_student_tokens:
         raise UserError("--select fit needs --max-student-tokens")
-    if cfg.max_student_tokens is not None and cfg.max_student_tokens < 1:
-        raise UserError(f"--max-student-tokens must be positive, got {cfg.max_student_tokens}")
-    if cfg.num_generations < 1 or cfg.max_new_tokens < 1 or cfg.reward_batch_size < 1:
-        raise UserError("--num-generations, --max-new-tokens and reward_batch_size must be >= 1")
-    if cfg.temperature < 0 or not 0 < cfg.top_p <= 1:
-        raise UserError(f"need --temperature >= 0 and 0 < --top-p <= 1 (got {cfg.temperature}, {cfg.top_p})")
-    if cfg.limit is not None and cfg.limit < 1:
-        raise UserError(f"--limit must be positive, got {cfg.limit}")
+    check_generations(cfg.num_generations, cfg.temperature)
     if cfg.student:
         check_reward(cfg.reward)
     parse_shard(cfg.shard)
@@ -94,8 +85,8 @@ def validate(cfg: GenerateConfig) -> None:
 
 
 def load_rows(cfg: GenerateConfig) -> list[dict]:
-    """Dataset rows of this shard, ids unique."""
-    rows = read_rows(cfg.data, "dataset")[: cfg.limit]
+    """Dataset rows of this run (`select_rows`: the first --limit rows, then --shard i/n of them), ids unique."""
+    rows = read_rows(cfg.data, "dataset")
     seen, dup = set(), 0
     unique = []
     for r in rows:
@@ -106,7 +97,7 @@ def load_rows(cfg: GenerateConfig) -> list[dict]:
         unique.append(r)
     if dup:
         log.warning("%s: %d rows repeat an id; kept the first of each", cfg.data, dup)
-    return select_shard(unique, cfg.shard)
+    return select_rows(unique, cfg.shard, cfg.limit)
 
 
 def finalize_config(cfg: GenerateConfig) -> GenerateConfig:
@@ -148,17 +139,17 @@ def load_scorer(cfg: GenerateConfig, engine):
 # ----------------------------------------------------------------------------- work plan
 
 
-def plan_batches(rows: list[dict], prompt_lens: list[int], samples: int, batch_size: int) -> list[list[int]]:
+def plan_batches(rows: list[dict], prompt_lens: list[int], num_generations: int, batch_size: int) -> list[list[int]]:
     """Row indices per batch: sorted by prompt length (then id), whole rows, ~batch_size items each."""
     order = sorted(range(len(rows)), key=lambda i: (prompt_lens[i], rows[i]["id"]))
-    per = max(1, batch_size // samples)
+    per = max(1, batch_size // num_generations)  # batch_size counts sequences: rows x generations
     return [order[b: b + per] for b in range(0, len(order), per)]
 
 
-def batch_todo(batch: list[int], rows: list[dict], samples: int, select: str, done: set) -> bool:
+def batch_todo(batch: list[int], rows: list[dict], num_generations: int, select: str, done: set) -> bool:
     """Does this batch still have rows to write?"""
     if select == "all":
-        return any((rows[i]["id"], k) not in done for i in batch for k in range(samples))
+        return any((rows[i]["id"], k) not in done for i in batch for k in range(num_generations))
     done_ids = {key[0] for key in done}
     return any(rows[i]["id"] not in done_ids for i in batch)
 
@@ -246,7 +237,9 @@ def _loop(cfg: GenerateConfig, engine, scorer, rows: list[dict], w: ArtifactWrit
     todo = [b for b in batches if batch_todo(b, rows, cfg.num_generations, cfg.select, w.done)]
     stats = {"generated": 0, "tokens": 0, "truncated": 0, "format_ok": 0, "dropped_ids": 0}
     log.info("%d rows x %d generations: %d of %d batches to generate", len(rows), cfg.num_generations, len(todo), len(batches))
-    with progress(total=sum(len(b) for b in todo) * cfg.num_generations, desc="generate") as bar:
+    total = sum(len(b) for b in batches) * cfg.num_generations  # a resumed run counts what it did before
+    done = total - sum(len(b) for b in todo) * cfg.num_generations
+    with progress(total=total, desc="generate", unit="explanations", done=done) as bar:
         for batch in todo:
             traces, tokens = generate_batch(cfg, engine, [rows[i] for i in batch])
             if scorer is not None:
@@ -263,6 +256,18 @@ def _loop(cfg: GenerateConfig, engine, scorer, rows: list[dict], w: ArtifactWrit
             stats["format_ok"] += sum(bool(t["format_ok"]) for t in traces)
             bar.advance(rows=len(traces), tokens=tokens)
     return stats
+
+
+def summary_line(rows: int, out, stats: dict, written_now: int) -> str:
+    """`wrote 184 traces to D: 168 generated now (142 with the end tag, 24 cut at max_new_tokens, 2 ended
+    without the tag); 16 from the earlier run` - the parts add up to the whole."""
+    g = stats["generated"]
+    other = g - stats["format_ok"] - stats["truncated"]
+    parts = [f"{stats['format_ok']:,} with the end tag", f"{stats['truncated']:,} cut at max_new_tokens"] + \
+        ([f"{other:,} ended without the tag"] if other else [])
+    line = f"wrote {plural(rows, 'trace')} to {out}: {g:,} generated now ({', '.join(parts)})"
+    earlier = rows - written_now
+    return line + (f"; {earlier:,} from the earlier run" if earlier > 0 else "")
 
 
 def run(cfg: GenerateConfig) -> Path:
@@ -288,8 +293,7 @@ def run(cfg: GenerateConfig) -> Path:
         if stats["dropped_ids"]:
             log.warning("%d questions had no sample within --max-student-tokens %s and were left out",
                         stats["dropped_ids"], cfg.max_student_tokens)
-        log.info("wrote %d traces to %s (%d generated, %d truncated, %d with the end tag)", manifest["rows"],
-                 w.out, stats["generated"], stats["truncated"], stats["format_ok"])
+        log.info("%s", summary_line(manifest["rows"], w.out, stats, w.rows_written))
         return w.out
     finally:
         engine.close()

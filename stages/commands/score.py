@@ -9,7 +9,7 @@ columns, `teacher`, `student`, token counts), flushed one part per batch, so an
 interrupted run resumes where it stopped.
 
     rlt score --teacher models/teacher --student models/student --data traces/gen --out traces/scored
-    rlt score ... --reward-batch-size 16 --shard 0/4 reward.kl_coef=2
+    rlt score ... --batch-size 16 --shard 0/4 reward.kl_coef=2
     rlt score ... reward.full_kl=true       # force the full-distribution KL for every row
 
 KL estimator by provenance (docs/method.md "The reward"): the single-sample estimate
@@ -31,15 +31,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stages import reward_record
-from stages.artifacts.read import read_table, select_shard
+from stages.artifacts.read import SHARD_HELP, read_table, select_shard
 from stages.artifacts.schemas import row_id, validate
 from stages.artifacts.state import already_complete, require
 from stages.artifacts.writer import ArtifactWriter
-from stages.config import inputs_of, opt
+from stages.config import at_least, check_config, inputs_of, opt
 from stages.errors import UserError
 from stages.method import degenerate
 from stages.method.kl import kl_estimators
 from stages.method.settings import PromptsConfig, RewardConfig, check_reward, with_teacher_temperature
+from stages.models.loading import DEVICE_HELP, check_device
 
 log = logging.getLogger(__name__)
 PASS_THROUGH = ("answer", "task")
@@ -49,15 +50,16 @@ PASS_THROUGH = ("answer", "task")
 class ScoreConfig:
     """Options of `rlt score`."""
 
-    teacher: str = opt("", "Teacher model (directory or hub id) giving the teacher log-probs.", flag=True, input=True)
-    student: str = opt("", "Student model (directory or hub id) giving the student log-probs.", flag=True, input=True)
+    teacher: str = opt("", "Teacher model (directory or hub id) giving the teacher log-probs.", flag=True, input=True, required=True)
+    student: str = opt("", "Student model (directory or hub id) giving the student log-probs.", flag=True, input=True, required=True)
     data: str = opt("", "Rows to score: traces/dataset artifact or file with question, solution, explanation.",
-                    flag=True, input=True)
-    out: str = opt("", "Output traces artifact.", hash=False, flag=True)
-    reward_batch_size: int = opt(8, "Rows per padded forward pass of the reward.", hash=False, flag=True,
-                                 aliases=("batch_size",))
-    shard: str | None = opt(None, "Score only shard i/n of the rows (by a hash of their id).", flag=True)
-    device: str = opt("auto", "auto, cpu, cuda or cuda:N.", hash=False, flag=True)
+                    flag=True, input=True, required=True)
+    out: str = opt("", "Output traces artifact.", hash=False, flag=True, required=True)
+    reward_batch_size: int = opt(8, "Sequences (rows) scored together on one device: one padded forward pass of "
+                                    "the reward.", hash=False, flag="--batch-size", aliases=("batch_size",),
+                                 check=at_least(1))
+    shard: str | None = opt(None, SHARD_HELP, flag=True)
+    device: str = opt("auto", DEVICE_HELP, hash=False, flag=True, check=check_device)
     seed: int = opt(0, "Random seed (the reward itself is deterministic).", flag=True)
     force: bool = opt(False, "Overwrite an existing output of another config.", hash=False, flag=True)
     trust_remote_code: bool = opt(False, "Allow model code from the model directory.", flag=True)
@@ -66,11 +68,7 @@ class ScoreConfig:
 
 
 def _check(cfg: ScoreConfig) -> None:
-    missing = [f"--{k}" for k in ("teacher", "student", "data", "out") if not getattr(cfg, k)]
-    if missing:
-        raise UserError(f"missing required option(s): {', '.join(missing)}")
-    if cfg.reward_batch_size < 1:
-        raise UserError(f"--reward-batch-size must be >= 1, got {cfg.reward_batch_size}")
+    check_config(cfg)
     check_reward(cfg.reward)
 
 

@@ -29,17 +29,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from stages.artifacts.checkpoints import checkpoint_dir, last_checkpoint, truncate_jsonl
+from stages.artifacts.checkpoints import checkpoint_dir, drop_checkpoints, last_checkpoint, truncate_jsonl
 from stages.artifacts.layout import SAMPLES, meta_path, metrics_path
 from stages.artifacts.read import read_rows
 from stages.artifacts.state import already_complete, require
-from stages.config import inputs_of, opt, to_dict
+from stages.config import above, at_least, between, check_config, inputs_of, opt, to_dict
 from stages.errors import UserError
 from stages.method.grpo import RLTRewardFunc
 from stages.method.settings import PromptsConfig, RewardConfig, check_reward, with_teacher_temperature
 from stages.method.views import check_template, teacher_view
+from stages.models.loading import DEVICE_HELP, check_device
 from stages.progress import close_training_progress, training_progress
-from stages.training import launch, lora
+from stages.training import launch, lora, trl_options
 from stages.training.lora import LoraConfig
 from stages.training.metrics import log_at_saves, mean_loss, metrics_callback, read_metrics, summarize
 from stages.training.rankzero import RankZeroWriter
@@ -79,44 +80,48 @@ class TeachConfig(launch.LaunchOptions):
     """Options of `rlt teach`."""
 
     teacher: str = opt("", "Teacher model to train (model directory or hub id), usually warmed up by SFT.",
-                       flag=True, input=True)
+                       flag=True, input=True, required=True)
     student: str = opt("", "Frozen student model whose understanding is the reward (same vocabulary).",
-                       flag=True, input=True)
-    data: str = opt("", "Dataset artifact (or Parquet file) with question and solution columns.", flag=True, input=True)
-    out: str = opt("", "Output checkpoint artifact directory.", hash=False, flag=True)
+                       flag=True, input=True, required=True)
+    data: str = opt("", "Dataset artifact (or Parquet file) with question and solution columns.", flag=True, input=True, required=True)
+    out: str = opt("", "Output checkpoint artifact directory.", hash=False, flag=True, required=True)
     preset: str | None = opt(None, "Name of the preset these settings came from (tiny, paper).", hash=False)
-    max_steps: int | None = opt(None, "Optimizer steps; unset = run `epochs` passes over the data.", flag=True)
-    epochs: float = opt(1.0, "Passes over the data when max_steps is unset.", flag=True)
-    lr: float = opt(1e-6, "Learning rate (constant schedule unless trl.lr_scheduler_type says otherwise).", flag=True)
-    num_generations: int = opt(8, "Group size: completions sampled per prompt.", flag=True)
+    max_steps: int | None = opt(None, "Optimizer steps; unset = run `epochs` passes over the data.", flag=True, check=at_least(1))
+    epochs: float = opt(1.0, "Passes over the data when max_steps is unset.", flag=True, check=above(0))
+    lr: float = opt(1e-6, "Learning rate (constant schedule unless trl.lr_scheduler_type says otherwise).", flag=True, check=above(0))
+    num_generations: int = opt(8, "Group size: completions sampled per prompt (GRPO compares a group: at least 2).",
+                               flag=True, check=at_least(2))
     prompts_per_step: int = opt(4, "Prompts per optimizer step (completions per step = this x num_generations).",
-                                flag=True)
-    grad_accum: int = opt(1, "Gradient accumulation micro-steps per optimizer step (per device).", flag=True)
+                                flag=True, check=at_least(1))
+    grad_accum: int = opt(1, "Gradient accumulation micro-steps per optimizer step (per device).", flag=True, check=at_least(1))
     max_new_tokens: int = opt(512, "Most explanation tokens generated per completion.", flag=True,
-                              aliases=("max_completion_length",))
-    temperature: float = opt(0.7, "Sampling temperature of the teacher.", flag=True)
-    beta: float = opt(0.04, "KL-to-reference coefficient (k3 estimator); 0 drops the reference model.")
-    loss_type: str = opt("grpo", "TRL loss type (grpo as in the paper; TRL's default is dapo).")
-    scale_rewards: str = opt("group", "Advantage scaling: group, batch or none.")
+                              aliases=("max_completion_length",), check=at_least(1))
+    temperature: float = opt(0.7, "Sampling temperature of the teacher.", flag=True, check=above(0))
+    beta: float = opt(0.04, "KL-to-reference coefficient (k3 estimator); 0 drops the reference model.", check=at_least(0))
+    loss_type: str = opt("grpo", "TRL loss type (grpo as in the paper; TRL's default is dapo).", choices=CHOICES["loss_type"])
+    scale_rewards: str = opt("group", "Advantage scaling: group, batch or none.", choices=CHOICES["scale_rewards"])
     sync_ref_model: bool = opt(True, "Periodically mix the policy into the reference model.")
-    ref_model_mixup_alpha: float = opt(0.9, "ref <- (1 - alpha) * ref + alpha * policy at each sync.")
-    ref_model_sync_steps: int = opt(32, "Optimizer steps between reference syncs.")
-    save_steps: int = opt(50, "Optimizer steps between resumable checkpoints.", hash=False)
-    save_total_limit: int = opt(2, "Checkpoints kept under out/checkpoints.", hash=False)
-    logging_steps: int = opt(1, "Optimizer steps between metrics rows.", hash=False)
+    ref_model_mixup_alpha: float = opt(0.9, "ref <- (1 - alpha) * ref + alpha * policy at each sync.", check=between(0, 1))
+    ref_model_sync_steps: int = opt(32, "Optimizer steps between reference syncs.", check=at_least(1))
+    save_steps: int = opt(50, "Optimizer steps between resumable checkpoints.", hash=False, check=at_least(1))
+    save_total_limit: int = opt(1, "Resumable checkpoints kept under out/checkpoints while training (1 = the last: all "
+                                   "a resume needs).", hash=False, check=at_least(1))
+    keep_checkpoints: bool = opt(False, "Keep out/checkpoints (with optimizer state) after a successful run; by "
+                                        "default only the trained model stays.", hash=False)
+    logging_steps: int = opt(1, "Optimizer steps between metrics rows.", hash=False, check=at_least(1))
     seed: int = opt(0, "Seed of sampling and training.", flag=True)
     report_to: str = opt("none", "Extra trackers (wandb, tensorboard, trackio...); metrics.jsonl is always written.",
                          hash=False)
-    device: str = opt("auto", "auto, cpu or cuda (single-process runs).", hash=False, flag=True)
+    device: str = opt("auto", DEVICE_HELP, hash=False, flag=True, check=check_device)
     dtype: str = opt("auto", "Weights dtype: auto (bf16 on GPU, float32 on CPU), float32, bfloat16.")
     use_vllm: bool = opt(False, "Generate with vLLM (GPU; needs the vllm extra).", hash=False, flag=True)
-    vllm_mode: str = opt("colocate", "vLLM mode: colocate or server.", hash=False)
+    vllm_mode: str = opt("colocate", "vLLM mode: colocate or server.", hash=False, choices=CHOICES["vllm_mode"])
     force: bool = opt(False, "Overwrite an existing output.", hash=False, flag=True)
     trust_remote_code: bool = opt(False, "Allow model code from the model directory.", hash=False, flag=True)
     offload_student: bool = opt(False, "Keep the student on the CPU (saves accelerator memory, slower).",
                                 hash=False, flag=True)
-    reward_batch_size: int = opt(32, "Completions per padded forward pass of the reward.", hash=False)
-    samples_per_log: int = opt(4, "Sampled explanations written to samples.jsonl per logging step.", hash=False)
+    reward_batch_size: int = opt(32, "Completions per padded forward pass of the reward.", hash=False, check=at_least(1))
+    samples_per_log: int = opt(4, "Sampled explanations written to samples.jsonl per logging step.", hash=False, check=at_least(0))
     prompts: PromptsConfig = opt(PromptsConfig, "System prompts of the two views.")
     reward: RewardConfig = opt(RewardConfig, "The RLT reward.")
     lora: LoraConfig = opt(LoraConfig, "LoRA adapters on the teacher (PEFT); lora.r=0 = full fine-tuning.")
@@ -135,12 +140,6 @@ def devices(cfg: TeachConfig) -> int:
 
 def per_device_batch(cfg: TeachConfig, world: int) -> int:
     """Completions per device per micro-step; UserError naming the numbers to change."""
-    for name in ("num_generations", "prompts_per_step", "grad_accum", "max_new_tokens"):
-        if getattr(cfg, name) < 1:
-            raise UserError(f"{name} must be at least 1, got {getattr(cfg, name)}")
-    if cfg.num_generations < 2:
-        raise UserError(f"num_generations must be at least 2 (GRPO compares samples of a group), "
-                        f"got {cfg.num_generations}")
     total, per_step = cfg.prompts_per_step * cfg.num_generations, world * cfg.grad_accum
     if total % per_step:
         raise UserError(
@@ -152,32 +151,17 @@ def per_device_batch(cfg: TeachConfig, world: int) -> int:
 
 
 def check_trl_options(options: dict) -> None:
-    """Every `trl.*` key must be a GRPOConfig field not already set by a top-level key."""
+    """The `trl.*` keys checked by the training stages' one rule (stages/training/trl_options.py)."""
     from trl import GRPOConfig
 
-    valid = {f.name for f in dataclasses.fields(GRPOConfig)}
-    problems = []
-    for key in options:
-        if key in MANAGED:
-            problems.append(f"'trl.{key}' is set by the top-level key '{MANAGED[key]}'")
-        elif key not in valid:
-            problems.append(f"unknown GRPOConfig option 'trl.{key}'")
-    if problems:
-        raise UserError("; ".join(problems) + " (see trl.GRPOConfig for the valid names)")
+    trl_options.check_trl_options(options, GRPOConfig, MANAGED, "teach")
 
 
 def validate(cfg: TeachConfig) -> int:
     """Checks that need no model; returns the per-device batch size."""
     from stages.models.loading import resolve_device
 
-    for name in ("teacher", "student", "data", "out"):
-        if not getattr(cfg, name):
-            raise UserError(f"--{name} is required")
-    if cfg.max_steps is not None and cfg.max_steps < 1:
-        raise UserError(f"max_steps must be at least 1, got {cfg.max_steps}")
-    for name, valid in CHOICES.items():
-        if getattr(cfg, name) not in valid:
-            raise UserError(f"{name} must be one of {', '.join(valid)}, got {getattr(cfg, name)!r}")
+    check_config(cfg)
     if cfg.use_vllm and importlib.util.find_spec("vllm") is None:
         raise UserError("use_vllm needs vLLM, which is not installed: pip install 'rlt[vllm]' (GPU only)")
     if cfg.launch and not launch.in_launched_process():
@@ -258,7 +242,7 @@ def grpo_args(cfg: TeachConfig, batch: int, on_gpu: bool):
         max_steps=cfg.max_steps or -1, num_train_epochs=cfg.epochs, save_strategy="steps",
         save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit, logging_steps=cfg.logging_steps,
         seed=cfg.seed, report_to=cfg.report_to, use_vllm=cfg.use_vllm, vllm_mode=cfg.vllm_mode,
-        trust_remote_code=cfg.trust_remote_code, bf16=on_gpu, use_cpu=not on_gpu, gradient_checkpointing=False,
+        trust_remote_code=cfg.trust_remote_code, bf16=on_gpu, use_cpu=not on_gpu, activation_checkpointing=False,
         disable_dropout=True, log_completions=False, dataloader_num_workers=0, disable_tqdm=True,
     )
     if kwargs["sync_ref_model"] and lora.enabled(cfg.lora):
@@ -346,4 +330,6 @@ def run(cfg: TeachConfig) -> Path:
         w.finish(extra={"training": info, "teacher": cfg.teacher, "student": cfg.student, "temperatures": tau,
                         "lora": lora.describe(cfg.lora, cfg.teacher)}, rows=len(rows))  # rank 0 writes; all wait
         log.info("trained teacher written to %s (step %d)", cfg.out, info["global_step"])
+    if launch.rank() == 0 and not cfg.keep_checkpoints:  # after the manifest: a kill before it can still resume
+        drop_checkpoints(cfg.out)
     return Path(cfg.out)
