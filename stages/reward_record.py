@@ -26,7 +26,8 @@ class RewardRecord:
     """One scored row (docs/method.md "The reward"). Log-probs in nats per token."""
 
     reward: float = _col("r = r_SS - kl_coef * r_KL, + format_penalty without the end tag; "
-                         "format_penalty for an empty span or a row that is not aligned")
+                         "an empty explanation's KL terms read -format_penalty; a row that cannot be scored "
+                         "(misaligned, empty solution, ...) reads its group's lowest reward + format_penalty")
     sol_logp_mean: float = _col("mean student log-prob of the solution tokens")
     sol_logp_min: float = _col("lowest student log-prob of a solution token")
     kl_mean: float = _col("mean per-token KL(teacher || student) over the explanation tokens")

@@ -215,12 +215,12 @@ def drop_degenerate(cfg: DistillConfig, rows: list[dict]) -> tuple[list[dict], d
         return rows, {}
     counts, kinds = degenerate.counts(rows), degenerate.parse_drop(cfg.drop)
     kept = degenerate.drop(rows, kinds)
-    if kinds:
-        log.info("%s: dropped %d of %d rows with %s explanations", cfg.data, len(rows) - len(kept), len(rows),
-                 " / ".join(sorted(kinds)))
     if not kept:
         raise UserError(f"every row of {cfg.data} has a degenerate explanation ({', '.join(sorted(kinds))}); "
                         "nothing is left to train on")
+    if kinds:
+        log.info("%s: dropped %d of %d rows with %s explanations", cfg.data, len(rows) - len(kept), len(rows),
+                 " / ".join(sorted(kinds)))
     kept_counts = {k: v for k, v in counts.items() if k not in kinds}
     degenerate.warn(kept_counts, cfg.data, log, hint="; trained on as they are (drop=empty,truncated,untagged "
                                                      "leaves them out)")
@@ -342,7 +342,10 @@ def metrics_callback(path: Path):
                 return
             now, tokens = time.time(), state.num_input_tokens_seen
             rec = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4)}
-            rec.update({k: v for k, v in logs.items() if isinstance(v, (int, float)) and k != "learning_rate"})
+            # TRL's `num_tokens` is a count kept in memory that restarts at a resume: num_input_tokens_seen,
+            # restored from the checkpoint, is the record (the rows must not depend on a resume)
+            rec.update({k: v for k, v in logs.items()
+                        if isinstance(v, (int, float)) and k not in ("learning_rate", "num_tokens")})
             rec["lr"] = logs.get("learning_rate")
             if "loss" in logs:
                 rec["tokens_per_s"] = round((tokens - self._tokens) / max(now - self._t, 1e-9), 1)

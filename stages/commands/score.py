@@ -131,18 +131,20 @@ def to_trace(row: dict, scored: dict, cfg: ScoreConfig) -> dict:
 
 
 def group_batches(rows: list[dict], size: int) -> list[list[dict]]:
-    """Batches of about `size` rows that never split a group (rows of one question and solution): the
-    reward floors a row it cannot score within its group, so the whole group is scored in one call."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        groups.setdefault((str(r["question"]), str(r["solution"])), []).append(r)
+    """Batches of `size` rows in input order, each grown past `size` rather than split inside a run of
+    adjacent rows of one group (one question and solution: the samples `rlt generate` writes together).
+    The reward floors a row it cannot score within its group in one call (docs/method.md)."""
     batches, cur = [], []
-    for group in groups.values():
-        cur += group
-        if len(cur) >= size:
+    for r in rows:
+        if len(cur) >= size and _group(r) != _group(cur[-1]):
             batches.append(cur)
             cur = []
+        cur.append(r)
     return batches + ([cur] if cur else [])
+
+
+def _group(row: dict) -> tuple[str, str]:
+    return str(row["question"]), str(row["solution"])
 
 
 def _score_all(scorer, w: ArtifactWriter, todo: list[dict], cfg: ScoreConfig) -> None:

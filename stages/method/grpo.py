@@ -36,7 +36,7 @@ class RLTRewardFunc:
 
     Bound to the trainer after construction (`bind`), it reads the policy from
     `trainer.model` at every call. Completion text is decoded from
-    `completion_ids` by the one decode rule (`formats.decode_keeping_tags`: tags
+    `completion_ids` by the one decode rule (`views.decode_keeping_tags`: tags
     kept, other special tokens dropped), so the end tag survives whatever TRL's
     own decoding removed.
     """

@@ -12,7 +12,7 @@ and `unscorable` (None, or why the row could not be scored). Used by `rlt teach`
     scores = scorer.score([{"question": q, "solution": s, "explanation": e}])
 
 How it is computed, per padded batch:
-- both views are rendered (formats.student_view / formats.teacher_view, the
+- both views are rendered (views.student_view / views.teacher_view, the
   end tag always appended to the teacher view) and all views of the rows are
   tokenized with offsets in one batch-encode call; spans are the tokens whose
   character offsets lie inside a piece's characters, found by binary search

@@ -53,8 +53,9 @@ def test_score_writes_traces_matching_the_library(explanations, tiny_teacher, ti
     assert sorted(samples.values()) == [[0], [0], [0], [0, 1, 2]]  # rank among rows of the same id
     assert all(r["teacher"] == str(tiny_teacher) and r["student"] == str(tiny_student) for r in rows)
     assert all(r["format_ok"] and not r["truncated"] and r["text"].startswith("<|im_start|>system") for r in rows)
-    empty = next(r for r in rows if r["explanation"] == "")
-    assert empty["reward"] == -1.0 and empty["explanation_tokens"] == 0
+    empty = next(r for r in rows if r["explanation"] == "")  # the reference's rule: KL terms read +1 each
+    assert empty["explanation_tokens"] == 0 and empty["kl_mean"] == empty["kl_max"] == 1.0
+    assert empty["reward"] == pytest.approx(empty["sol_logp_mean"] + 0.01 * empty["sol_logp_min"] - 2.0 * 1.01)
 
     # imported explanations (no generation provenance) are scored with the full-distribution KL
     assert {r["kl_estimator"] for r in rows} == {"full"} and manifest["kl_estimator"] == {"full": 6}
@@ -80,11 +81,11 @@ def test_score_resumes_after_a_failure(explanations, tiny_teacher, tiny_student,
                             out=str(tmp_path / "scored"), reward_batch_size=2, device="cpu")
     real, calls = reward.RLTReward.score, []
 
-    def failing(self, rows, teacher=None):
+    def failing(self, rows, teacher=None, **kw):
         calls.append(len(rows))
         if len(calls) == 2:
             raise UserError("simulated failure in the second batch")
-        return real(self, rows, teacher)
+        return real(self, rows, teacher, **kw)
 
     monkeypatch.setattr(reward.RLTReward, "score", failing)
     with pytest.raises(UserError, match="simulated"):
@@ -94,8 +95,8 @@ def test_score_resumes_after_a_failure(explanations, tiny_teacher, tiny_student,
     done = {(r["id"], r["sample"]) for r in pq.read_table(out / _parts(out)[0]).to_pylist()}
 
     calls.clear()
-    monkeypatch.setattr(reward.RLTReward, "score", lambda self, rows, teacher=None: (
-        calls.append([(r["id"], r["sample"]) for r in rows]), real(self, rows, teacher))[1])
+    monkeypatch.setattr(reward.RLTReward, "score", lambda self, rows, teacher=None, **kw: (
+        calls.append([(r["id"], r["sample"]) for r in rows]), real(self, rows, teacher, **kw))[1])
     score.run(cfg)
     rescored = [k for batch in calls for k in batch]
     assert len(rescored) == 4 and not done & set(rescored)  # done rows are skipped
