@@ -53,7 +53,7 @@ def _artifacts_under(p: Path, depth: int = FOLDER_DEPTH) -> list[Path]:
     """Artifact directories under folder `p` (not inside an artifact, not in `.rlt/`), sorted by path."""
     found = []
     for child in sorted(c for c in p.iterdir() if c.is_dir() and c.name != META_DIR):
-        if is_artifact_dir(child) or data_files(child):
+        if is_artifact_dir(child):  # rlt's records (bare Parquet parts are someone's folder)
             found.append(child)
         elif depth > 1:
             found += _artifacts_under(child, depth - 1)
