@@ -55,7 +55,7 @@ def test_cli_bad_inputs_exit_2_without_output(tiny_teacher, synth_test, tmp_path
     proc = rlt("eval", "--model", tiny_teacher, "--data", synth_test, "--out", out, "--num-generations", "2")
     assert proc.returncode == 2 and "temperature" in proc.stderr
     proc = rlt("eval", "--model", tiny_teacher, "--data", synth_test, "--out", out, "engine.name=tpu")
-    assert proc.returncode == 2 and "unknown engine" in proc.stderr
+    assert proc.returncode == 2 and "unknown --engine" in proc.stderr
     assert not out.exists()
 
 

@@ -177,7 +177,7 @@ def test_student_scores_and_selection(tiny_teacher, tiny_student, synth_train, t
 
 @pytest.mark.parametrize("args, message", [
     (["--engine", "vllm"], "vllm is not installed: pip install 'rlt[vllm]'"),
-    (["--engine", "tgi"], "unknown engine 'tgi'"),
+    (["--engine", "tgi"], "unknown --engine 'tgi'"),
     (["--select", "best"], "give --student"),
     (["--shard", "2/2"], "--shard 2/2"),
 ])

@@ -69,7 +69,7 @@ def test_score_writes_traces_matching_the_library(explanations, tiny_teacher, ti
 
     again = rlt("score", "--teacher", tiny_teacher, "--student", tiny_student, "--data", explanations,
                 "--out", out, "--batch-size", "4", "--device", "cpu", "reward.kl_coef=2", check=True)
-    assert "already scored" in again.stderr and _data(out) == ["data-000000-000001.parquet"]
+    assert "already complete" in again.stderr and _data(out) == ["data-000000-000001.parquet"]
 
 
 def test_score_resumes_after_a_failure(explanations, tiny_teacher, tiny_student, tmp_path, monkeypatch):
