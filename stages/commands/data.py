@@ -112,7 +112,7 @@ def _write_dataset(cfg, rows: list[dict], inputs: dict, extra: dict | None = Non
             return already_complete(w.out)
         w.write(_dedupe(rows))
         w.finish(extra)
-        log.info("wrote %d rows to %s", len(w.done), w.out)
+        log.info("wrote %s to %s", plural(len(w.done), "row"), w.out)
     return w.out
 
 
@@ -529,5 +529,5 @@ def merge(cfg: MergeConfig) -> Path:
         if not w.complete:
             w.write(list(merged.values()))
             w.finish()
-        log.info("merged %d rows from %d artifacts into %s", len(merged), len(cfg.inputs), w.out)
+        log.info("merged %s from %s into %s", plural(len(merged), "row"), plural(len(cfg.inputs), "artifact"), w.out)
     return w.out

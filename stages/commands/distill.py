@@ -53,7 +53,7 @@ from stages.method import views as formats
 from stages.method.settings import PromptsConfig
 from stages.models import attention
 from stages.models.loading import DEVICE_HELP, check_device, load_model, load_tokenizer, resolve_device
-from stages.progress import close_training_progress, training_progress
+from stages.progress import close_training_progress, plural, training_progress
 from stages.training import launch, lora, trl_options
 from stages.training.metrics import log_at_saves, mean_loss, read_metrics
 from stages.training.rankzero import RankZeroWriter
@@ -465,7 +465,7 @@ def train(prep: Prepared, callbacks: tuple = ()) -> Path:
         writer.finish(extra, rows=len(prep.train))  # rank 0 writes; every rank waits for the manifest
         if main and not cfg.keep_checkpoints:  # only once the manifest is written: a kill before it can still resume
             drop_checkpoints(out)
-    log.info("trained %d steps -> %s", trainer.state.global_step, out)
+    log.info("trained %s -> %s", plural(trainer.state.global_step, "step"), out)
     return out
 
 
