@@ -73,7 +73,7 @@ def build(name: str) -> click.Command:
     options, positional = params_of(cls)
     common = [click.Option(["--config"], type=click.Path(dir_okay=False), help="YAML file of config keys."),
               click.Option(["--print-config"], is_flag=True, help="Print the resolved config and exit."),
-              click.Option(["--json"], "as_json", is_flag=True, help="Print the result as one JSON object on stdout."),
+              click.Option(["--json", "as_json"], is_flag=True, help="Print the result as one JSON object on stdout."),
               click.Option(["-v", "--verbose"], is_flag=True, help="Also show library logs, warnings and bars.")]
     if commands.presets(name):
         common.append(click.Option(["--preset"], help=f"Named settings: {', '.join(commands.presets(name))}."))

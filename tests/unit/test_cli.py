@@ -220,3 +220,19 @@ def test_device_and_batch_size_mean_one_thing_everywhere(capsys):
         batch_helps |= {f.metadata["help"].split(" ")[0] for k, f, tp in leaf_fields(cls)
                         if f.metadata.get("flag") and flag_decls(k, f, tp)[0] == "--batch-size"}
     assert len(helps) == 1 and batch_helps == {"Sequences"}
+
+
+def test_version_and_json_results(capsys, tmp_path):
+    import json
+
+    from stages import __version__
+
+    code, out, _ = cli(capsys, "--version")
+    assert code == 0 and out.strip() == f"rlt {__version__}"
+    code, out, _ = cli(capsys, "data", "synth", "--out", tmp_path / "d", "--n", "3", "--json")
+    assert code == 0 and json.loads(out) == {"path": str(tmp_path / "d"), "kind": "dataset", "rows": 3}
+    code, out, _ = cli(capsys, "inspect", tmp_path / "d", "--json")
+    info = json.loads(out)
+    assert code == 0 and info["state"] == "complete" and info["rows"] == 3 and len(info["head"]) == 3
+    code, out, _ = cli(capsys, "inspect", tmp_path, "--json")
+    assert code == 0 and [a["path"] for a in json.loads(out)["artifacts"]] == [str(tmp_path / "d")]
