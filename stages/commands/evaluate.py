@@ -5,8 +5,11 @@
         --num-generations 4 --temperature 0.7
     rlt eval --regrade runs/eval          # re-check saved responses, generate nothing
 
-Input: a dataset artifact (or Parquet/JSONL file) with `id, question, solution`
-and optionally `answer` (else the gold is the solution's last `\\boxed{}`),
+Input: a dataset artifact (or Parquet/JSONL file) with `id, question` and an
+`answer` or a `solution` (the gold is the answer, else the solution's last
+`\\boxed{}`: an eval set needs no solution); a raw benchmark file (MATH-500's
+`problem`, GPQA's `Question`) is refused naming the `rlt data import` command that
+reads it. Optional:
 `task` (math | choice | integer | addition; default math) and `source` (the
 benchmark name, e.g. from `rlt data import --format math500|aime|gpqa`).
 
@@ -17,14 +20,19 @@ table and a killed run resumes without regenerating finished rows. Beside the
 data, `.rlt/summary.json` holds per model, overall and per benchmark: n, accuracy
 (= the mean of `correct`) with a 95 % Wilson interval, pass@1 (mean over
 generations), pass@k (unbiased estimator) when num_generations > 1, mean response tokens
-and the truncation rate.
+and the truncation rate; and per benchmark `groups`: the same stats per value of
+each grouping column the rows carry (`schemas.GROUP_COLUMNS`: MATH-500's level and
+subject, GPQA's domain and subdomain), which eval copies from the dataset into its
+rows as extra columns.
 
 Each question is prompted in the student format (`formats.student_prompt` with
 `prompts.student_system`), generation stops at `<|end_of_solution|>` or eos, and
 the answer is checked by the task's checker (stages/verify/) in the main
 thread (math-verify uses signal.alarm). Every gold is parsed by its checker
 before anything is generated; an unreadable one stops the run (exit 2) naming
-its row id and gold, with nothing written. The grader's version
+its row id and gold and how many there are, with nothing written; with
+`--skip-unreadable-golds` those rows are left out instead, counted in the log and
+the table, their ids in summary.json (`skipped_golds`) and the manifest. The grader's version
 (`verify.GRADER_VERSION`) is part of the config hash: rerunning (or `rlt run`)
 over an output of an older grader re-grades its saved responses in place
 instead of generating them again; `--regrade OUT` does so explicitly.
