@@ -100,8 +100,18 @@ def report(result: dict) -> None:
 
 
 def pipeline(records: list[dict], plan: bool) -> None:
-    rows = [(r["step"], r["command"], r["action"], r["reason"], r.get("seconds", "")) for r in records]
-    _table("plan" if plan else "pipeline", ("step", "command", "action", "reason", "seconds"), rows)
+    """`rlt run`: one row per step (a run, --plan, --status; a cluster's job and resources when known), or
+    one per pipeline (--list)."""
+    if records and "pipeline" in records[0]:
+        rows = [(r["pipeline"], "-" if r.get("steps") is None else r["steps"], r["description"], r["source"])
+                for r in records]
+        _table("pipelines", ("pipeline", "steps", "description", "source"), rows)
+        return
+    extra = [c for c in ("job", "resources") if any(r.get(c) for r in records)]
+    rows = [(r["step"], r["command"], r["action"], r["reason"], *(r.get(c, "") for c in extra), r.get("seconds", ""))
+            for r in records]
+    columns = ("step", "command", "action", "reason", *extra, "earlier run (s)" if plan else "seconds")
+    _table("plan" if plan else "pipeline", columns, rows)
 
 
 def _cell(v: Any, width: int) -> str:

@@ -54,8 +54,7 @@ COMMANDS: dict[str, Command] = {
     "run": Command("pipelines.run", "RunConfig", "run",
                    "Run a named pipeline of stages; completed, unchanged steps are skipped.", step=False),
     "report": Command("commands.report", "ReportConfig", "run",
-                      "Markdown report with plots: teacher reward per step, loss curves, accuracy with intervals.",
-                      step=False),
+                      "Markdown report with plots: teacher reward per step, loss curves, accuracy with intervals."),
     "inspect": Command("commands.inspect", "InspectConfig", "run",
                        "Show an artifact's state (complete, interrupted, inputs changed), schema and first rows.",
                        step=False),
@@ -133,7 +132,11 @@ def call(name: str, cfg) -> Any:
     """Run command `name` on its resolved config; returns what the stage returns.
 
     Raises UserError when a required option is missing or a value is invalid (a config built
-    in Python, not resolved, is checked here).
+    in Python, not resolved, is checked here). While it runs, SIGTERM and the scheduler's warning
+    signal stop it gracefully (stages/interrupt.py: interrupt.GracefulStop, exit 130 in the CLI).
     """
+    from stages import interrupt
+
     check_config(cfg)
-    return getattr(module(name), COMMANDS[name].func)(cfg)
+    with interrupt.handled():
+        return getattr(module(name), COMMANDS[name].func)(cfg)

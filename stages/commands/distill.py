@@ -57,6 +57,7 @@ from stages.progress import close_training_progress, plural, training_progress
 from stages.training import launch, lora, trl_options
 from stages.training.metrics import log_at_saves, mean_loss, read_metrics
 from stages.training.rankzero import RankZeroWriter
+from stages.training.stopping import run_trainer
 
 log = logging.getLogger(__name__)
 ROLES = ("student", "teacher")
@@ -451,7 +452,7 @@ def train(prep: Prepared, callbacks: tuple = ()) -> Path:
         if main:  # rows after the checkpoint (or of a run killed before its first one) are logged again
             truncate_jsonl(metrics_path(out), step)
         try:
-            trainer.train(resume_from_checkpoint=resume)
+            run_trainer(trainer, resume)  # SIGTERM: a checkpoint at the next optimizer step, then a stop
         finally:
             close_training_progress(trainer)
         _save_final(trainer, prep, out)

@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from stages import verify
+from stages import interrupt, verify
 from stages.artifacts.benchmarks import with_import_hint
 from stages.artifacts.layout import SUMMARY, find_meta, read_manifest, summary_path
 from stages.artifacts.read import LIMIT_HELP, SHARD_HELP, read_rows, select_rows
@@ -331,7 +331,7 @@ def eval_model(cfg: EvalConfig, model: str, items: list[dict], writer: ArtifactW
     try:
         system = cfg.prompts.student_system
         size = max(1, cfg.engine.batch_size // cfg.num_generations)
-        for start in range(0, len(todo), size):
+        for start in interrupt.stoppable(range(0, len(todo), size)):  # SIGTERM: the batch in flight is written
             batch = todo[start:start + size]
             prompts = [student_prompt(engine.tokenizer, system, it["question"]) for it in batch]
             outs = engine.generate(prompts, n=cfg.num_generations, max_new_tokens=cfg.max_new_tokens,

@@ -24,7 +24,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from stages import reward_record
+from stages import interrupt, reward_record
 from stages.artifacts.read import LIMIT_HELP, SHARD_HELP, parse_shard, read_rows, select_rows
 from stages.artifacts.state import already_complete, require
 from stages.artifacts.writer import ArtifactWriter, check_output
@@ -240,7 +240,7 @@ def _loop(cfg: GenerateConfig, engine, scorer, rows: list[dict], w: ArtifactWrit
     total = sum(len(b) for b in batches) * cfg.num_generations  # a resumed run counts what it did before
     done = total - sum(len(b) for b in todo) * cfg.num_generations
     with progress(total=total, desc="generate", unit="explanations", done=done) as bar:
-        for batch in todo:
+        for batch in interrupt.stoppable(todo):  # SIGTERM: the batch in flight is written, then a stop
             traces, tokens = generate_batch(cfg, engine, [rows[i] for i in batch])
             if scorer is not None:
                 score_rows(scorer, traces, cfg)

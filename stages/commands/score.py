@@ -30,7 +30,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from stages import reward_record
+from stages import interrupt, reward_record
 from stages.artifacts.read import SHARD_HELP, read_table, select_shard
 from stages.artifacts.schemas import row_id, validate
 from stages.artifacts.state import already_complete, require
@@ -153,7 +153,7 @@ def _score_all(scorer, w: ArtifactWriter, todo: list[dict], cfg: ScoreConfig) ->
     default = _generate_config(cfg.data)
     with progress(total=len(todo), desc="score") as bar:
         batches = group_batches(todo, cfg.reward_batch_size)
-        for batch, after in itertools.zip_longest(batches, batches[1:]):
+        for batch, after in interrupt.stoppable(itertools.zip_longest(batches, batches[1:])):  # SIGTERM: see interrupt
             if after:
                 scorer.prefetch(after)  # rendered while this batch runs its forward passes
             scored = scorer.score(batch, estimators=kl_estimators(batch, cfg.teacher, cfg.reward, default))

@@ -44,6 +44,7 @@ from stages.training import launch, lora, trl_options
 from stages.training.lora import LoraConfig
 from stages.training.metrics import log_at_saves, mean_loss, metrics_callback, read_metrics, summarize
 from stages.training.rankzero import RankZeroWriter
+from stages.training.stopping import run_trainer
 
 log = logging.getLogger(__name__)
 
@@ -289,7 +290,7 @@ def train(cfg: TeachConfig, tok, teacher, scorer, rows: list[dict], batch: int) 
         log.info("resuming from %s (step %d)", resume, step)
     t0 = time.time()
     try:
-        trainer.train(resume_from_checkpoint=resume)
+        run_trainer(trainer, resume)  # SIGTERM: a checkpoint at the next optimizer step, then a stop
     finally:
         close_training_progress(trainer)
     lora.save(trainer, out, cfg.lora, cfg.teacher, trust_remote_code=cfg.trust_remote_code)

@@ -1,43 +1,82 @@
-"""`rlt run`: named pipelines of stages, resumable step by step.
+"""`rlt run`: named pipelines of stages, resumable step by step, locally or on a cluster.
 
 The shipped pipelines (`demo`, `demo-correlation`, `paper`) are package data
 (stages/pipelines/pipelines.yaml) and run from any directory; `--file F` adds
 the pipelines of F, replacing shipped ones of the same name.
 
-    rlt run demo                      # everything, skipping steps already done
-    rlt run demo --plan               # what would run, and why
-    rlt run demo --from teach --force # re-run teach and everything after it
+    rlt run --list                               # the pipelines and what each does
+    rlt run demo                                 # everything, skipping steps already done
+    rlt run demo --plan                          # what would run, and why (and how long it took before)
+    rlt run demo --from teach                    # re-run teach and every later step
+    rlt run paper --executor slurm               # one Slurm job per step, with dependencies
+    rlt run paper --executor slurm --plan        # what would be submitted, with each step's resources
+    rlt run paper --status                       # each step: complete / running (job) / pending / failed (log)
 
 A pipeline is a mapping of steps; each step names a command and its options
-(the command's config keys). `${step}` in an option refers to that earlier
-step's output directory, `runs/<pipeline>/<step>`. A step is skipped when its
-output holds a complete manifest whose config hash and input hashes match;
-a changed config or input re-runs it, and every step downstream of a re-run
-step re-runs too.
+(the command's config keys), and may give `resources` (for a cluster) and
+`shards: N` (generate, score, eval): see stages/pipelines/plan.py. `${step}` in
+an option refers to that earlier step's output directory, `runs/<pipeline>/<step>`.
+A step is skipped when its output holds a complete manifest whose config hash
+and input hashes match; a changed config or input re-runs it.
 
 Pipeline variables: a pipeline may declare `vars: {seed: 0}`; `${seed}` in an
 option is then that variable's value (YAML-typed), overridden per run with
-`rlt run demo --var seed=1 --runs runs/seed1` (another `--runs` folder keeps
-each run's outputs apart).
+`rlt run demo --var seed=1 --runs runs/seed1`. A pipeline folder remembers the
+values it ran with: a run with other values that would replace its finished
+outputs is refused (give another `--runs`, or `--force` to replace them).
+
+Executors (stages/pipelines/executors/): `local` runs the steps in this process,
+in order; `slurm` submits them (`--slurm.KEY=VALUE` overrides every step's
+resources). A SIGTERM stops a local run gracefully; the rerun resumes.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import re
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from stages.artifacts.state import output_state
-from stages.commands import STEPS, call, make_config
-from stages.config import load_yaml, opt, yaml_value
+from stages.config import opt
 from stages.errors import UserError
+from stages.pipelines.executors import EXECUTORS, make
+from stages.pipelines.executors.base import Context, record
+from stages.pipelines.jobs import Job, restart_count, run_job
+from stages.pipelines.plan import (  # noqa: F401  (the pipeline API, re-exported for callers and tests)
+    SHIPPED,
+    Step,
+    available,
+    build_config,
+    describe_resources,
+    earlier_seconds,
+    first_sentence,
+    load_pipelines,
+    meta_dir,
+    parse,
+    pipeline_vars,
+    read_file,
+    why_run,
+)
 
 log = logging.getLogger(__name__)
-SHIPPED = Path(__file__).with_name("pipelines.yaml")
-REF = re.compile(r"\$\{([A-Za-z0-9_.-]+)\}")
+RUN_RECORD = "run.json"  # in <runs>/<pipeline>/.pipeline/: the variables the folder's outputs were made with
+
+
+@dataclass
+class SlurmOptions:
+    """`--slurm.KEY=VALUE`: resources for every step of a cluster run, over the pipeline's own."""
+
+    nodes: int | None = opt(None, "Nodes per job (distill and teach with --launch only: one launcher per node).",
+                            flag="--slurm.nodes")
+    gpus_per_node: int | None = opt(None, "GPUs per node (sbatch --gpus-per-node).", flag="--slurm.gpus_per_node")
+    cpus_per_task: int | None = opt(None, "CPUs per job's task (sbatch --cpus-per-task).",
+                                    flag="--slurm.cpus_per_task")
+    mem: str | None = opt(None, "Memory per node, e.g. 64G (sbatch --mem).", flag="--slurm.mem")
+    time: str | None = opt(None, "Time limit: minutes or HH:MM:SS, D-HH:MM:SS (sbatch --time).", flag="--slurm.time")
+    partition: str | None = opt(None, "Partition (sbatch --partition).", flag="--slurm.partition")
+    account: str | None = opt(None, "Account (sbatch --account).", flag="--slurm.account")
+    qos: str | None = opt(None, "Quality of service (sbatch --qos).", flag="--slurm.qos")
+    constraint: str | None = opt(None, "Node features (sbatch --constraint).", flag="--slurm.constraint")
 
 
 @dataclass
@@ -48,179 +87,163 @@ class RunConfig:
     file: str | None = opt(None, "Pipelines file whose pipelines add to the shipped ones (same name: replaces).",
                            flag=True)
     runs: str = opt("runs", "Directory holding runs/<name>/<step> outputs.", flag=True)
-    start: str | None = opt(None, "Re-run from this step (it and every later step).", flag="--from")
+    start: str | None = opt(None, "Re-run this step and every later step, even if complete.", flag="--from")
     until: str | None = opt(None, "Stop after this step.", flag=True)
-    force: bool = opt(False, "With --from: re-run those steps even if complete; alone: re-run all.", flag=True)
-    plan: bool = opt(False, "Print what would run and why, run nothing.", flag=True)
+    force: bool = opt(False, "Re-run every step, even if complete (also replaces outputs made with other --var "
+                             "values); not with --from.", flag=True)
+    plan: bool = opt(False, "Print what would run (or be submitted) and why, run nothing.", flag=True)
+    status: bool = opt(False, "Print each step's state: complete, running or pending (its job), failed (its log), "
+                              "not run; run nothing.", flag=True)
+    list_pipelines: bool = opt(False, "List the pipelines (shipped and --file) with their descriptions.",
+                               flag="--list/--no-list")
     vars: dict = opt(dict, "Pipeline variables NAME=VALUE, replacing ${NAME} in step options "
                            "(the pipeline's `vars` declares them and their defaults).", flag="--var")
-
-
-@dataclass
-class Step:
-    name: str
-    command: str
-    options: dict
-    out: Path
-    needs: list[str] = field(default_factory=list)
-
-
-def load_pipelines(path: str | Path) -> dict[str, dict]:
-    """The file's pipelines (name -> spec), each validated."""
-    data = load_yaml(path)
-    if not data:
-        raise UserError(f"{path} defines no pipeline")
-    for name, spec in data.items():
-        parse(name, spec, Path("runs"), str(path))
-    return data
-
-
-def available(file: str | None) -> tuple[dict[str, dict], str]:
-    """(the shipped pipelines with `file`'s added or replacing them by name, the source to name in errors)."""
-    if file is None:
-        return load_pipelines(SHIPPED), "the shipped pipelines"
-    return {**load_yaml(SHIPPED), **load_pipelines(file)}, file
-
-
-def pipeline_vars(spec: dict, overrides: dict, where: str) -> dict[str, Any]:
-    """Declared variables with `overrides` applied; UserError on an undeclared one.
-
-    Override values given as text are read as YAML scalars (`seed=1` -> 1).
-    """
-    declared = spec.get("vars") or {}
-    if not isinstance(declared, dict):
-        raise UserError(f"{where}: 'vars' must be a mapping of NAME: default")
-    clash = set(declared) & set(spec["steps"])
-    if clash:
-        raise UserError(f"{where}: {sorted(clash)} name both a variable and a step")
-    unknown = set(overrides) - set(declared)
-    if unknown:
-        valid = ", ".join(sorted(declared)) or "none declared"
-        raise UserError(f"{where}: unknown variable(s) {sorted(unknown)} (valid: {valid})")
-    values = dict(declared)
-    for k, v in overrides.items():
-        try:
-            values[k] = yaml_value(v) if isinstance(v, str) else v
-        except ValueError as e:
-            raise UserError(f"{where}: variable {k} {e}") from None
-    return values
-
-
-def parse(name: str, spec: Any, runs: Path, source: str = "pipelines", overrides: dict | None = None) -> list[Step]:
-    """Validate one pipeline spec and return its steps in order, references resolved."""
-    where = f"{source}: pipeline '{name}'"
-    if not isinstance(spec, dict) or not isinstance(spec.get("steps"), dict) or not spec["steps"]:
-        raise UserError(f"{where} needs a non-empty 'steps' mapping")
-    unknown = set(spec) - {"description", "vars", "steps"}
-    if unknown:
-        raise UserError(f"{where}: unknown keys {sorted(unknown)} (valid: description, vars, steps)")
-    variables = pipeline_vars(spec, overrides or {}, where)
-    steps: list[Step] = []
-    for sname, s in spec["steps"].items():
-        if not isinstance(s, dict) or s.get("command") not in STEPS:
-            raise UserError(f"{where}, step '{sname}': 'command' must be one of {', '.join(STEPS)}")
-        if set(s) - {"command", "options"}:
-            raise UserError(f"{where}, step '{sname}': unknown keys {sorted(set(s) - {'command', 'options'})}")
-        options = s.get("options") or {}
-        if not isinstance(options, dict):
-            raise UserError(f"{where}, step '{sname}': 'options' must be a mapping")
-        step = Step(sname, s["command"], {}, runs / name / sname)
-        step.options = _resolve_refs(options, {p.name: p for p in steps}, step, where, variables)
-        steps.append(step)
-    for step in steps:
-        build_config(step)  # unknown keys and bad types surface before anything runs
-    return steps
-
-
-def _resolve_refs(value: Any, earlier: dict[str, Step], step: Step, where: str, variables: dict) -> Any:
-    if isinstance(value, dict):
-        return {k: _resolve_refs(v, earlier, step, where, variables) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_resolve_refs(v, earlier, step, where, variables) for v in value]
-    if not isinstance(value, str):
-        return value
-    whole = REF.fullmatch(value)
-    if whole and whole.group(1) in variables:  # `seed: ${seed}` keeps the variable's type
-        return variables[whole.group(1)]
-
-    def sub(m: re.Match) -> str:
-        ref = m.group(1)
-        if ref in variables:
-            return str(variables[ref])
-        if ref not in earlier:
-            raise UserError(f"{where}, step '{step.name}': ${{{ref}}} is not an earlier step or a variable")
-        step.needs.append(ref)
-        return str(earlier[ref].out)
-
-    return REF.sub(sub, value)
-
-
-def build_config(step: Step):
-    """The stage config of a step (preset applied, `out` set to the step's directory)."""
-    options = dict(step.options)
-    preset = options.pop("preset", None)
-    try:
-        return make_config(step.command, preset=preset, options={**options, "out": str(step.out)})
-    except UserError as e:
-        raise UserError(f"step '{step.name}': {e}") from None
-
-
-def why_run(step: Step, cfg, rerun: set[str]) -> tuple[str | None, bool]:
-    """(reason to run or None when up to date, whether the old output must be replaced)."""
-    if step.name in rerun:
-        return "forced", True
-    upstream = [n for n in step.needs if n in rerun]
-    if upstream:
-        return f"upstream step {upstream[0]} re-runs", True
-    state = output_state(step.out, cfg=cfg, inputs=None)
-    if state.status == "missing":
-        return "no complete output yet", False
-    if state.status == "interrupted":  # an interrupted run resumes
-        return f"resume interrupted run ({state.so_far})", False
-    if state.status == "conflicting":
-        return "; ".join(state.differs), True
-    return None, False
+    executor: str = opt("local", "Where the steps run: local (this process, in order) or slurm (one job per step, "
+                                 "shards as job arrays, with dependencies).", flag=True, choices=tuple(EXECUTORS))
+    slurm: SlurmOptions = opt(SlurmOptions, "Resources of every step on a cluster (--slurm.KEY=VALUE).")
+    job: str | None = opt(None, "Run one job of a submitted pipeline from its spec file (what each cluster job "
+                                "runs).", flag=True)
 
 
 def run(cfg: RunConfig) -> list[dict]:
-    """Run (or plan) a pipeline; returns one record per step with its action and seconds."""
-    pipelines, source = available(cfg.file)
+    """List, plan, run or report the status of a pipeline; returns one record per pipeline or step."""
+    if cfg.job:
+        return run_one_job(cfg.job)
+    if cfg.list_pipelines:
+        return list_pipelines(cfg.file)
+    if cfg.force and cfg.start:
+        raise UserError("--from STEP re-runs that step and every later one, --force every step: give one of them")
+    if cfg.status and cfg.plan:
+        raise UserError("--status and --plan both only report: give one of them")
+    ctx = context(cfg)
+    if cfg.status:
+        return status(ctx)
+    executor = make(cfg.executor, ctx)
+    if not cfg.plan:
+        executor.check()
+        check_vars(ctx, cfg)
+    records = executor.execute()
+    if not cfg.plan:
+        remember_vars(ctx, cfg)
+    return records
+
+
+def context(cfg: RunConfig) -> Context:
+    """Parse the asked pipeline (only it: another bad pipeline in the file does not matter) and select steps."""
+    pipelines, sources = available(cfg.file)
     if cfg.name not in pipelines:
-        raise UserError(f"no pipeline {cfg.name!r} in {source} (has: {', '.join(pipelines)})")
-    steps = parse(cfg.name, pipelines[cfg.name], Path(cfg.runs), source, cfg.vars)
+        where = f"the shipped pipelines or {cfg.file}" if cfg.file else "the shipped pipelines"
+        raise UserError(f"no pipeline {cfg.name!r} in {where} (has: {', '.join(pipelines)})")
+    overrides = {k: v for k, v in vars(cfg.slurm).items() if v is not None}
+    steps = parse(cfg.name, pipelines[cfg.name], Path(cfg.runs), sources[cfg.name], cfg.vars, overrides)
     names = [s.name for s in steps]
     for opt_name, value in (("--from", cfg.start), ("--until", cfg.until)):
         if value is not None and value not in names:
             raise UserError(f"{opt_name} {value!r} is not a step of {cfg.name} (steps: {', '.join(names)})")
     if cfg.until:
         steps = steps[: names.index(cfg.until) + 1]
-    forced = set(names[names.index(cfg.start):]) if cfg.start else (set(names) if cfg.force else set())
-    records, rerun, start = [], set(forced), time.time()
-    for k, step in enumerate(steps, 1):
-        stage_cfg = build_config(step)
-        reason, replace = why_run(step, stage_cfg, rerun)
-        records.append({"step": step.name, "command": step.command, "out": str(step.out),
-                        "action": "run" if reason else "skip", "reason": reason or "up to date"})
-        where = f"[{k}/{len(steps)}] {step.name}"
-        if reason is None:
-            log.info("%s: skipped, up to date", where)
-            continue
-        rerun.add(step.name)
-        if cfg.plan:
-            continue
-        log.info("%s: %s (%s)", where, step.command, reason)
-        if replace and hasattr(stage_cfg, "force"):
-            stage_cfg.force = True  # the pipeline owns its outputs: a stale one is replaced
-        t0 = time.time()
-        call(step.command, stage_cfg)
-        records[-1]["seconds"] = round(time.time() - t0, 1)
-        log.info("%s: done in %s, %s since the start", where, _clock(time.time() - t0), _clock(time.time() - start))
+    if cfg.start:
+        forced = {n: f"--from {cfg.start}" for n in names[names.index(cfg.start):]}
+    else:
+        forced = {n: "--force" for n in names} if cfg.force else {}
+    return Context(cfg.name, steps, Path(cfg.runs), forced, plan_only=cfg.plan, options=cfg)
+
+
+def list_pipelines(file: str | None) -> list[dict]:
+    """One record per pipeline: name, steps, first sentence of its description, source; a bad one says why."""
+    pipelines, sources = available(file)
+    out = []
+    for name, spec in pipelines.items():
+        entry = {"pipeline": name, "source": sources[name]}
+        try:
+            steps = parse(name, spec, Path("runs"), sources[name])
+            entry.update(steps=len(steps), description=first_sentence((spec or {}).get("description")),
+                         full_description=" ".join(str((spec or {}).get("description") or "").split()))
+        except UserError as e:
+            entry.update(steps=None, description=f"invalid: {e}")
+        out.append(entry)
+    return out
+
+
+def run_one_job(spec: str) -> list[dict]:
+    """`rlt run --job SPEC.json`: one job of a submitted pipeline, in this process."""
+    job = Job.load(spec)
+    attempt = restart_count()
+    log.info("rlt job %s (%s)%s", job.key, job.command, f", attempt {attempt + 1}" if attempt else "")
+    run_job(job, first_attempt=attempt == 0)
+    return []
+
+
+# ----------------------------------------------------------------------------- variables
+
+
+def _vars_of(ctx: Context, cfg: RunConfig) -> dict:
+    spec = available(cfg.file)[0][ctx.name]
+    return pipeline_vars(spec, cfg.vars, ctx.name)
+
+
+def check_vars(ctx: Context, cfg: RunConfig) -> None:
+    """Refuse (unless --force) a run whose variable values differ from those the folder's finished outputs used."""
+    path = ctx.meta / RUN_RECORD
+    if cfg.force or not path.is_file():
+        return
+    try:
+        before = json.loads(path.read_text()).get("vars") or {}
+    except (OSError, ValueError):
+        return
+    now = _vars_of(ctx, cfg)
+    changed = {k: (before.get(k), v) for k, v in now.items() if k in before and before[k] != v}
+    finished = [s.name for s in ctx.steps if earlier_seconds(s.out) is not None or (s.out / "report.md").exists()]
+    if changed and finished:
+        was = ", ".join(f"{k}={a}" for k, (a, _) in changed.items())
+        new = ", ".join(f"{k}={b}" for k, (_, b) in changed.items())
+        raise UserError(f"{ctx.runs / ctx.name} holds the outputs of {was}; {new} would replace them: give this run a "
+                        f"folder of its own (--runs {Path(ctx.runs) / '-'.join(f'{k}{b}' for k, (_, b) in changed.items())}) "
+                        "or --force to replace them")
+
+
+def remember_vars(ctx: Context, cfg: RunConfig) -> None:
+    ctx.meta.mkdir(parents=True, exist_ok=True)
+    (ctx.meta / RUN_RECORD).write_text(json.dumps({"pipeline": ctx.name, "vars": _vars_of(ctx, cfg)}, indent=1,
+                                                  default=str))
+
+
+# ----------------------------------------------------------------------------- status
+
+
+def status(ctx: Context) -> list[dict]:
+    """Each step's state from its output and from what every executor recorded of its jobs."""
+    from stages.artifacts.state import output_state
+    from stages.pipelines.executors import executor_class
+
+    jobs: dict[str, dict] = {}
+    for name in EXECUTORS:
+        try:
+            jobs.update(executor_class(name)(ctx).job_states())
+        except UserError as e:  # an executor that cannot look here (no squeue) says so in the states
+            log.debug("%s: %s", name, e)
+    records = []
+    for step in ctx.steps:
+        cfg = build_config(step)
+        seconds = earlier_seconds(step.out)
+        info = jobs.get(step.name, {})
+        state = output_state(step.out, cfg=cfg, inputs=None) if step.command != "report" else None
+        extra = {k: info.get(k) for k in ("job", "log")}
+        if state is not None and state.complete:
+            records.append(record(step, "complete", f"{state.rows} rows" if state.kind != "checkpoint" else
+                                  "trained", seconds=seconds, **extra))
+        elif info.get("live"):
+            records.append(record(step, info["state"], info.get("detail", ""), **extra))
+        elif info:
+            detail = info.get("detail") or "its job ended without a complete output"
+            records.append(record(step, "failed", detail, **extra))
+        elif step.command == "report":
+            done = (step.out / "report.md").is_file()
+            records.append(record(step, "complete" if done else "not run", str(step.out / "report.md")))
+        elif state.status == "interrupted":
+            records.append(record(step, "running" if state.writer else "interrupted", state.describe()))
+        elif state.status == "conflicting":
+            records.append(record(step, "stale", "; ".join(state.differs), seconds=seconds))
+        else:
+            records.append(record(step, "not run", "no output yet"))
     return records
-
-
-def _clock(seconds: float) -> str:
-    """12.3 s, or m:ss / h:mm:ss past a minute."""
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    m, s = divmod(int(seconds), 60)
-    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"

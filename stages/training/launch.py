@@ -15,8 +15,20 @@ shell string):
 Multi-node: run the same command on every machine with `launch_args` adding
 `--num_machines N --machine_rank R --main_process_ip IP --main_process_port P`
 (`--nproc` counts the processes of all machines); see README "Multi-node".
+Inside a Slurm step spanning several nodes (`srun rlt distill ... --launch zero3`
+in an sbatch script of 2 nodes, or a pipeline step with `resources: {nodes: 2}`)
+rlt fills these itself (`slurm_machine_args`): the node count and this node's
+rank from `SLURM_STEP_NUM_NODES` / `SLURM_NODEID`, the first host of
+`SLURM_STEP_NODELIST` as the main process and a port derived from the job id;
+`--nproc` then defaults to one process per GPU of every node.
+
 Launched processes die with their launcher (Linux `PR_SET_PDEATHSIG`), so
 killing the launching command stops the whole run and a rerun resumes it.
+A graceful stop (SIGTERM or the warning signal, stages/interrupt.py) of the
+launching command reaches every rank through a stop file: each saves at the
+same optimizer step, the ranks exit 0 and the launching command ends with 130.
+The launcher itself ignores the warning signal (Slurm signals every process of
+a job, and its default action would kill the launcher mid-step).
 """
 
 from __future__ import annotations
@@ -24,6 +36,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -34,6 +47,8 @@ from pathlib import Path
 
 import yaml
 
+from stages import interrupt
+from stages.artifacts.layout import read_manifest
 from stages.config import opt
 from stages.errors import Reported, UserError
 
@@ -94,14 +109,15 @@ def per_step(per_device: int, grad_accum: int) -> int:
 
 
 def processes(nproc: int | None, gpus: int | None = None) -> int:
-    """Processes of a launch: `nproc`, or its alias `gpus`; default one per visible GPU (1 without)."""
+    """Processes of a launch: `nproc`, or its alias `gpus`; default one per visible GPU (1 without) of every
+    node of the Slurm step it runs in."""
     if nproc is not None and gpus is not None and nproc != gpus:
         raise UserError(f"--nproc {nproc} and its alias --gpus {gpus} disagree; give one of them")
     n = nproc if nproc is not None else gpus
     if n is None:
         import torch
 
-        n = max(torch.cuda.device_count(), 1)
+        n = max(torch.cuda.device_count(), 1) * slurm_nodes()
     if n < 1:
         raise UserError(f"--nproc must be at least 1, got {n}")
     return n
@@ -161,20 +177,78 @@ def launch_env(preset: Path) -> dict[str, str]:
     return env
 
 
+def slurm_nodes() -> int:
+    """Nodes of the Slurm step this process runs in (`srun`), 1 outside one (a batch script itself is no step)."""
+    try:
+        return max(int(os.environ.get("SLURM_STEP_NUM_NODES") or 1), 1)
+    except ValueError:
+        return 1
+
+
+def first_host(nodelist: str) -> str:
+    """The first host of a Slurm host list: `gpu[01-04,07],cpu3` -> `gpu01`, `r[1-2]-n[3-4]` -> `r1-n3`."""
+    depth, head = 0, ""
+    for ch in nodelist.strip():
+        depth += (ch == "[") - (ch == "]")
+        if ch == "," and depth == 0:
+            break
+        head += ch
+    return re.sub(r"\[([^\]]*)\]", lambda m: re.split(r"[-,]", m.group(1))[0], head)
+
+
+def slurm_machine_args(extra: list[str] | None = None) -> list[str]:
+    """accelerate's multi-node arguments from the Slurm step this process runs in ([] on one node, or when
+    `extra` sets --num_machines): every node computes the same main host and port without talking."""
+    extra = list(extra or [])
+    nodes = slurm_nodes()
+    if nodes <= 1 or "--num_machines" in extra:
+        return []
+    hosts = os.environ.get("SLURM_STEP_NODELIST") or os.environ.get("SLURM_JOB_NODELIST") or ""
+    if not hosts or "SLURM_NODEID" not in os.environ:
+        raise UserError("a multi-node Slurm step without SLURM_STEP_NODELIST / SLURM_NODEID: "
+                        "give launch_args (--num_machines, --machine_rank, --main_process_ip) yourself")
+    port = 20000 + int(os.environ.get("SLURM_JOB_ID", "0") or 0) % 20000
+    args = ["--num_machines", str(nodes), "--machine_rank", os.environ["SLURM_NODEID"],
+            "--main_process_ip", first_host(hosts)]
+    return args + ([] if "--main_process_port" in extra else ["--main_process_port", str(port)])
+
+
+def _launcher_signals() -> None:
+    """In the launcher (before exec): ignore the warning signal; the ranks handle it themselves."""
+    signal.signal(interrupt.WARNING, signal.SIG_IGN)
+
+
 def relaunch(command: str, cfg_dict: dict, preset: str, nproc: int, extra: list[str] | None = None) -> int:
-    """Write the resolved config to a temp YAML and run `rlt <command> --config it` under accelerate."""
+    """Write the resolved config to a temp YAML and run `rlt <command> --config it` under accelerate.
+
+    A stop asked meanwhile (SIGTERM, the warning signal) reaches the ranks through a stop file; they save
+    and exit, and then this raises interrupt.GracefulStop.
+    """
     path = check_launch(preset, nproc)
+    extra = list(extra or []) + slurm_machine_args(extra)
     with tempfile.TemporaryDirectory(prefix="rlt-launch-") as tmp:
-        cfg_file = Path(tmp) / "config.yaml"
+        cfg_file, stop_file = Path(tmp) / "config.yaml", Path(tmp) / "stop"
         cfg_file.write_text(yaml.safe_dump(cfg_dict, sort_keys=False, allow_unicode=True))
         argv = accelerate_argv(path, nproc, ["rltcli", *command.split(), "--config", str(cfg_file)], extra)
         log.debug("launching: %s", " ".join(argv))  # temporary paths: for --verbose only
-        proc = subprocess.run(argv, check=False, env=launch_env(path))
-    if proc.returncode == 2:  # rank 0 of the launched run printed the one line saying why
+        env = {**launch_env(path), interrupt.STOP_FILE_ENV: str(stop_file)}
+        # the launcher ignores the warning signal (preexec_fn: set before exec, no Python runs in between)
+        with interrupt.relay(stop_file), subprocess.Popen(argv, env=env, preexec_fn=_launcher_signals) as proc:  # noqa: PLW1509
+            try:
+                code = proc.wait()
+            except BaseException:  # Ctrl-C: the launched run dies with its launcher, the rerun resumes
+                proc.kill()
+                raise
+    interrupt.check("every rank saved its checkpoint")
+    if code == 2:  # rank 0 of the launched run printed the one line saying why
         raise Reported("the launched run refused its input (see its message above)")
-    if proc.returncode != 0:
-        raise RuntimeError(f"launched run exited with code {proc.returncode} (see its log above)")
-    return proc.returncode
+    if code != 0:
+        raise RuntimeError(f"launched run exited with code {code} (see its log above)")
+    out = cfg_dict.get("out")
+    if out and os.environ.get("SLURM_NODEID", "0") == "0" and read_manifest(Path(out)) is None:
+        raise interrupt.GracefulStop("the launched run stopped before finishing (its ranks were asked to stop); "
+                                     "rerun the same command to resume")
+    return code
 
 
 def die_with_launcher() -> None:

@@ -93,10 +93,12 @@ def test_skip_then_rerun_downstream_of_a_changed_input(tmp_path):
     assert [r["action"] for r in second.values()] == ["skip"] * 3
     third = run(tmp_path, text=MINI.replace("n: 10, seed: 1", "n: 12, seed: 1"))
     assert [third[s]["action"] for s in ("a", "b", "both")] == ["skip", "run", "run"]
-    assert third["b"]["reason"] == "config changed (n)" and "upstream" in third["both"]["reason"]
+    # decided when its turn comes: b's new output is a changed input of both
+    assert third["b"]["reason"] == "config changed (n)" and "inputs[1]" in third["both"]["reason"]
     plan = run(tmp_path, start="b", plan=True)
     assert [plan[s]["action"] for s in ("a", "b", "both")] == ["skip", "run", "run"]
-    assert not any("seconds" in r for r in plan.values())
+    assert [plan[s]["reason"] for s in ("b", "both")] == ["--from b"] * 2
+    assert all(r["seconds"] >= 0 for r in plan.values())  # what the finished outputs took
 
 
 def test_until_and_plan_run_nothing(tmp_path):

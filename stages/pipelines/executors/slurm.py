@@ -1,0 +1,365 @@
+"""The Slurm executor (`rlt run NAME --executor slurm`): each step that is not complete becomes a Slurm job.
+
+Jobs are submitted with submitit (its sbatch scripts, arrays, dependencies and log files); each
+runs `rlt run --job SPEC.json` - the step's resolved config, the same skip and resume rules as a
+local run - under a small wrapper (`job_main`). What each step asks for:
+
+    resources key    sbatch                       notes
+    nodes            --nodes, --ntasks-per-node=1 one launcher per node (distill/teach with launch)
+    gpus_per_node    --gpus-per-node
+    cpus_per_task    --cpus-per-task
+    mem              --mem                        as given (64G; a bare number is megabytes)
+    time             --time                       minutes, HH:MM:SS or D-HH:MM:SS (none: the partition's)
+    partition, account, qos, constraint           --partition, --account, --qos, --constraint
+
+and always `--requeue`, `--signal=USR2@90` (the warning before the time limit),
+`--kill-on-invalid-dep=yes` and `--dependency=afterok:<the jobs of the steps it reads>`. A step
+with `shards: N` is one job array of N tasks (split into several arrays above the cluster's
+MaxArraySize) and a merge job after them; dependants wait for the merge.
+
+Preemption and time limits: the stage in the job stops gracefully on SIGTERM (scancel, `scontrol
+requeue`, a preemption) and on the warning signal (stages/interrupt.py); on the warning the
+wrapper requeues the job itself (`scontrol requeue`), and the rerun resumes from what was saved.
+submitit's own handlers are replaced: it ignores SIGTERM (the job would be killed after KillWait
+with nothing saved) and checkpoints from inside a signal handler (not at a step boundary).
+
+Records: `<runs>/<pipeline>/.pipeline/slurm.json` (step -> its jobs, ids, logs); logs in
+`.pipeline/logs/<step>/<jobid>_0_log.err|out`, job specs in `.pipeline/jobs/`. Job states come from
+squeue (no accounting database is needed) and from the outputs themselves. Re-running `rlt run
+--executor slurm` while a step's jobs are queued or running does not submit them again.
+
+No secret is written: job specs hold resolved configs (which name environment variables, never
+their values), submitit pickles only `job_main` and two paths; jobs read tokens from the environment
+they inherit, as a local run does (Slurm's `--export=ALL`).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from stages import interrupt
+from stages.errors import UserError
+from stages.pipelines.executors.base import Executor, record
+from stages.pipelines.jobs import MERGE, Job, complete, jobs_of
+from stages.pipelines.plan import Step, build_config, describe_resources, minutes, why_run
+
+log = logging.getLogger("stages.pipelines.run")
+BOOK = "slurm.json"
+SIGNAL_DELAY = 90  # seconds between the warning signal and the time limit
+MAX_REQUEUES = 20  # a job that meets its time limit this often is left to fail: give the step more time
+LIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING",
+        "SUSPENDED", "SIGNALING", "STAGE_OUT", "STOPPED"}
+DEFAULT_MAX_ARRAY = 1001
+
+
+def _which(cmd: str) -> str | None:
+    return shutil.which(cmd)
+
+
+def _run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=timeout)
+
+
+def max_array_size() -> int:
+    """The cluster's MaxArraySize (indices 0..MaxArraySize-1): the most tasks one array job may have."""
+    try:
+        out = _run(["scontrol", "show", "config"]).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return DEFAULT_MAX_ARRAY
+    for line in out.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "MaxArraySize" and value.strip().isdigit():
+            return int(value.strip())
+    return DEFAULT_MAX_ARRAY
+
+
+def chunks(items: list, size: int) -> list[list]:
+    """`items` in consecutive chunks of at most `size` (one array job each)."""
+    size = max(int(size), 1)
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def queue_states(ids: list[str]) -> dict[str, tuple[str, str]]:
+    """job id -> (state, reason) for the jobs squeue still knows (finished ones for MinJobAge); arrays by task."""
+    base = sorted({i.split("_")[0] for i in ids if i})
+    if not base or _which("squeue") is None:
+        return {}
+    try:
+        proc = _run(["squeue", "-h", "-r", "--states=all", "-o", "%i|%T|%r", "-j", ",".join(base)])
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    states = {}
+    for line in proc.stdout.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) == 3:
+            states[parts[0]] = (parts[1], parts[2])
+    return states
+
+
+def last_error_line(path: str | None) -> str | None:
+    """The last line of a job's stderr log worth showing (not submitit's own bookkeeping)."""
+    if not path or not Path(path).is_file():
+        return None
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, Path(path).stat().st_size - 16384))
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        text = line.strip()
+        if text and not text.startswith("submitit "):
+            return text[:300]
+    return None
+
+
+@contextmanager
+def _locked(path: Path):
+    """One submitting `rlt run` per pipeline folder at a time."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+class SlurmExecutor(Executor):
+    name = "slurm"
+
+    # -- records
+    @property
+    def book_path(self) -> Path:
+        return self.ctx.meta / BOOK
+
+    def book(self) -> dict:
+        try:
+            return json.loads(self.book_path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def save(self, book: dict) -> None:
+        tmp = self.book_path.with_name(f".{BOOK}.tmp")
+        tmp.write_text(json.dumps(book, indent=1))
+        os.replace(tmp, self.book_path)
+
+    # -- interface
+    def check(self) -> None:
+        if self.ctx.plan_only:
+            return
+        if _which("sbatch") is None:
+            raise UserError("--executor slurm needs Slurm's sbatch on PATH and there is none here: run rlt on a "
+                            "cluster's login node, or use --executor local")
+        try:
+            import submitit  # noqa: F401
+        except ImportError:
+            raise UserError("--executor slurm needs submitit: pip install 'submitit>=1.5,<2'") from None
+
+    def job_states(self) -> dict[str, dict]:
+        book = self.book()
+        if not book:
+            return {}
+        states = queue_states([j["id"] for e in book.values() for j in e.get("jobs", [])])
+        return {step: self._state(entry, states) for step, entry in book.items()}
+
+    def _state(self, entry: dict, states: dict) -> dict:
+        """What the recorded jobs of one step say: live (pending/running) or how the first one that failed ended."""
+        jobs = entry.get("jobs", [])
+        known = [(j, states.get(j["id"])) for j in jobs]
+        live = [(j, s) for j, s in known if s and s[0] in LIVE]
+        final = ",".join(entry.get("final", []))
+        if live:
+            running = [(j, s) for j, s in live if s[0] in ("RUNNING", "COMPLETING", "CONFIGURING", "SIGNALING")]
+            j, s = (running or live)[0]
+            what = "running" if running else "pending"
+            detail = f"job {j['id']}" + (f" ({s[1]})" if s[1] and s[1] != "None" else "")
+            if len(jobs) > 1:
+                done = sum(1 for _, st in known if st and st[0] == "COMPLETED")
+                detail += f"; {done} of {len(jobs)} jobs done"
+            return {"live": True, "state": what, "detail": detail, "job": final or j["id"], "log": j.get("log")}
+        bad = [(j, s) for j, s in known if s and s[0] != "COMPLETED"] or [(j, s) for j, s in known if not s]
+        j, s = bad[0] if bad else (jobs[-1] if jobs else {}, None)
+        if s and s[1] == "DependencyNeverSatisfied":
+            detail = f"job {j.get('id')} cancelled: a step it depends on failed"
+        else:
+            ended = f"{s[0].lower()}" if s else "ended (no longer in squeue)"
+            error = last_error_line(j.get("log"))
+            detail = f"job {j.get('id')} {ended}; log {j.get('log')}" + (f": {error}" if error else "")
+        return {"live": False, "state": "failed", "detail": detail, "job": j.get("id"), "log": j.get("log")}
+
+    def execute(self) -> list[dict]:
+        if self.ctx.plan_only:
+            return self._plan()
+        with _locked(self.ctx.meta / "submit.lock"):
+            return self._submit_all()
+
+    def _plan(self) -> list[dict]:
+        states = self.job_states() if _which("squeue") else {}
+        inflight = {s: f"{i['state']}: {i['detail']}" for s, i in states.items() if i.get("live")}
+        records = self.plan(inflight, resources=True)
+        for r in records:
+            if r["action"] == "run":
+                r["action"] = "submit"
+        return records
+
+    def _submit_all(self) -> list[dict]:
+        book = self.book()
+        original = json.loads(json.dumps(book))
+        states = queue_states([j["id"] for e in book.values() for j in e.get("jobs", [])])
+        inflight: dict[str, list[str]] = {}  # step -> job ids its dependants wait for
+        submitted: list[str] = []
+        records = []
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        try:
+            for step in self.ctx.steps:
+                entry = book.get(step.name)
+                info = self._state(entry, states) if entry else {}
+                if info.get("live"):
+                    inflight[step.name] = entry.get("final", [])
+                    records.append(record(step, info["state"], f"{info['detail']} (already submitted)",
+                                          job=info.get("job"), log=info.get("log")))
+                    continue
+                cfg = build_config(step)
+                reason, replace = why_run(step, cfg, set(inflight), self.ctx.forced, self.ctx.by_name)
+                if reason is None:
+                    records.append(record(step, "skip", "up to date"))
+                    continue
+                upstream = [n for n in step.needs if n in inflight]
+                jobs = jobs_of(step, cfg, replace)
+                if not replace and not upstream:  # shards already complete are not run again
+                    jobs = [j for j in jobs if j.command == MERGE or not j.shard or not complete(j)]
+                deps = [i for n in upstream for i in inflight[n]]
+                entry = self._submit_step(step, jobs, deps, stamp)
+                submitted += [j["id"] for j in entry["jobs"]]
+                book[step.name] = entry
+                self.save(book)
+                inflight[step.name] = entry["final"]
+                first = entry["jobs"][-1]
+                records.append(record(step, "submitted", reason, job=",".join(entry["final"]), log=first["log"],
+                                      resources=describe_resources(step.resources, step.shards)))
+                log.info("%s: submitted (job %s, %s): %s", step.name, ",".join(entry["final"]), reason,
+                         describe_resources(step.resources, step.shards))
+        except BaseException:
+            if submitted:  # nothing half-submitted is left behind
+                _run(["scancel", *sorted({i.split("_")[0] for i in submitted})])
+                self.save(original)
+                log.warning("cancelled the jobs this run had submitted: %s", ", ".join(submitted))
+            raise
+        return records
+
+    # -- submission
+    def _params(self, step: Step, deps: list[str], merge: bool = False) -> dict:
+        res = dict(step.resources)
+        if merge:  # reading and writing Parquet: one CPU, no GPU, the step's time and queue
+            res = {k: v for k, v in res.items() if k in ("time", "partition", "account", "qos")}
+        extra = {"requeue": True, "kill-on-invalid-dep": "yes"}
+        if deps:
+            extra["dependency"] = "afterok:" + ":".join(sorted({d.split("_")[0] for d in deps}))
+        params = {"job_name": f"rlt-{self.ctx.name}-{step.name}" + ("-merge" if merge else ""),
+                  "nodes": res.get("nodes", 1), "ntasks_per_node": 1, "signal_delay_s": SIGNAL_DELAY,
+                  "additional_parameters": extra,
+                  "time": minutes(res["time"]) if res.get("time") is not None else None,
+                  "gpus_per_node": res.get("gpus_per_node") or None, "cpus_per_task": res.get("cpus_per_task"),
+                  "mem": res.get("mem"), "partition": res.get("partition"), "account": res.get("account"),
+                  "qos": res.get("qos"), "constraint": res.get("constraint")}
+        return {k: v for k, v in params.items() if v is not None}
+
+    def _spec(self, job: Job, stamp: str) -> str:
+        path = self.ctx.meta / "jobs" / stamp / f"{job.key}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(job.to_json())
+        return str(path.resolve())
+
+    def _submit_step(self, step: Step, jobs: list[Job], deps: list[str], stamp: str) -> dict:
+        import submitit
+
+        folder = self.ctx.meta / "logs" / step.name
+        cwd = str(Path.cwd())
+        entry = {"submitted": time.strftime("%Y-%m-%dT%H:%M:%S"), "jobs": [], "final": []}
+
+        def executor(params: dict):
+            ex = submitit.SlurmExecutor(folder=folder, max_num_timeout=0)
+            ex.update_parameters(**params)
+            return ex
+
+        def note(job: Job, sub) -> None:
+            entry["jobs"].append({"key": job.key, "id": str(sub.job_id), "log": str(sub.paths.stderr)})
+
+        try:
+            shards = [j for j in jobs if j.shard]
+            if shards:
+                array_ids = []
+                for chunk in chunks(shards, max_array_size()):
+                    ex = executor({**self._params(step, deps), "array_parallelism": len(chunk)})
+                    with ex.batch():
+                        subs = [ex.submit(job_main, self._spec(j, stamp), cwd) for j in chunk]
+                    for j, sub in zip(chunk, subs):
+                        note(j, sub)
+                    array_ids.append(str(subs[0].job_id).split("_")[0])
+                merge = next(j for j in jobs if j.command == MERGE)
+                sub = executor(self._params(step, array_ids or deps, merge=True)).submit(
+                    job_main, self._spec(merge, stamp), cwd)
+                note(merge, sub)
+                entry["final"] = [str(sub.job_id)]
+            else:
+                (job,) = [j for j in jobs if j.command != MERGE] or jobs
+                sub = executor(self._params(step, deps)).submit(job_main, self._spec(job, stamp), cwd)
+                note(job, sub)
+                entry["final"] = [str(sub.job_id)]
+        except Exception as e:  # sbatch refused it (an unknown partition, account, ...)
+            if type(e).__name__ not in ("FailedJobError", "FailedSubmissionError", "CalledProcessError"):
+                raise
+            text = " ".join(str(e).split())
+            raise UserError(f"step '{step.name}': sbatch refused the job: {text[-400:]}") from None
+        finally:
+            for f in folder.glob("*.pkl"):  # submitit's pickles of jobs sbatch never took
+                if not f.name.split("_")[0].isdigit():
+                    f.unlink(missing_ok=True)
+        return entry
+
+
+# ----------------------------------------------------------------------------- in the job
+
+
+def job_main(spec: str, cwd: str) -> str:
+    """What each Slurm job runs (pickled by submitit by reference): `rlt run --job SPEC` in a child process.
+
+    Slurm signals every process of the job, so the child gets SIGTERM and the warning signal itself and
+    stops gracefully; this wrapper notes which came and, for the warning (a time limit ahead), requeues
+    the job so that it resumes. Any other failure ends the job with the child's exit code, its last line
+    of error the last line of the log.
+    """
+    asked: list[int] = []
+    for s in interrupt.SIGNALS:
+        signal.signal(s, lambda signum, frame: asked.append(signum))
+    argv = [sys.executable, "-m", "rltcli", "run", "--job", spec]
+    with subprocess.Popen(argv, cwd=cwd) as proc:
+        code = proc.wait()
+    if code == 0:
+        return "done"
+    job_id = os.environ.get("SLURM_JOB_ID", "")
+    restarts = int(os.environ.get("SLURM_RESTART_COUNT") or 0)
+    warned = interrupt.WARNING in asked and signal.SIGTERM not in asked
+    if warned and code == interrupt.EXIT_CODE and os.environ.get("SLURM_PROCID", "0") == "0" and job_id:
+        if restarts >= MAX_REQUEUES:
+            sys.stderr.write(f"rlt: job {job_id} met its time limit {restarts + 1} times: not requeued again; "
+                             "give the step more time (resources.time)\n")
+        else:
+            sys.stderr.write(f"rlt: time limit ahead: job {job_id} requeued (restart {restarts + 1}); "
+                             "it resumes where it stopped\n")
+            sys.stderr.flush()
+            subprocess.run(["scontrol", "requeue", job_id], check=False)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if 0 < code < 256 else 1)
