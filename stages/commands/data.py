@@ -30,6 +30,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from stages import verify
+from stages.artifacts.benchmarks import raw_format
 from stages.artifacts.layout import read_manifest
 from stages.artifacts.read import parse_shard, read_table
 from stages.artifacts.schemas import EVAL_REQUIRED, GROUP_COLUMNS, ROW_KEYS, row_id, validate
@@ -366,14 +367,19 @@ def _gpqa_formatted(row: dict) -> dict:
 
 def _missing_columns(cfg: ImportConfig, rows: list[dict]) -> str:
     """For --format columns: '; missing column(s) ...' when the source lacks a question, or both a
-    solution (a training set's) and an answer (an eval set's)."""
+    solution (a training set's) and an answer (an eval set's); the benchmark format that reads it when
+    it is a raw benchmark file (MATH-500's `problem`: --format math500)."""
     if cfg.format != "columns" or not rows:
         return ""
     columns = set(rows[0]) | set(cfg.map)
     missing = [] if "question" in columns else ["question"]
     if not {"solution", "answer"} & columns:
         missing.append("solution (a training set) or answer (an eval set)")
-    return f"; missing column(s) {', '.join(missing)}, rename with --map dst=src" if missing else ""
+    if not missing:
+        return ""
+    raw = raw_format(columns, cfg.src)
+    hint = f"; it is a raw {raw[1]} file: import it with --format {raw[0]}" if raw else ""
+    return f"; missing column(s) {', '.join(missing)}, rename with --map dst=src{hint}"
 
 
 def _check_import_config(cfg: ImportConfig) -> None:

@@ -339,3 +339,9 @@ def test_decontaminate_against_an_eval_only_benchmark(tmp_path):
                                           {"id": "other", "question": "What is 5 + 5?", "solution": "10"}])
     out = decontaminate(DecontaminateConfig(src=str(train), against=[str(tmp_path / "bench")], out=str(tmp_path / "o")))
     assert [r["id"] for r in read_rows(out, "dataset")] == ["other"]
+
+
+def test_a_raw_benchmark_file_imported_as_columns_names_its_format(tmp_path):
+    src = _jsonl(tmp_path / "test.jsonl", [MATH500_RAW])
+    with pytest.raises(UserError, match="missing column.*question.*--format math500"):
+        import_(ImportConfig(src=str(src), out=str(tmp_path / "d")))
