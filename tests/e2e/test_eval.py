@@ -116,8 +116,8 @@ def test_a_model_retrained_in_place_is_a_changed_input(tiny_teacher, synth_test,
     assert output_state(cfg.out).complete  # the recorded inputs still match
     make_model(TinyModelConfig(out=str(model), seed=1, tokenizer=str(tiny_teacher), force=True))
     state = output_state(cfg.out)  # as `rlt run` asks: recorded inputs against their current hashes
-    assert not state.complete and any(f"input model0 ({model}) changed" in d for d in state.differs)
-    with pytest.raises(UserError, match="model0"):
+    assert not state.complete and any(f"input models[0] ({model}) changed" in d for d in state.differs)
+    with pytest.raises(UserError, match=r"models\[0\]"):
         evaluate.run(cfg)
     evaluate.run(dataclasses.replace(cfg, force=True))
     assert output_state(cfg.out).complete
