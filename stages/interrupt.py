@@ -94,7 +94,7 @@ def handled():
         if outer:
             for s, h in _state["previous"].items():
                 signal.signal(s, h if h is not None else signal.SIG_DFL)
-            _state["previous"] = {}
+            _state["previous"], _state["signal"] = {}, None  # the next command starts afresh
 
 
 @contextmanager
