@@ -316,8 +316,8 @@ def describe_resources(res: dict, shards: int | None = None) -> str:
                                                                if gpus else ""))
     if res.get("cpus_per_task"):
         parts.append(f"{res['cpus_per_task']} CPUs")
-    if res.get("mem"):
-        parts.append(str(res["mem"]))
+    if res.get("mem") is not None:
+        parts.append("all memory" if str(res["mem"]) == "0" else str(res["mem"]))
     if res.get("time") is not None:
         t = minutes(res["time"])
         parts.append(f"{t // 60}:{t % 60:02d}:00")
