@@ -33,6 +33,14 @@ def slurm_running() -> bool:
     return any(s.strip().rstrip("*") in ("idle", "mixed", "allocated", "completing") for s in out.splitlines())
 
 
+def pytest_collection_modifyitems(config, items):
+    """Without a cluster, every test taking `slurm` is skipped with one reason (folded into one -rs line)."""
+    wanted = [item for item in items if "slurm" in getattr(item, "fixturenames", ())]
+    if wanted and not slurm_running():
+        for item in wanted:
+            item.add_marker(pytest.mark.skip(reason=ENABLE))
+
+
 @pytest.fixture(scope="session")
 def slurm():
     if not slurm_running():

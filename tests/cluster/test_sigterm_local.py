@@ -69,7 +69,7 @@ def check_training(out: Path, err: str, args) -> None:
 def test_sigterm_distill_saves_at_the_next_step_and_resumes(tiny_teacher, synth_train, tmp_path):
     out = tmp_path / "student"
     args = ["distill", "--model", tiny_teacher, "--data", synth_train, "--out", out, "--preset", "tiny",
-            f"max_steps={STEPS}", "logging_steps=1", "save_steps=1000"]
+            f"max_steps={STEPS}", "batch_size=4", "logging_steps=1", "save_steps=1000"]
     err = term_when(args, lambda: metric_rows(out) >= 2, "two distill steps")
     check_training(out, err, args)
 
