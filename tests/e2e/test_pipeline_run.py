@@ -34,7 +34,7 @@ def test_mini_pipeline_runs_skips_and_reports(tmp_path):
     log = first.stderr.splitlines()
     assert [line.split(":")[0] for line in log if line.startswith("[") and ": done in " in line] == [
         f"[{k}/9] {s}" for k, s in enumerate(steps, 1)]
-    assert sum(line.startswith(("distill (", "teach ", "generate ", "eval ")) for line in log) == 5
+    assert sum(line.startswith(("distill (", "teach:", "generate:", "eval (")) for line in log) == 5
     assert not [line for line in log if "Warning" in line or "it/s]" in line or "warnings.warn" in line], log
     assert len(log) <= 4 * len(steps), log
     for s in steps:
@@ -51,7 +51,7 @@ def test_mini_pipeline_runs_skips_and_reports(tmp_path):
     plan = rlt("run", "mini", "--file", f, "--runs", runs, "--var", "seed=1", "--from", "student", "--plan",
                check=True, env=ENV)
     text = " ".join(plan.stdout.replace("│", " ").split())
-    assert "student distill run forced" in text and "eval eval run forced" in text
+    assert "student distill run --from student" in text and "eval eval run --from student" in text
 
     rep = rlt("report", runs / "mini", "--out", tmp_path / "report", check=True, env=ENV)
     assert "report.md" in rep.stdout
