@@ -232,20 +232,17 @@ def relaunch(command: str, cfg_dict: dict, preset: str, nproc: int, extra: list[
         argv = accelerate_argv(path, nproc, ["rltcli", *command.split(), "--config", str(cfg_file)], extra)
         log.debug("launching: %s", " ".join(argv))  # temporary paths: for --verbose only
         env = {**launch_env(path), interrupt.STOP_FILE_ENV: str(stop_file)}
-        # the launcher ignores the warning signal (preexec_fn: set before exec, no Python runs in between)
-        with interrupt.relay(stop_file), subprocess.Popen(argv, env=env, preexec_fn=_launcher_signals) as proc:  # noqa: PLW1509
-            try:
-                code = proc.wait()
-            except BaseException:  # Ctrl-C: the launched run dies with its launcher, the rerun resumes
-                proc.kill()
-                raise
+        # The launcher ignores the warning signal (preexec_fn: set between fork and exec). On Ctrl-C
+        # subprocess.run kills it, and the ranks die with it: the rerun resumes.
+        with interrupt.relay(stop_file):
+            code = subprocess.run(argv, check=False, env=env, preexec_fn=_launcher_signals).returncode
     interrupt.check("every rank saved its checkpoint")
     if code == 2:  # rank 0 of the launched run printed the one line saying why
         raise Reported("the launched run refused its input (see its message above)")
     if code != 0:
         raise RuntimeError(f"launched run exited with code {code} (see its log above)")
     out = cfg_dict.get("out")
-    if out and os.environ.get("SLURM_NODEID", "0") == "0" and read_manifest(Path(out)) is None:
+    if out and os.environ.get("SLURM_NODEID", "0") == "0" and Path(out).is_dir() and read_manifest(Path(out)) is None:
         raise interrupt.GracefulStop("the launched run stopped before finishing (its ranks were asked to stop); "
                                      "rerun the same command to resume")
     return code
