@@ -234,6 +234,8 @@ def status(ctx: Context) -> list[dict]:
                                   "trained", seconds=seconds, **extra))
         elif info.get("live"):
             records.append(record(step, info["state"], info.get("detail", ""), **extra))
+        elif state is not None and state.status == "conflicting":  # changed since it ran: it will run again
+            records.append(record(step, "stale", "; ".join(state.differs), seconds=seconds))
         elif info:
             detail = info.get("detail") or "its job ended without a complete output"
             records.append(record(step, "failed", detail, **extra))
@@ -242,8 +244,6 @@ def status(ctx: Context) -> list[dict]:
             records.append(record(step, "complete" if done else "not run", str(step.out / "report.md")))
         elif state.status == "interrupted":
             records.append(record(step, "running" if state.writer else "interrupted", state.describe()))
-        elif state.status == "conflicting":
-            records.append(record(step, "stale", "; ".join(state.differs), seconds=seconds))
         else:
             records.append(record(step, "not run", "no output yet"))
     return records

@@ -146,3 +146,16 @@ def test_sigterm_is_recorded_in_a_graceful_region_and_raised_outside():
         os.kill(os.getpid(), signal.SIGTERM)  # outside a region: at once
         signal.pause()
     assert signal.getsignal(signal.SIGTERM) == before  # restored after the command
+
+
+def test_status_of_a_local_run(tmp_path):
+    f, runs = _file(tmp_path), str(tmp_path / "runs")
+    P.run(P.RunConfig(name="good", file=str(f), runs=runs, until="a"))
+    states = {r["step"]: r for r in P.run(P.RunConfig(name="good", file=str(f), runs=runs, status=True))}
+    assert (states["a"]["action"], states["a"]["reason"]) == ("complete", "6 rows") and states["a"]["seconds"] >= 0
+    assert states["b"]["action"] == states["report"]["action"] == "not run"
+    changed = _file(tmp_path, GOOD_AND_BAD.replace("n: 6, seed: 0", "n: 7, seed: 0"))
+    states = {r["step"]: r for r in P.run(P.RunConfig(name="good", file=str(changed), runs=runs, status=True))}
+    assert states["a"]["action"] == "stale" and "config changed (n)" in states["a"]["reason"]
+    with pytest.raises(UserError, match="give one of them"):
+        P.run(P.RunConfig(name="good", file=str(f), runs=runs, status=True, plan=True))
