@@ -337,7 +337,8 @@ def job_main(spec: str, cwd: str) -> str:
 
     Slurm signals every process of the job, so the child gets SIGTERM and the warning signal itself and
     stops gracefully; this wrapper notes which came and, for the warning (a time limit ahead), requeues
-    the job so that it resumes. Any other failure ends the job with the child's exit code, its last line
+    the job so that it resumes (SIGTERM needs nothing: Slurm requeues a preempted or `scontrol requeue`d job
+    itself, and a cancelled one is meant to end). Any other failure ends the job with the child's exit code, its last line
     of error the last line of the log.
     """
     asked: list[int] = []
@@ -350,8 +351,10 @@ def job_main(spec: str, cwd: str) -> str:
         return "done"
     job_id = os.environ.get("SLURM_JOB_ID", "")
     restarts = int(os.environ.get("SLURM_RESTART_COUNT") or 0)
+    # The warning (a time limit ahead) requeues the job whatever the child's exit: a helper process that
+    # died of the signal (vLLM's engine core) may have ended the batch in flight; what was written before is kept.
     warned = interrupt.WARNING in asked and signal.SIGTERM not in asked
-    if warned and code == interrupt.EXIT_CODE and os.environ.get("SLURM_PROCID", "0") == "0" and job_id:
+    if warned and os.environ.get("SLURM_PROCID", "0") == "0" and job_id:
         if restarts >= MAX_REQUEUES:
             sys.stderr.write(f"rlt: job {job_id} met its time limit {restarts + 1} times: not requeued again; "
                              "give the step more time (resources.time)\n")
