@@ -52,7 +52,8 @@ COMMANDS: dict[str, Command] = {
     "score": Command("commands.score", "ScoreConfig", "run",
                      "RLT reward of given explanations: a traces artifact with the reward columns (resumable)."),
     "run": Command("pipelines.run", "RunConfig", "run",
-                   "Run a named pipeline of stages; completed, unchanged steps are skipped.", step=False),
+                   "Run a named pipeline of stages, here or on Slurm (--executor slurm); complete steps are "
+                   "skipped.", step=False),
     "report": Command("commands.report", "ReportConfig", "run",
                       "Markdown report with plots: teacher reward per step, loss curves, accuracy with intervals."),
     "inspect": Command("commands.inspect", "InspectConfig", "run",
