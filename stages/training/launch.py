@@ -218,6 +218,11 @@ def _launcher_signals() -> None:
     signal.signal(interrupt.WARNING, signal.SIG_IGN)
 
 
+def run_launcher(argv: list[str], env: dict[str, str]) -> int:
+    """Run the accelerate launcher to its end; its exit code (the one seam tests replace)."""
+    return subprocess.run(argv, check=False, env=env, preexec_fn=_launcher_signals).returncode
+
+
 def relaunch(command: str, cfg_dict: dict, preset: str, nproc: int, extra: list[str] | None = None) -> int:
     """Write the resolved config to a temp YAML and run `rlt <command> --config it` under accelerate.
 
@@ -235,7 +240,7 @@ def relaunch(command: str, cfg_dict: dict, preset: str, nproc: int, extra: list[
         # The launcher ignores the warning signal (preexec_fn: set between fork and exec). On Ctrl-C
         # subprocess.run kills it, and the ranks die with it: the rerun resumes.
         with interrupt.relay(stop_file):
-            code = subprocess.run(argv, check=False, env=env, preexec_fn=_launcher_signals).returncode
+            code = run_launcher(argv, env)
     interrupt.check("every rank saved its checkpoint")
     if code == 2:  # rank 0 of the launched run printed the one line saying why
         raise Reported("the launched run refused its input (see its message above)")

@@ -1,6 +1,6 @@
 """The README's multi-node and vLLM-server commands, run through the real CLI up to the argv they build.
 
-Nothing is launched: `subprocess.run` (accelerate launch) and the generate stage
+Nothing is launched: `launch.run_launcher` (accelerate launch) and the generate stage
 are replaced by recorders, and the machine is made to look like it has 8 GPUs
 with DeepSpeed and vLLM installed.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import re
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 
@@ -42,12 +41,12 @@ def gpu_machine(monkeypatch):
                         lambda name, *a: real("json") if name in ("deepspeed", "vllm") else real(name, *a))
     launched: list[tuple[list[str], dict]] = []
 
-    def fake_run(argv, **kw):
+    def fake_launcher(argv, env):
         cfg = yaml.safe_load(Path(argv[argv.index("--config") + 1]).read_text())
         launched.append((argv, cfg))
-        return subprocess.CompletedProcess(argv, 0)
+        return 0
 
-    monkeypatch.setattr(subprocess, "run", fake_run)
+    monkeypatch.setattr("stages.training.launch.run_launcher", fake_launcher)
     return launched
 
 
