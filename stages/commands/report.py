@@ -95,34 +95,28 @@ def fifths(values: list[float]) -> tuple[float, float] | None:
     return sum(values[:k]) / k, sum(values[-k:]) / k
 
 
-def accuracy_rows(steps) -> list[dict]:
-    """One row per (eval step, model, benchmark) from summary.json files."""
-    out = []
+def _model_summaries(steps):
+    """(eval step label, model name, that model's summary) for every model of every eval step's summary.json."""
     for label, path, m in steps:
         f = find_meta(path, SUMMARY)
         if m.get("kind") != "eval" or f is None:
             continue
         for model, s in json.loads(f.read_text())["models"].items():
-            for bench, st in s["benchmarks"].items():
-                out.append({"step": label, "model": Path(model).name, "benchmark": bench, **st})
-    return out
+            yield label, Path(model).name, s
+
+
+def accuracy_rows(steps) -> list[dict]:
+    """One row per (eval step, model, benchmark) from summary.json files."""
+    return [{"step": label, "model": model, "benchmark": bench, **st}
+            for label, model, s in _model_summaries(steps) for bench, st in s["benchmarks"].items()]
 
 
 def group_rows(steps) -> list[dict]:
     """One row per (eval step, model, benchmark, grouping column, value) from summary.json files: the
     accuracy per subset (MATH-500's level and subject, GPQA's domain) with its 95 % Wilson interval."""
-    out = []
-    for label, path, m in steps:
-        f = find_meta(path, SUMMARY)
-        if m.get("kind") != "eval" or f is None:
-            continue
-        for model, s in json.loads(f.read_text())["models"].items():
-            for bench, columns in s.get("groups", {}).items():
-                for column, values in columns.items():
-                    for value, st in values.items():
-                        out.append({"step": label, "model": Path(model).name, "benchmark": bench,
-                                    "group": column, "value": value, **st})
-    return out
+    return [{"step": label, "model": model, "benchmark": bench, "group": column, "value": value, **st}
+            for label, model, s in _model_summaries(steps) for bench, columns in s.get("groups", {}).items()
+            for column, values in columns.items() for value, st in values.items()]
 
 
 def skipped_golds(steps) -> list[dict]:
