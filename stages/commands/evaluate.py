@@ -370,8 +370,10 @@ def read_summary(out: str | Path) -> dict:
 
 
 def _finish(w: ArtifactWriter, rows: list[dict], skipped: dict | None = None) -> dict:
-    """summary.json, then the manifest (with the grader's version and any rows skipped for their gold) last."""
-    summary = write_summary(w.out, rows, skipped)
+    """summary.json, then the manifest (with the grader's version and any rows skipped for their gold) last.
+    The summary lists the models in `--models` order: rlt report's default differences read that order."""
+    order = {m: i for i, m in enumerate(w.cfg.models)}
+    summary = write_summary(w.out, sorted(rows, key=lambda r: order.get(r["model"], len(order))), skipped)
     w.finish({"summary": {m: s["overall"] for m, s in summary["models"].items()},
               "grader_version": verify.GRADER_VERSION, "generation_hash": config_hash(w.cfg, extra=False),
               **({"skipped_golds": skipped} if skipped else {})})

@@ -41,10 +41,10 @@ class ReportConfig:
     runs: list[str] = opt(list, "Run directories (or step artifacts) to report on.", arg=True, required=True)
     out: str = opt("", "Output directory for report.md and the PNG plots (default: <first run>/report).", hash=False,
                    flag=True)
-    compare: list[str] = opt(lambda: ["student-rl:student-warmup", "student-rl:student-solution",
-                                      "student-warmup:student-solution"],
-                             "Model pairs A:B (eval model directory names) whose accuracy difference A-B "
-                             "is reported per run with a 95 % interval; pairs not evaluated are skipped.", flag=True)
+    compare: list[str] = opt(list, "Model pairs A:B (eval model directory names) whose accuracy difference A-B "
+                                   "is reported per run with a 95 % interval; pairs not evaluated are skipped. "
+                                   "Default: within each eval step, each model minus each model listed before it "
+                                   "(list the baselines first).", flag=True)
 
 
 # ----------------------------------------------------------------------------- collecting
@@ -147,19 +147,24 @@ def _run_of(label: str) -> str:
 
 
 def differences(acc: list[dict], pairs: list[str]) -> list[dict]:
-    """Per run (and benchmark), accuracy differences of the `A:B` model pairs with Newcombe intervals."""
-    out = []
+    """Per run (and benchmark), accuracy differences A - B with Newcombe intervals: of the `A:B` model pairs
+    given, else of each model and every model before it in the same eval step's list."""
+    found = []  # (row of A, row of B)
     for pair in pairs:
         a, _, b = pair.partition(":")
-        for r in acc:
-            other = next((o for o in acc if o["model"] == b and o["benchmark"] == r["benchmark"]
-                          and _run_of(o["step"]) == _run_of(r["step"])), None)
-            if r["model"] != a or other is None:
-                continue
-            # per question: `correct` counts every generation, `n` the questions (as the Wilson interval)
-            d, lo, hi = newcombe(r["accuracy"] * r["n"], r["n"], other["accuracy"] * other["n"], other["n"])
-            out.append({"run": _run_of(r["step"]) or "-", "benchmark": r["benchmark"], "pair": f"{a} - {b}",
-                        "difference": d, "ci95": [lo, hi]})
+        for r in (r for r in acc if r["model"] == a):
+            o = next((o for o in acc if o["model"] == b and o["benchmark"] == r["benchmark"]
+                      and _run_of(o["step"]) == _run_of(r["step"])), None)
+            found += [(r, o)] if o else []
+    if not pairs:
+        found = [(r, o) for i, r in enumerate(acc) for o in acc[:i]
+                 if o["step"] == r["step"] and o["benchmark"] == r["benchmark"] and o["model"] != r["model"]]
+    out = []
+    for r, o in found:
+        # per question: `correct` counts every generation, `n` the questions (as the Wilson interval)
+        d, lo, hi = newcombe(r["accuracy"] * r["n"], r["n"], o["accuracy"] * o["n"], o["n"])
+        out.append({"run": _run_of(r["step"]) or "-", "benchmark": r["benchmark"], "pair": f"{r['model']} - {o['model']}",
+                    "difference": d, "ci95": [lo, hi]})
     return out
 
 

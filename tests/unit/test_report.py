@@ -89,7 +89,7 @@ def test_report_aggregates_runs_with_differences_and_styles(tmp_path):
     with ArtifactWriter(tmp_path / "seed0/demo/traces-rl", "traces", Cfg()) as w:
         w.write(traces)
         w.finish()
-    result = report.run(report.ReportConfig(runs=runs, out=str(tmp_path / "rep")))
+    result = report.run(report.ReportConfig(runs=runs, out=str(tmp_path / "rep"), compare=["student-rl:student-warmup"]))
     diffs = {d["run"]: d for d in result["differences"]}
     assert set(diffs) == {f"{tmp_path.as_posix()}/seed0/demo", f"{tmp_path.as_posix()}/seed1/demo"}
     d0 = diffs[f"{tmp_path.as_posix()}/seed0/demo"]
@@ -145,8 +145,25 @@ def test_differences_with_several_generations_are_per_question(tmp_path):
         summary_path(run / "eval").write_text(json.dumps(summarize(rows)))
         w.finish()
     (d,) = report.run(report.ReportConfig(runs=[str(run)], out=str(tmp_path / "rep")))["differences"]
-    assert d["difference"] == pytest.approx(0.5)
-    assert d["ci95"] == pytest.approx(report.newcombe(30, 40, 10, 40)[1:])  # 40 questions, not 160 rows
+    assert d["pair"] == "student-warmup - student-rl"  # the default: a model minus each one listed before it
+    assert d["difference"] == pytest.approx(-0.5)
+    assert d["ci95"] == pytest.approx(report.newcombe(10, 40, 30, 40)[1:])  # 40 questions, not 160 rows
+
+
+def test_default_differences_are_each_model_minus_those_listed_before_it_in_its_eval(tmp_path):
+    """No --compare: every pair within one eval step (baselines listed first), never across eval steps."""
+    wins = {"base": 10, "warm": 20, "rl": 30}
+    for step, models in (("eval", ["base", "warm", "rl"]), ("eval-other", ["warm", "rl"])):
+        rows = [r for m in models for r in _rows(f"runs/x/{m}", [i < wins[m] for i in range(40)])]
+        with ArtifactWriter(tmp_path / "demo" / step, "eval", Cfg(), key=("model", "id", "sample")) as w:
+            w.write(rows)
+            summary_path(tmp_path / "demo" / step).write_text(json.dumps(summarize(rows)))
+            w.finish()
+    diffs = report.run(report.ReportConfig(runs=[str(tmp_path / "demo")], out=str(tmp_path / "rep")))["differences"]
+    got = sorted((d["pair"], round(d["difference"], 3)) for d in diffs)
+    assert got == sorted([("warm - base", 0.25), ("rl - base", 0.5), ("rl - warm", 0.25), ("rl - warm", 0.25)])
+    d = next(d for d in diffs if d["pair"] == "rl - base")
+    assert d["ci95"] == pytest.approx(report.newcombe(30, 40, 10, 40)[1:])
 
 
 def _traces_step(path, rows):
