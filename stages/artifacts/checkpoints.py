@@ -16,7 +16,21 @@ import os
 import shutil
 from pathlib import Path
 
+from stages.config import at_least, opt
+
 CHECKPOINTS = "checkpoints"
+
+
+def save_total_limit_opt():
+    """The `save_total_limit` option of a training stage's config (distill, teach)."""
+    return opt(1, "Resumable checkpoints kept under out/checkpoints while training (1 = the last: all a resume "
+                  "needs).", hash=False, check=at_least(1))
+
+
+def keep_checkpoints_opt():
+    """The `keep_checkpoints` option of a training stage's config (distill, teach): see `drop_checkpoints`."""
+    return opt(False, "Keep out/checkpoints (with optimizer state) after a successful run; by default only the "
+                      "trained model stays.", hash=False)
 
 
 def checkpoint_dir(out: str | Path) -> Path:

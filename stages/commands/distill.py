@@ -42,7 +42,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stages.artifacts.checkpoints import checkpoint_dir, drop_checkpoints, last_checkpoint, truncate_jsonl
+from stages.artifacts.checkpoints import (
+    checkpoint_dir,
+    drop_checkpoints,
+    keep_checkpoints_opt,
+    last_checkpoint,
+    save_total_limit_opt,
+    truncate_jsonl,
+)
 from stages.artifacts.layout import metrics_path, read_manifest
 from stages.artifacts.read import read_rows, read_table
 from stages.artifacts.state import already_complete, require
@@ -99,10 +106,8 @@ class DistillConfig(launch.LaunchOptions):
                          flag=True)
     eval_split: float = opt(0.0, "Fraction of rows held out for evaluation loss (0 = none).", flag=True, check=between(0, 1, high_open=True))
     save_steps: int = opt(100, "Save an intermediate checkpoint every N steps (for resume).", hash=False, check=at_least(1))
-    save_total_limit: int = opt(1, "Resumable checkpoints kept under out/checkpoints while training (1 = the last: all "
-                                   "a resume needs).", hash=False, check=at_least(1))
-    keep_checkpoints: bool = opt(False, "Keep out/checkpoints (with optimizer state) after a successful run; by "
-                                        "default only the trained model stays.", hash=False)
+    save_total_limit: int = save_total_limit_opt()
+    keep_checkpoints: bool = keep_checkpoints_opt()
     logging_steps: int = opt(10, "Log (and write metrics.jsonl) every N steps.", hash=False, check=at_least(1))
     device: str = opt("auto", DEVICE_HELP, hash=False, flag=True, check=check_device)
     dtype: str = opt("auto", "Weights dtype: auto (bf16 on a bf16 GPU, else float32), float32, bfloat16.")

@@ -29,7 +29,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from stages.artifacts.checkpoints import checkpoint_dir, drop_checkpoints, last_checkpoint, truncate_jsonl
+from stages.artifacts.checkpoints import (
+    checkpoint_dir,
+    drop_checkpoints,
+    keep_checkpoints_opt,
+    last_checkpoint,
+    save_total_limit_opt,
+    truncate_jsonl,
+)
 from stages.artifacts.layout import SAMPLES, meta_path, metrics_path
 from stages.artifacts.read import read_rows
 from stages.artifacts.state import already_complete, require
@@ -105,10 +112,8 @@ class TeachConfig(launch.LaunchOptions):
     ref_model_mixup_alpha: float = opt(0.9, "ref <- (1 - alpha) * ref + alpha * policy at each sync.", check=between(0, 1))
     ref_model_sync_steps: int = opt(32, "Optimizer steps between reference syncs.", check=at_least(1))
     save_steps: int = opt(50, "Optimizer steps between resumable checkpoints.", hash=False, check=at_least(1))
-    save_total_limit: int = opt(1, "Resumable checkpoints kept under out/checkpoints while training (1 = the last: all "
-                                   "a resume needs).", hash=False, check=at_least(1))
-    keep_checkpoints: bool = opt(False, "Keep out/checkpoints (with optimizer state) after a successful run; by "
-                                        "default only the trained model stays.", hash=False)
+    save_total_limit: int = save_total_limit_opt()
+    keep_checkpoints: bool = keep_checkpoints_opt()
     logging_steps: int = opt(1, "Optimizer steps between metrics rows.", hash=False, check=at_least(1))
     seed: int = opt(0, "Seed of sampling and training.", flag=True)
     report_to: str = opt("none", "Extra trackers (wandb, tensorboard, trackio...); metrics.jsonl is always written.",
