@@ -5,8 +5,6 @@ distill leaves out the kinds named by `drop=`."""
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -17,37 +15,14 @@ from stages.artifacts.read import read_rows
 from stages.method import degenerate
 from stages.method.views import END_EXPLANATION
 from tests.conftest import ONE_THREAD, rlt
+from tests.stub_openai import OpenAIStub, completion
 
 
 @pytest.fixture
 def empty_server():
     """An OpenAI-compatible stub whose teacher ends every explanation at once (120 of 120 empty, as reported)."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def _send(self, payload):
-            data = json.dumps(payload).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self):
-            self._send({"object": "list", "data": []})
-
-        def do_POST(self):
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            choices = [{"index": i, "text": END_EXPLANATION, "finish_reason": "stop"} for i in range(body.get("n", 1))]
-            self._send({"id": "x", "object": "text_completion", "created": 0, "model": body["model"],
-                        "choices": choices, "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
-
-        def log_message(self, *a):
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    httpd.shutdown()
+    with OpenAIStub(lambda body: completion(body, [END_EXPLANATION] * body.get("n", 1), completion_tokens=1)) as stub:
+        yield stub.url
 
 
 def _warnings(stderr: str) -> list[str]:

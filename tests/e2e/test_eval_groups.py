@@ -14,9 +14,6 @@ in advance:
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import ClassVar
 
 import pytest
 
@@ -24,6 +21,7 @@ from stages.artifacts.layout import read_manifest
 from stages.artifacts.read import read_rows
 from stages.commands.evaluate import read_summary
 from tests.conftest import rlt
+from tests.stub_openai import OpenAIStub, completion
 
 # (key, subject, level, gold, response, finish_reason, correct, extracted)
 MATH = [
@@ -58,47 +56,19 @@ INTEGER = [
 MANGLED = [("x1", "4", "\\boxed{4}", True), ("x2", "4:30p..", "\\boxed{4:30}", False), ("x3", "9", "\\boxed{8}", False)]
 
 
-class _Stub(BaseHTTPRequestHandler):
-    responses: ClassVar[dict[str, tuple[str, str]]] = {}  # "[key]" in the prompt -> (text, finish_reason)
-    requests: ClassVar[list[dict]] = []
-
-    def log_message(self, *args):
-        pass
-
-    def _send(self, payload: dict) -> None:
-        body = json.dumps(payload).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self):
-        self._send({"object": "list", "data": [{"id": "stub", "object": "model", "created": 0, "owned_by": "rlt"}]})
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.requests.append(body)
-        prompt = body["prompt"] if isinstance(body["prompt"], str) else body["prompt"][0]
-        text, reason = next(v for k, v in self.responses.items() if f"[{k}]" in prompt)
-        self._send({"id": "cmpl-stub", "object": "text_completion", "created": 0, "model": body["model"],
-                    "choices": [{"index": 0, "text": text, "finish_reason": reason, "logprobs": None}],
-                    "usage": {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30}})
-
-
 @pytest.fixture()
 def stub():
-    _Stub.responses = {**{c[0]: (c[4], c[5]) for c in MATH}, **{c[0]: (c[3], "stop") for c in GPQA},
-                       **{c[0]: (c[3], "stop") for c in INTEGER}, **{c[0]: (c[2], "stop") for c in MANGLED}}
-    _Stub.requests = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Stub)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
+    """Serves the fixed response of the question whose prompt holds "[key]"."""
+    responses = {**{c[0]: (c[4], c[5]) for c in MATH}, **{c[0]: (c[3], "stop") for c in GPQA},
+                 **{c[0]: (c[3], "stop") for c in INTEGER}, **{c[0]: (c[2], "stop") for c in MANGLED}}
+
+    def reply(body):
+        prompt = body["prompt"] if isinstance(body["prompt"], str) else body["prompt"][0]
+        text, reason = next(v for k, v in responses.items() if f"[{k}]" in prompt)
+        return completion(body, [text], finish_reason=reason, completion_tokens=20, logprobs=None)
+
+    with OpenAIStub(reply) as server:
+        yield server
 
 
 def _jsonl(path, rows):
@@ -126,7 +96,7 @@ def test_math500_groups_and_stated_answers(stub, tiny_student, tmp_path):
     assert [r["solution"] for r in read_rows(data, "dataset", required=("id", "question"))][-1] is None
 
     out = tmp_path / "eval"
-    proc = _eval(tiny_student, data, out, stub)
+    proc = _eval(tiny_student, data, out, stub.url)
     got = _by_key(out)
     for k, s, lv, gold, _, reason, correct, extracted in MATH:
         r = got[k]
@@ -153,7 +123,7 @@ def test_gpqa_domains_and_letters(stub, tiny_student, tmp_path):
     rlt("data", "import", _jsonl(tmp_path / "gpqa.jsonl", rows), "--format", "gpqa", "--out", data, check=True,
         timeout=300)
     out = tmp_path / "eval"
-    _eval(tiny_student, data, out, stub)
+    _eval(tiny_student, data, out, stub.url)
     got = _by_key(out)
     for k, d, _, _, correct, extracted in GPQA:
         assert (got[k]["correct"], got[k]["extracted"], got[k]["domain"]) == (correct, extracted, d), k
@@ -166,7 +136,7 @@ def test_integer_tuples_from_a_raw_file_with_a_grouping_column(stub, tiny_studen
     data = _jsonl(tmp_path / "aime.jsonl", [{"id": k, "question": f"[{k}] Find N.", "answer": int(g), "task": "integer",
                                             "source": "aime", "level": lv} for k, lv, g, *_ in INTEGER])
     out = tmp_path / "eval"
-    _eval(tiny_student, data, out, stub)
+    _eval(tiny_student, data, out, stub.url)
     got = _by_key(out)
     for k, _, _, _, correct, extracted in INTEGER:
         assert (got[k]["correct"], got[k]["extracted"]) == (correct, extracted), k
@@ -178,15 +148,15 @@ def test_a_mangled_gold_is_refused_then_skipped_on_request(stub, tiny_student, t
     data = _jsonl(tmp_path / "math.jsonl", [{"id": k, "question": f"[{k}] What time?", "solution": "s", "answer": g}
                                             for k, g, *_ in MANGLED])
     out = tmp_path / "eval"
-    refused = _eval(tiny_student, data, out, stub, check=False)
+    refused = _eval(tiny_student, data, out, stub.url, check=False)
     assert refused.returncode == 2, refused.stderr
     line = refused.stderr.strip()
     assert "\n" not in line and "Traceback" not in line
     assert "(id x2)" in line and "4:30p.." in line and "--skip-unreadable-golds" in line
-    assert not out.exists() and not _Stub.requests  # refused before anything was generated
+    assert not out.exists() and not stub.requests  # refused before anything was generated
 
-    proc = _eval(tiny_student, data, out, stub, "--skip-unreadable-golds")
-    assert len(_Stub.requests) == 2  # x1 and x3 only
+    proc = _eval(tiny_student, data, out, stub.url, "--skip-unreadable-golds")
+    assert len(stub.requests) == 2  # x1 and x3 only
     assert {r["id"]: r["correct"] for r in read_rows(out, "eval")} == {"x1": True, "x3": False}
     for record in (read_summary(out)["skipped_golds"], read_manifest(out)["skipped_golds"]):
         assert record["count"] == 1 and record["ids"] == ["x2"]
@@ -196,4 +166,4 @@ def test_a_mangled_gold_is_refused_then_skipped_on_request(stub, tiny_student, t
 
     again = rlt("eval", "--regrade", out, check=True, timeout=300)  # the record survives a re-grade
     assert "verdicts changed" in again.stderr and read_manifest(out)["skipped_golds"]["ids"] == ["x2"]
-    assert len(_Stub.requests) == 2
+    assert len(stub.requests) == 2

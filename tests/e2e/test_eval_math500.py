@@ -10,9 +10,6 @@ escaped-dollar answers (`\\$18.90`, `\\$36`, `\\$32,\\!348`).
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import ClassVar
 
 import pytest
 
@@ -20,6 +17,7 @@ from stages.artifacts.layout import read_manifest
 from stages.artifacts.read import read_rows
 from stages.commands.evaluate import read_summary
 from tests.conftest import rlt
+from tests.stub_openai import OpenAIStub, completion
 
 END = "<|end_of_solution|>"
 
@@ -46,49 +44,19 @@ CASES = [
 ]
 
 
-class _Stub(BaseHTTPRequestHandler):
-    responses: ClassVar[dict[str, tuple[str, str]]] = {}  # question -> (text, finish_reason)
-    requests: ClassVar[list[dict]] = []
-
-    def log_message(self, *args):  # keep test output quiet
-        pass
-
-    def _send(self, payload: dict) -> None:
-        body = json.dumps(payload).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self):
-        self._send({"object": "list", "data": [{"id": "stub", "object": "model", "created": 0, "owned_by": "rlt"}]})
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.requests.append(body)
-        prompt = body["prompt"] if isinstance(body["prompt"], str) else body["prompt"][0]
-        text, reason = next(v for q, v in self.responses.items() if q in prompt)
-        choice = {"index": 0, "text": text, "finish_reason": reason, "logprobs": None}
-        if reason == "stop":
-            choice["stop_reason"] = END  # as vLLM reports a matched stop string it left out
-        self._send({"id": "cmpl-stub", "object": "text_completion", "created": 0, "model": body["model"],
-                    "choices": [choice], "usage": {"prompt_tokens": 10, "completion_tokens": 20,
-                                                   "total_tokens": 30}})
-
-
 @pytest.fixture()
 def stub():
-    _Stub.responses = {q: (resp, reason) for q, _, resp, reason, _, _ in CASES}
-    _Stub.requests = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Stub)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
+    """Serves the fixed response of the question that the prompt holds."""
+    responses = {q: (resp, reason) for q, _, resp, reason, _, _ in CASES}
+
+    def reply(body):
+        prompt = body["prompt"] if isinstance(body["prompt"], str) else body["prompt"][0]
+        text, reason = next(v for q, v in responses.items() if q in prompt)
+        stopped = {"stop_reason": END} if reason == "stop" else {}  # as vLLM reports a matched stop string it left out
+        return completion(body, [text], finish_reason=reason, completion_tokens=20, logprobs=None, **stopped)
+
+    with OpenAIStub(reply) as server:
+        yield server
 
 
 @pytest.fixture()
@@ -105,9 +73,9 @@ def test_math500_layout_end_to_end_with_openai_engine(stub, math500, tiny_studen
     rlt("data", "import", math500, "--format", "math500", "--out", data, check=True, timeout=300)
     out = tmp_path / "eval"
     proc = rlt("eval", "--model", tiny_student, "--data", data, "--out", out, "--engine", "openai",
-               "--base-url", stub, "engine.api_model=stub", "engine.retries=0", check=True, timeout=300)
-    assert len(_Stub.requests) == len(CASES)
-    assert all(r["model"] == "stub" and r["temperature"] == 0 for r in _Stub.requests)
+               "--base-url", stub.url, "engine.api_model=stub", "engine.retries=0", check=True, timeout=300)
+    assert len(stub.requests) == len(CASES)
+    assert all(r["model"] == "stub" and r["temperature"] == 0 for r in stub.requests)
     rows = {r["question"]: r for r in read_rows(out, "eval")}
     for q, gold, _, reason, correct, extracted in CASES:
         row = rows[q]
@@ -121,6 +89,6 @@ def test_math500_layout_end_to_end_with_openai_engine(stub, math500, tiny_studen
     # --regrade re-checks the saved responses: nothing is requested again, verdicts unchanged
     before = read_manifest(out)
     again = rlt("eval", "--regrade", out, check=True, timeout=300)
-    assert len(_Stub.requests) == len(CASES) and "verdicts changed" in again.stderr
+    assert len(stub.requests) == len(CASES) and "verdicts changed" in again.stderr
     assert {r["question"]: r["correct"] for r in read_rows(out, "eval")} == {c[0]: c[4] for c in CASES}
     assert read_manifest(out)["config_hash"] == before["config_hash"]

@@ -7,10 +7,7 @@ low-entropy model (the same text whatever the seed), which must not be mistaken 
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -19,21 +16,18 @@ from stages.engines import make_engine
 from stages.engines.base import EngineConfig
 from stages.method.views import END_EXPLANATION, END_SOLUTION
 from tests.conftest import ONE_THREAD, rlt
+from tests.stub_openai import OpenAIStub, completion
 
 
-class Stub:
-    """Choices of one request: `text(seed, index)`; records every request body."""
+def choices_from(text):
+    """A reply whose n choices are `text(seed, index, body)`, seed 0 when greedy."""
 
-    def __init__(self, text):
-        self.text, self.bodies = text, []
-
-    def reply(self, body: dict) -> dict:
-        self.bodies.append(body)
+    def reply(body: dict) -> dict:
         seed = body.get("seed", 0) if body["temperature"] > 0 else 0
-        choices = [{"index": i, "text": self.text(seed, i, body), "finish_reason": "stop"}
-                   for i in range(body.get("n", 1))]
-        return {"id": "x", "object": "text_completion", "created": 0, "model": body["model"], "choices": choices,
-                "usage": {"prompt_tokens": 1, "completion_tokens": 2 * len(choices), "total_tokens": 3}}
+        n = body.get("n", 1)
+        return completion(body, [text(seed, i, body) for i in range(n)], completion_tokens=2 * n)
+
+    return reply
 
 
 def _stop(body) -> str:
@@ -46,30 +40,9 @@ LOW_ENTROPY = lambda seed, i, body: f"always the same.{_stop(body)}"
 
 @pytest.fixture
 def server():
-    state = {"stub": Stub(SHARED_SEED)}
-
-    class Handler(BaseHTTPRequestHandler):
-        def _send(self, payload):
-            data = json.dumps(payload).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self):
-            self._send({"object": "list", "data": []})
-
-        def do_POST(self):
-            self._send(state["stub"].reply(json.loads(self.rfile.read(int(self.headers["Content-Length"])))))
-
-        def log_message(self, *a):
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1", state
-    httpd.shutdown()
+    """The stub, serving SHARED_SEED unless a test sets `server.reply`; `server.requests` records every request."""
+    with OpenAIStub(choices_from(SHARED_SEED)) as stub:
+        yield stub
 
 
 def _shared_seed_warnings(records, url):
@@ -77,7 +50,7 @@ def _shared_seed_warnings(records, url):
 
 
 def test_a_server_sharing_one_seed_across_n_gets_one_request_per_sample(server, tiny_teacher, caplog):
-    url, state = server
+    url = server.url
     engine = make_engine(EngineConfig(name="openai", base_url=url, concurrency=2), str(tiny_teacher))
     with caplog.at_level(logging.WARNING):
         out = engine.generate(["a", "b", "c"], n=4, max_new_tokens=8, temperature=0.7, seed=3,
@@ -85,25 +58,25 @@ def test_a_server_sharing_one_seed_across_n_gets_one_request_per_sample(server, 
         again = engine.generate(["d"], n=3, max_new_tokens=8, temperature=0.7, seed=3, stop=[END_EXPLANATION])
     assert all(len({c.text for c in cs}) == len(cs) for cs in out + again)  # k draws per prompt
     assert len(_shared_seed_warnings(caplog.records, url)) == 1 and engine.n_supported is False
-    later = [b for b in state["stub"].bodies if b["prompt"] == "d"]
+    later = [b for b in server.requests if b["prompt"] == "d"]
     assert len(later) == 3 and all("n" not in b for b in later)  # known now: one seeded request per sample
     assert len({b["seed"] for b in later}) == 3
 
 
 def test_identical_draws_of_a_low_entropy_model_are_not_taken_for_a_shared_seed(server, tiny_teacher, caplog):
-    url, state = server
-    state["stub"] = Stub(LOW_ENTROPY)
+    url = server.url
+    server.reply = choices_from(LOW_ENTROPY)
     engine = make_engine(EngineConfig(name="openai", base_url=url), str(tiny_teacher))
     with caplog.at_level(logging.WARNING):
         out = engine.generate(["a"], n=3, max_new_tokens=8, temperature=0.7, seed=1, stop=[END_EXPLANATION])
         engine.generate(["b"], n=3, max_new_tokens=8, temperature=0.7, seed=1, stop=[END_EXPLANATION])
     assert [len(cs) for cs in out] == [3] and not _shared_seed_warnings(caplog.records, url)
     assert engine.n_supported is not False
-    assert state["stub"].bodies[-3].get("n") == 3  # the second prompt still asks with n
+    assert server.requests[-3].get("n") == 3  # the second prompt still asks with n
 
 
 def test_generate_writes_k_distinct_explanations_per_question(server, tiny_teacher, synth_train, tmp_path):
-    url, _ = server
+    url = server.url
     out = tmp_path / "traces"
     proc = rlt("generate", "--teacher", tiny_teacher, "--data", synth_train, "--out", out, "--limit", 6,
                "--num-generations", 4, "--temperature", 0.7, "--max-new-tokens", 8, "--engine", "openai",
@@ -117,8 +90,8 @@ def test_generate_writes_k_distinct_explanations_per_question(server, tiny_teach
 
 
 def test_eval_pass_at_k_gets_k_draws(server, tiny_teacher, synth_test, tmp_path):
-    url, state = server
-    state["stub"] = Stub(lambda seed, i, body: f"the sum is \\boxed{{{seed}}}{END_SOLUTION}")
+    url = server.url
+    server.reply = choices_from(lambda seed, i, body: f"the sum is \\boxed{{{seed}}}{END_SOLUTION}")
     out = tmp_path / "eval"
     proc = rlt("eval", "--model", tiny_teacher, "--data", synth_test, "--out", out, "--limit", 3,
                "--num-generations", 3, "--temperature", 0.7, "--max-new-tokens", 8, "--engine", "openai",
