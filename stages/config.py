@@ -328,13 +328,12 @@ def _apply(obj: Any, key: str, value: Any, from_text: bool, problems: list[str],
         if _is_dataclass_type(tp):
             _apply(current, rest, value, from_text, problems, f"{prefix}{head}.", root)
         elif typing.get_origin(tp) is dict or tp is dict:
-            sub = dict(current or {})
             try:
-                sub[rest] = yaml_value(value) if from_text and isinstance(value, str) else _number(value)
+                value = yaml_value(value) if from_text and isinstance(value, str) else _number(value)
             except ValueError as e:
                 problems.append(f"'{full}' {e}")
                 return
-            setattr(obj, head, sub)
+            setattr(obj, head, _set_nested(current, rest.split("."), value))
         else:
             problems.append(f"'{prefix}{head}' has no sub-keys (got '{full}')")
         return
@@ -351,6 +350,16 @@ def _apply(obj: Any, key: str, value: Any, from_text: bool, problems: list[str],
         setattr(obj, head, _coerce(value, tp, from_text))
     except ValueError as e:
         problems.append(f"'{full}' {e}")
+
+
+def _set_nested(mapping: dict | None, keys: list[str], value: Any) -> dict:
+    """A copy of `mapping` with `value` at the path `keys` (`trl.lr_scheduler_kwargs.num_decay_steps=100` sets
+    one key of the nested mapping, keeping its others)."""
+    out = dict(mapping or {})
+    head, rest = keys[0], keys[1:]
+    inner = out.get(head)
+    out[head] = _set_nested(inner if isinstance(inner, dict) else None, rest, value) if rest else value
+    return out
 
 
 def check_values(cfg, prefix: str = "") -> list[str]:

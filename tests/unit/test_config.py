@@ -49,6 +49,14 @@ def test_typed_overrides():
     assert cfg.lr == 2.0 and isinstance(cfg.lr, float)
 
 
+def test_a_dotted_key_below_a_mapping_option_sets_one_nested_key(tmp_path):
+    """`trl.lr_scheduler_kwargs.num_decay_steps=100` nests (as YAML would), keeping the mapping's other keys."""
+    f = tmp_path / "c.yaml"
+    f.write_text("trl: {lr_scheduler_kwargs: {min_lr_ratio: 0.1}, beta: 0.2}\n")
+    cfg = resolve(Demo, file=f, overrides=["trl.lr_scheduler_kwargs.num_decay_steps=100"])
+    assert cfg.trl == {"lr_scheduler_kwargs": {"min_lr_ratio": 0.1, "num_decay_steps": 100}, "beta": 0.2}
+
+
 @pytest.mark.parametrize("override, fragment", [
     ("sede=1", "unknown key 'sede'"),
     ("reward.kl_coeff=1", "unknown key 'reward.kl_coeff'"),
