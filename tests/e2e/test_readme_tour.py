@@ -15,9 +15,8 @@ import sys
 from tests.conftest import ONE_THREAD, ROOT
 
 # (what the tour says, what the test runs instead): data sizes, training steps, token limits
-SMALL = [(r"--n 2000\b", "--n 40"), (r"--n 400\b", "--n 8"), (r"--max-steps \d+", "--max-steps 2"),
-         (r"--max-new-tokens 160\b", "--max-new-tokens 24"),
-         (r"^rlt teach ", "rlt teach --max-steps 2 ")]  # teach runs its preset's 100 steps
+SMALL = [(r"--n 4000\b", "--n 40"), (r"--n 400\b", "--n 8"), (r"--max-steps \d+", "--max-steps 2"),
+         (r"--max-new-tokens 160\b", "--max-new-tokens 24")]
 
 
 def tour() -> str:
