@@ -96,6 +96,13 @@ def report(result: dict) -> None:
             for r in result["accuracy"]]
     _table("accuracy (95 % interval)", ("eval step", "model", "benchmark", "questions", "accuracy", "95 % CI"),
            rows, right=("questions", "accuracy", "95 % CI"))
+    from stages.commands.report import DIFFERENCE_COLUMNS, difference_cells, missed_checks
+
+    if result["differences"]:
+        _table("differences between students (Newcombe)", DIFFERENCE_COLUMNS,
+               [difference_cells(d) for d in result["differences"]], right=("points", "95 % interval"))
+    for line in missed_checks(result["checks"]):
+        click.echo(line)
     click.echo(f"report: {result['path']}")
 
 

@@ -331,14 +331,21 @@ def accuracy_markdown(rows: list[dict]) -> list[str]:
           f"{100 * r['truncation_rate']:.1f}"] for r in rows])
 
 
+DIFFERENCE_COLUMNS = ["run", "benchmark", "difference", "points", "95 % interval", "excludes 0"]
+
+
+def difference_cells(d: dict) -> list[str]:
+    """A row of `differences` as table cells (DIFFERENCE_COLUMNS), in points."""
+    return [d["run"], d["benchmark"], d["pair"], f"{100 * d['difference']:+.1f}",
+            f"{100 * d['ci95'][0]:+.1f} to {100 * d['ci95'][1]:+.1f}",
+            "yes" if d["ci95"][0] > 0 or d["ci95"][1] < 0 else "no"]
+
+
 def _differences_md(diffs: list[dict]) -> list[str]:
     if not diffs:
         return []
     return ["", "## Differences between students (95 % Newcombe interval)", ""] + _md_table(
-        ["run", "benchmark", "difference", "points", "95 % interval", "excludes 0"],
-        [[d["run"], d["benchmark"], d["pair"], f"{100 * d['difference']:+.1f}",
-          f"{100 * d['ci95'][0]:+.1f} to {100 * d['ci95'][1]:+.1f}",
-          "yes" if d["ci95"][0] > 0 or d["ci95"][1] < 0 else "no"] for d in diffs])
+        DIFFERENCE_COLUMNS, [difference_cells(d) for d in diffs])
 
 
 def _checks_md(checks: list[dict]) -> list[str]:
@@ -349,14 +356,21 @@ def _checks_md(checks: list[dict]) -> list[str]:
         ["run", "step", "check", "n", "%", "needs %", "passed"],
         [[c["run"], c["step"], c["what"], c["n"], f"{100 * c['value']:.1f}", f">= {100 * c['threshold']:.0f}",
           "yes" if c["ok"] else "NO"] for c in checks])
-    failed = {}
+    for line in missed_checks(checks):
+        run, _, rest = line.partition(": not a test of the claim")
+        lines += ["", f"**{run}: not a test of the claim**{rest}"]
+    return lines
+
+
+def missed_checks(checks: list[dict]) -> list[str]:
+    """One line per run that missed a stage check (its first miss), saying its differences are left out."""
+    failed: dict[str, dict] = {}
     for c in checks:
         if not c["ok"]:
             failed.setdefault(c["run"], c)
-    for run, c in failed.items():
-        lines += ["", (f"**{run}: not a test of the claim** - {c['step']}: {c['what']}: {100 * c['value']:.1f} % "
-                       f"of {c['n']} (needs >= {100 * c['threshold']:.0f} %); its students' differences are left out.")]
-    return lines
+    return [f"{run}: not a test of the claim - {c['step']}: {c['what']}: {100 * c['value']:.1f} % of {c['n']} "
+            f"(needs >= {100 * c['threshold']:.0f} %); its students' differences are left out."
+            for run, c in failed.items()]
 
 
 def _correlation_md(points: list[dict], corr: float | None, out: Path) -> list[str]:

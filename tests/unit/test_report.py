@@ -173,7 +173,7 @@ def _traces_step(path, rows):
         w.finish()
 
 
-def test_stage_checks_pass_or_replace_the_runs_differences_with_one_line(tmp_path):
+def test_stage_checks_pass_or_replace_the_runs_differences_with_one_line(tmp_path, capsys):
     """A run whose reward student or warm-up teacher misses its check gets one line, not its differences."""
     from stages.method import tasks
 
@@ -200,3 +200,9 @@ def test_stage_checks_pass_or_replace_the_runs_differences_with_one_line(tmp_pat
     text = (tmp_path / "rep" / "report.md").read_text()
     (line,) = [ln for ln in text.splitlines() if "not a test of the claim" in ln]
     assert "bad/demo" in line and "30.0 % of 10 (needs >= 80 %)" in line
+    from rltcli import show
+
+    show.report(result)  # what `rlt report` prints: the same line, and the good run's differences
+    printed = capsys.readouterr().out
+    assert [ln for ln in printed.splitlines() if "not a test of the claim" in ln] == [line.replace("**", "")]
+    assert "-50.0" in printed and "differences between students" in printed
