@@ -23,7 +23,8 @@ from tests.faults.conftest import ONE_THREAD, checkpoints, comparable, kill_loop
 
 KILLS = 2
 GEN = ["--limit", 24, "--batch-size", 2, "--max-new-tokens", 16, "--temperature", 0, "--device", "cpu"]
-EVAL = ["--batch-size", 2, "--max-new-tokens", 16, "--temperature", 0, "engine.device=cpu"]
+# one question per part: 16 parts, so that two kills land before a run can finish (16 tokens take milliseconds)
+EVAL = ["--batch-size", 1, "--max-new-tokens", 16, "--temperature", 0, "engine.device=cpu"]
 
 
 def _assert_complete(out: Path, kind: str, key: tuple[str, ...], ref: Path | None = None) -> list[dict]:
@@ -78,7 +79,7 @@ def test_eval_survives_kills(tiny_teacher, synth_test, tmp_path, rng):
     ref = tmp_path / "ref"
     rlt(*args, "--out", ref, check=True, env=ONE_THREAD)
     out = tmp_path / "eval"
-    assert kill_loop([*args, "--out", out], out, parts, rng, KILLS, max_delay=0.1) == KILLS
+    assert kill_loop([*args, "--out", out], out, parts, rng, KILLS, max_delay=0.02) == KILLS
     rlt(*args, "--out", out, check=True, env=ONE_THREAD)
     assert len(_assert_complete(out, "eval", ("model", "id", "sample"), ref)) == 16
     assert json.loads(summary_path(out).read_text()) == json.loads(summary_path(ref).read_text())
