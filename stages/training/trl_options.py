@@ -5,7 +5,8 @@
 A `trl.NAME=VALUE` key passes VALUE to TRL's config as NAME. It must name a
 field of that config, must not name one that a top-level key sets (`trl.learning_rate`
 while `lr` does: the top-level key is named), and a number, integer or boolean
-field must get one (`trl.adam_epsilon=1e-8` is a number). All of it is checked
+field must get one (`trl.adam_epsilon=1e-8` is a number), and only a mapping field takes
+sub-keys (`trl.lr_scheduler_kwargs.num_decay_steps=100`). All of it is checked
 before a model loads, and every problem is said in one line.
 """
 
@@ -30,6 +31,12 @@ def _simple_type(tp) -> tuple[type | None, bool]:
     return None, True
 
 
+def _takes_mapping(tp) -> bool:
+    """Whether a field's type holds a dict (`lr_scheduler_kwargs: dict | str | None`)."""
+    args = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
+    return any(a is dict or typing.get_origin(a) is dict for a in args)
+
+
 def _fits(value, kind: type) -> bool:
     if kind is bool:
         return isinstance(value, bool)
@@ -50,6 +57,9 @@ def check_trl_options(options: dict, config_cls: type, managed: dict[str, str], 
             continue
         if key not in fields:
             problems.append(f"unknown {config_cls.__name__} option 'trl.{key}'")
+            continue
+        if isinstance(value, dict) and not _takes_mapping(hints.get(key)):  # e.g. trl.optim.x=1
+            problems.append(f"'trl.{key}' has no sub-keys (got {value!r})")
             continue
         kind, optional = _simple_type(hints.get(key))
         if kind is not None and not (value is None and optional) and not _fits(value, kind):

@@ -168,6 +168,10 @@ CASES = [
      "'trl.learning_rate' is set by the top-level key 'lr'"),
     ("distill-trl-not-a-number", "distill --model {T} --data {D} --out {w}/new trl.adam_epsilon=tiny",
      "'trl.adam_epsilon' expects a number"),
+    ("distill-trl-sub-key-of-a-plain-field", "distill --model {T} --data {D} --out {w}/new trl.optim.x=1",
+     "'trl.optim' has no sub-keys (got {'x': 1})"),
+    ("teach-trl-sub-key-unknown-field", "teach --teacher {T} --student {S} --data {D} --out {w}/new trl.no_such.x=1",
+     "unknown GRPOConfig option 'trl.no_such'"),
     # values checked when the config resolves
     ("distill-negative-lr", "distill --model {T} --data {D} --out {w}/new --lr -1", "--lr must be above 0"),
     ("model-zero-hidden", "model tiny --out {w}/new --hidden 0", "--hidden must be at least 1"),
