@@ -27,8 +27,10 @@ rows as extra columns.
 
 Each question is prompted in the student format (`formats.student_prompt` with
 `prompts.student_system`), generation stops at `<|end_of_solution|>` or eos, and
-the answer is checked by the task's checker (stages/verify/) in the main
-thread (math-verify uses signal.alarm). Every gold is parsed by its checker
+the answer is checked by the task's checker (stages/verify/) in a grading
+process bounded in time (`check_timeout` per answer) and memory: an answer not
+graded within them is wrong, with a warning line, and counted (`ungraded` in
+the manifest); a stop request during grading keeps the rows graded before it. Every gold is parsed by its checker
 before anything is generated; an unreadable one stops the run (exit 2) naming
 its row id and gold and how many there are, with nothing written; with
 `--skip-unreadable-golds` those rows are left out instead, counted in the log and
@@ -46,7 +48,7 @@ import logging
 import math
 import os
 import shutil
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -89,7 +91,9 @@ class EvalConfig:
     seed: int = opt(0, "Sampling seed.", flag=True)
     shard: str | None = opt(None, SHARD_HELP, flag=True)
     limit: int | None = opt(None, LIMIT_HELP, flag=True, check=at_least(1))
-    check_timeout: int = opt(5, "Seconds math-verify may spend on one parse or comparison.", check=at_least(1))
+    check_timeout: int = opt(5, "Seconds the grading of one answer may take (math-verify's parses and "
+                             "comparisons included); an answer not graded in time is wrong and counted "
+                             "(`ungraded` in the manifest).", check=at_least(1))
     # out of the hash: the rows evaluated are the same either way whenever the refusing default can run
     skip_bad_golds: bool = opt(False, "Evaluate the other rows when some golds cannot be read by their task's "
                                "checker (default: refuse the data); the rows left out are counted and their "
@@ -293,21 +297,29 @@ def load_items(cfg: EvalConfig) -> list[dict]:
     return read_items(cfg)[0]
 
 
-def grade(row: dict, timeout: int) -> dict:
+def grade(row: dict, timeout: int, counts: Counter | None = None) -> dict:
     """`row` (with task, answer, response, truncated) plus `extracted` and `correct` from its task's
-    checker; a truncated response (the engine stopped at max_new_tokens) has no answer but a closed box."""
+    checker; a truncated response (the engine stopped at max_new_tokens) has no answer but a closed box.
+    An answer not graded within `timeout` seconds (or the grader's memory bound) is wrong: one
+    warning line, counted in `counts["ungraded"]`."""
     result = verify.check(row["task"], row["response"], row["answer"], timeout=timeout,
                           truncated=bool(row.get("truncated")))
+    if result.ungraded:
+        log.warning("%s: the answer of question %s (sample %s) %r was not graded within %s s or %d MiB: "
+                    "graded wrong", row.get("model", ""), row["id"], row["sample"], result.extracted[:80],
+                    timeout, verify.bounded.MEMORY_LIMIT >> 20)
+        if counts is not None:
+            counts["ungraded"] += 1
     return {**row, "extracted": result.extracted, "correct": result.correct}
 
 
-def eval_row(item: dict, model: str, sample: int, completion, timeout: int) -> dict:
-    """One eval row from a completion (checked here, in the calling thread)."""
+def eval_row(item: dict, model: str, sample: int, completion, timeout: int, counts: Counter | None = None) -> dict:
+    """One eval row from a completion (checked here)."""
     row = {"id": item["id"], "sample": sample, "question": item["question"], "answer": item["answer"],
            "task": item["task"], "model": model, "response": completion.text,
            "response_tokens": int(completion.tokens), "truncated": not completion.finished,
            "source": item["source"], **{c: item[c] for c in GROUP_COLUMNS if c in item}}
-    return grade(row, timeout)
+    return grade(row, timeout, counts)
 
 
 # ----------------------------------------------------------------------------- compute
@@ -317,10 +329,11 @@ def _pending(items: list[dict], model: str, num_generations: int, done: set) -> 
     return [it for it in items if any((model, it["id"], s) not in done for s in range(num_generations))]
 
 
-def eval_model(cfg: EvalConfig, model: str, items: list[dict], writer: ArtifactWriter, bar) -> None:
+def eval_model(cfg: EvalConfig, model: str, items: list[dict], writer: ArtifactWriter, bar, counts: Counter) -> None:
     """Generate and check every pending (id, sample) of one model, one part per batch.
 
     A batch holds `engine.batch_size` sequences: batch_size // num_generations questions (at least one).
+    A stop request during grading writes the rows graded before it (the rest are generated again).
     """
     from stages.engines import make_engine
 
@@ -337,9 +350,13 @@ def eval_model(cfg: EvalConfig, model: str, items: list[dict], writer: ArtifactW
             outs = engine.generate(prompts, n=cfg.num_generations, max_new_tokens=cfg.max_new_tokens,
                                    temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed,
                                    stop=[END_SOLUTION])
-            rows = [eval_row(it, model, s, c, cfg.check_timeout)
-                    for it, comps in zip(batch, outs) for s, c in enumerate(comps[:cfg.num_generations])]
-            writer.write(rows)
+            rows = []
+            try:
+                for it, comps in zip(batch, outs):
+                    rows += [eval_row(it, model, s, c, cfg.check_timeout, counts)
+                             for s, c in enumerate(comps[:cfg.num_generations])]
+            finally:
+                writer.write(rows)
             bar.advance(rows=len(rows), tokens=sum(r["response_tokens"] for r in rows))
     finally:
         engine.close()
@@ -369,14 +386,18 @@ def read_summary(out: str | Path) -> dict:
     return json.loads(p.read_text())
 
 
-def _finish(w: ArtifactWriter, rows: list[dict], skipped: dict | None = None) -> dict:
-    """summary.json, then the manifest (with the grader's version and any rows skipped for their gold) last.
+def _finish(w: ArtifactWriter, rows: list[dict], skipped: dict | None = None, counts: Counter | None = None) -> dict:
+    """summary.json, then the manifest (with the grader's version, any rows skipped for their gold and
+    the answers of this run not graded within the grader's bounds, `ungraded`) last.
     The summary lists the models in `--models` order: rlt report's default differences read that order."""
     order = {m: i for i, m in enumerate(w.cfg.models)}
     summary = write_summary(w.out, sorted(rows, key=lambda r: order.get(r["model"], len(order))), skipped)
     w.finish({"summary": {m: s["overall"] for m, s in summary["models"].items()},
               "grader_version": verify.GRADER_VERSION, "generation_hash": config_hash(w.cfg, extra=False),
-              **({"skipped_golds": skipped} if skipped else {})})
+              "ungraded": (counts or Counter())["ungraded"], **({"skipped_golds": skipped} if skipped else {})})
+    if counts and counts["ungraded"]:
+        log.warning("%s: %d answers were not graded within the grader's bounds (check_timeout=%s s) and count "
+                    "as wrong", w.out, counts["ungraded"], w.cfg.check_timeout)
     for m, s in summary["models"].items():
         o = s["overall"]
         log.info("%s: accuracy %.1f %% over %s", m, 100 * o["accuracy"], plural(o["n"], "question"))
@@ -412,10 +433,11 @@ def run(cfg: EvalConfig) -> Path:
         total = len(items) * len(cfg.models) * cfg.num_generations  # responses: questions x models x generations
         done = sum((m, it["id"], k) in w.done for m in cfg.models for it in items for k in range(cfg.num_generations))
         desc = f"eval ({plural(len(items), 'question')} x {plural(len(cfg.models), 'model')})"
+        counts = Counter()
         with progress(total=total, desc=desc, unit="responses", done=done) as bar:
             for model in cfg.models:
-                eval_model(cfg, model, items, w, bar)
-        _finish(w, [r for r in w.all_rows() if r["model"] in cfg.models], skipped)
+                eval_model(cfg, model, items, w, bar, counts)
+        _finish(w, [r for r in w.all_rows() if r["model"] in cfg.models], skipped, counts)
     return w.out
 
 
@@ -461,10 +483,11 @@ def regrade(out: str | Path, cfg: EvalConfig | None = None) -> Path:
     rows = [{**r, "task": r.get("task") or "math"} for r in read_rows(out, "eval")]
     kept, skipped = read_golds(rows, str(out), cfg.skip_bad_golds)
     before = {tuple(r[k] for k in ROW_KEYS["eval"]): bool(r["correct"]) for r in rows}
-    new = [grade(r, cfg.check_timeout) for r in kept]
+    counts = Counter()
+    new = [grade(r, cfg.check_timeout, counts) for r in kept]
     changed = sum(before[tuple(r[k] for k in ROW_KEYS["eval"])] != r["correct"] for r in new)
     _replace_artifact(out, cfg, manifest.get("inputs") or {}, new,
-                      merge_skipped(manifest.get("skipped_golds"), skipped))
+                      merge_skipped(manifest.get("skipped_golds"), skipped), counts)
     log.info("re-graded %d responses in %s with grader %s: %d verdicts changed",
              len(new), out, verify.GRADER_VERSION, changed)
     return out
@@ -481,7 +504,7 @@ def merge_skipped(*records: dict | None) -> dict | None:
 
 
 def _replace_artifact(out: Path, cfg: EvalConfig, inputs: dict, rows: list[dict],
-                      skipped: dict | None = None) -> None:
+                      skipped: dict | None = None, counts: Counter | None = None) -> None:
     """Write `rows` as a finished eval artifact next to `out`, then swap it into place."""
     pid = os.getpid()
     tmp, old = out.with_name(f".{out.name}.regrade-{pid}"), out.with_name(f".{out.name}.old-{pid}")
@@ -491,7 +514,7 @@ def _replace_artifact(out: Path, cfg: EvalConfig, inputs: dict, rows: list[dict]
         with ArtifactWriter(tmp, "eval", cfg) as w:
             w.inputs = inputs  # the responses still come from the same data
             w.write(rows)
-            _finish(w, rows, skipped)
+            _finish(w, rows, skipped, counts)
         out.rename(old)
         tmp.rename(out)
         shutil.rmtree(old, ignore_errors=True)

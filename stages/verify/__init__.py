@@ -25,9 +25,17 @@ answer it states in words (stated.py: an explicit final-answer statement, else
 the last math span of its concluding sentence), but only when the response was
 not cut off (extract.solution_complete, and `truncated=` from the engine).
 `extracted` is exactly the text that was graded (the box's content, the stated
-span, or the letter). math-verify's timeouts use `signal.alarm`, so `math`
-checks (and stated answers of every task) run in the main thread (or in
-processes), never in threads.
+span, or the letter).
+
+Bounds: `check` and `check_gold` run in a grading worker process (bounded.py) that
+is killed after `timeout` seconds for the whole answer and limited to
+`bounded.MEMORY_LIMIT` bytes, since math-verify's own timeouts (`signal.alarm`)
+cannot stop one long C call (`\\boxed{9^{9^{9}}}`, `\\boxed{100000000!}`). An answer
+not graded within those bounds is wrong, with `Check.ungraded` set (its `extracted` is
+its final box, if any); a gold not read within them is unreadable (ValueError). A stop
+request (SIGTERM) stops a check at once. The functions below them (`final_answer`,
+`parse_integer`, `mathcheck`) run where they are called: math-verify's alarm needs the
+main thread.
 
 GRADER_VERSION changes whenever a verdict can change; it is part of an eval
 output's config hash, so `rlt run` re-grades outputs of an older grader.
@@ -35,16 +43,18 @@ output's config hash, so `rlt run` re-grades outputs of an older grader.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from stages.errors import UserError
-from stages.verify import mathcheck
+from stages.verify import bounded, mathcheck
 from stages.verify.choice import LETTERS, extract_letter, parse_gold_letter
 from stages.verify.extract import boxes, final_box, last_boxed, solution_complete, solution_part, unwrap
 from stages.verify.stated import stated_answer
 
+log = logging.getLogger(__name__)
 GRADER_VERSION = "6"
 __all__ = ["CHECKERS", "GRADER_VERSION", "LETTERS", "Check", "boxes", "check", "check_gold", "extract_letter",
            "final_answer", "get_checker", "gold_from_row", "last_boxed", "parse_integer", "solution_part"]
@@ -52,10 +62,12 @@ __all__ = ["CHECKERS", "GRADER_VERSION", "LETTERS", "Check", "boxes", "check", "
 
 @dataclass
 class Check:
-    """Outcome of checking one response: the answer read from it and whether it is right."""
+    """Outcome of checking one response: the answer read from it and whether it is right;
+    `ungraded`: the check did not finish within its time or memory bound (then never right)."""
 
     extracted: str
     correct: bool
+    ungraded: bool = False
 
 
 def gold_from_row(row: dict) -> str | None:
@@ -180,14 +192,33 @@ def get_checker(task: str) -> Callable[..., Check]:
 
 
 def check(task: str, response: str, gold: str, timeout: int = 5, truncated: bool = False) -> Check:
-    """Check one response against its gold answer with the task's checker; `truncated` (the engine
-    stopped at its token limit) leaves a response no answer but a closed box."""
-    return get_checker(task)(response, gold, timeout=timeout, truncated=truncated)
+    """Check one response against its gold answer with the task's checker, in the grading worker
+    within `timeout` seconds (see the module rules); `truncated` (the engine stopped at its token
+    limit) leaves a response no answer but a closed box. UserError for an unknown task."""
+    get_checker(task)
+    try:
+        return bounded.call(_check_here, task, response, gold, timeout, truncated, seconds=timeout)
+    except bounded.OutOfBounds as e:
+        box = final_box(solution_part(response))
+        log.debug("answer not graded: %s", e)
+        return Check(extracted=box[1] if box else "", correct=False, ungraded=True)
+
+
+def _check_here(task: str, response: str, gold: str, timeout: int, truncated: bool) -> Check:
+    return CHECKERS[task](response, gold, timeout=timeout, truncated=truncated)
 
 
 def check_gold(task: str, gold: str, timeout: int = 5) -> None:
-    """Raise ValueError when `gold` cannot be a gold answer of `task` (validated before generating)."""
+    """Raise ValueError when `gold` cannot be a gold answer of `task` (validated before generating),
+    read in the grading worker within `timeout` seconds; UserError for an unknown task."""
     get_checker(task)
+    try:
+        bounded.call(_check_gold_here, task, gold, timeout, seconds=timeout)
+    except bounded.OutOfBounds as e:
+        raise ValueError(f"gold answer {gold!r} could not be read ({e})") from None
+
+
+def _check_gold_here(task: str, gold: str, timeout: int) -> None:
     if task in ("integer", "addition"):
         if parse_integer(_gold_text(gold)) is None:
             raise ValueError(f"gold answer {gold!r} is not an integer")

@@ -277,17 +277,21 @@ def test_final_answer_rules():
 
 
 def test_stated_answers_need_the_main_thread():
-    errors = []
+    """final_answer runs where it is called (math-verify's alarm needs the main thread); check runs
+    it in the grading process, so a thread may grade."""
+    errors, got = [], []
 
     def run():
+        got.append(verify.check("integer", "The answer is 17.", "17"))
         try:
-            verify.check("integer", "The answer is 17.", "17")
+            verify.final_answer("The answer is 17.")
         except RuntimeError as e:
             errors.append(e)
 
     t = threading.Thread(target=run)
     t.start()
     t.join()
+    assert got == [verify.Check(extracted="17", correct=True)]
     assert errors and "signal.alarm" in str(errors[0])
 
 
