@@ -11,6 +11,8 @@ that were empty, misaligned or untagged (no end tag) and could not be scored
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 from stages import reward_record
 from stages.method.degenerate import is_empty
 from stages.method.reward import floor_unscorable, group_minima
@@ -31,6 +33,21 @@ def completion_shares(scored: list[dict]) -> dict[str, float]:
             "unscorable": sum(bool(r.get("unscorable")) for r in scored) / n}
 
 
+def policy_for_scoring(trainer):
+    """A context yielding the trainer's policy, unwrapped for the reward's teacher pass.
+
+    Under DeepSpeed ZeRO-3 every forward of a partitioned module all-gathers its weights, so a rank
+    that scores more tokens, or a batch without a scorable explanation, would make more or fewer
+    collectives than the others (a mismatch on gloo, a hang or corruption on NCCL). The whole policy
+    is gathered once per reward call instead, as TRL gathers it for generation
+    (`trl.models.utils.unwrap_model_for_generation`): one collective, the same on every rank, and the
+    scoring inside makes none whatever its rows. Elsewhere it only unwraps.
+    """
+    from trl.models.utils import unwrap_model_for_generation
+
+    return unwrap_model_for_generation(trainer.model_wrapped, trainer.accelerator, gather_deepspeed3_params=True)
+
+
 class RLTRewardFunc:
     """GRPO reward function: the RLT reward of each completion under the current policy.
 
@@ -47,19 +64,23 @@ class RLTRewardFunc:
         self.stop_ids = {i for i in (tokenizer.eos_token_id, tokenizer.pad_token_id) if i is not None}
         self._drop = special_ids_except_tags(tokenizer)
         self._policy = None
+        self._scoring = None  # a context yielding the policy to score with (bind: gathered under ZeRO-3)
         self._accelerator = None  # set by bind: groups split over processes are floored together
         self.samples: list[dict] = []
+        self.rewards: list[float] = []  # computed since the last `take_rewards` (training checks them)
 
     def bind(self, trainer) -> RLTRewardFunc:
         """Take teacher log-probs from `trainer.model` (unwrapped from accelerate) from now on."""
         self.stop_ids |= set(getattr(trainer, "eos_token_ids", []) or [])
         self._policy = lambda: trainer.accelerator.unwrap_model(trainer.model)
+        self._scoring = lambda: policy_for_scoring(trainer)
         self._accelerator = trainer.accelerator
         return self
 
     def bind_model(self, model) -> RLTRewardFunc:
         """Use a fixed model as the teacher (scoring outside a trainer)."""
         self._policy = lambda: model
+        self._scoring = lambda: nullcontext(model)
         return self
 
     def completion_text(self, ids) -> str:
@@ -75,20 +96,27 @@ class RLTRewardFunc:
             raise RuntimeError("RLTRewardFunc used before bind(trainer) or bind_model(model)")
         rows = [{"question": q, "solution": s, "completion": self.completion_text(ids)}
                 for q, s, ids in zip(question, solution, completion_ids)]
-        teacher = self._policy()
-        was_training = teacher.training
-        teacher.eval()
-        try:
-            with torch.no_grad():
-                scored = self.scorer.score(rows, teacher=teacher)
-        finally:
-            teacher.train(was_training)
+        with self._scoring() as teacher:
+            was_training = teacher.training
+            teacher.eval()
+            try:
+                with torch.no_grad():
+                    scored = self.scorer.score(rows, teacher=teacher)
+            finally:
+                teacher.train(was_training)
         self._floor_across_processes(rows, scored)
         if log_metric is not None:
             for name, value in {**reward_record.summary(scored), **completion_shares(scored)}.items():
                 log_metric(f"rlt/{name}", value)
         self._keep(rows, scored)
-        return [float(r["reward"]) for r in scored]
+        rewards = [float(r["reward"]) for r in scored]
+        self.rewards += rewards
+        return rewards
+
+    def take_rewards(self) -> list[float]:
+        """The rewards computed since the last call (stages/training/stopping.py stops on a non-finite one)."""
+        out, self.rewards = self.rewards, []
+        return out
 
     def _floor_across_processes(self, rows: list[dict], scored: list[dict]) -> None:
         """TRL may split a group over processes (it gathers rewards before computing advantages): re-floor

@@ -30,6 +30,7 @@ import importlib.util
 import json
 import logging
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -208,10 +209,26 @@ def _zero3(trainer) -> bool:
     return plugin is not None and plugin.zero_stage == 3
 
 
+@contextmanager
+def _one_rank_load():
+    """Load a model on this rank alone. While a ZeRO-3 run's DeepSpeed config is registered, transformers
+    wraps `from_pretrained` in `deepspeed.zero.Init`, which partitions the weights over every rank (a
+    collective): the others, waiting at a barrier, would never join it. Unregistered for the load."""
+    from transformers.integrations import deepspeed as hf_deepspeed
+
+    ref = hf_deepspeed._hf_deepspeed_config_weak_ref
+    hf_deepspeed.unset_hf_deepspeed_config()
+    try:
+        yield
+    finally:
+        hf_deepspeed._hf_deepspeed_config_weak_ref = ref
+
+
 def _merge_from_disk(adapter: Path, base: str, out: Path, finalize, trust_remote_code: bool) -> None:
     from stages.models.loading import load_model
 
-    model = load_model(base, device="cpu", dtype="auto", trust_remote_code=trust_remote_code)
+    with _one_rank_load():
+        model = load_model(base, device="cpu", dtype="auto", trust_remote_code=trust_remote_code)
     merged = merge_adapter(model, adapter)  # unties tied embeddings the adapter trained
     finalize(merged)
     merged.save_pretrained(str(out))
