@@ -93,7 +93,7 @@ def execute(name: str, cls: type, positional: list, values: dict[str, Any]) -> N
     from rltcli.flags import collect, split_args
     from rltcli.show import show
     from stages import commands
-    from stages.errors import Reported, UserError
+    from stages.errors import Diverged, Reported, UserError
     from stages.progress import interval as progress_interval
 
     setup_logging(values.pop("verbose", False))
@@ -118,6 +118,8 @@ def execute(name: str, cls: type, positional: list, values: dict[str, Any]) -> N
         sys.exit(2)  # its one line is already on stderr
     except UserError as e:
         fail(str(e).replace("\n", " "))
+    except Diverged as e:  # one line, exit 1
+        fail(str(e), code=1)
     except KeyboardInterrupt:
         fail("interrupted; rerun the same command to resume", code=130)
 

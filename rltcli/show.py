@@ -10,12 +10,12 @@ intervals as `lo-hi %`, counts with their noun in the right number.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import click
 
+from stages import records
 from stages.progress import console, plural
 
 WIDE = 6  # columns above which `rlt inspect` shows rows as columns (one line per field)
@@ -197,7 +197,7 @@ def json_of(command: str, cfg: Any, result: Any) -> dict | list:
 def show(command: str, cfg: Any, result: Any, as_json: bool = False) -> None:
     """Print `result` of `command` (nothing for None); `as_json`: one JSON object instead."""
     if as_json:
-        click.echo(json.dumps(json_of(command, cfg, result), default=str))
+        click.echo(records.dumps(json_of(command, cfg, result), default=str))
         return
     if not result:
         return

@@ -11,3 +11,8 @@ class UserError(Exception):
 
 class Reported(UserError):
     """A UserError whose one line a launched process already printed: the CLI exits 2 without a second line."""
+
+
+class Diverged(Exception):
+    """Training produced a non-finite loss, gradient norm or reward: the run stopped at that step without
+    saving it. The CLI prints the message as one line and exits 1."""

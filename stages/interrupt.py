@@ -1,9 +1,9 @@
-"""Graceful stops: SIGTERM and the scheduler's warning signal end a stage at its next boundary, resumable.
+"""Graceful stops: Ctrl-C, SIGTERM and the scheduler's warning signal end a stage at its next boundary, resumable.
 
 A scheduler (Slurm at a time limit, a preemption, `scancel`, `scontrol requeue`) sends
 SIGTERM, and SIGKILL some seconds later; Slurm also sends a warning signal (SIGUSR2, see
-`WARNING`) before a time limit. While a command runs (`handled()`, entered by
-`stages.commands.call`), both signals ask for a stop:
+`WARNING`) before a time limit; a user presses Ctrl-C (SIGINT). While a command runs (`handled()`,
+entered by `stages.commands.call`), each of these signals asks for a stop:
 
 - inside a `graceful()` region (a stage's compute loop, a training run), the request is only
   recorded; the loop finishes the batch or optimizer step in flight, writes it and raises
@@ -14,9 +14,11 @@ SIGTERM, and SIGKILL some seconds later; Slurm also sends a warning signal (SIGU
 
 `GracefulStop` is a KeyboardInterrupt, so every path that cleans up after Ctrl-C cleans up
 after it, and the CLI ends with exit code 130 ("interrupted; rerun the same command to
-resume"), as for Ctrl-C. Further signals after the first are ignored (Slurm signals every
-process of a job, a launcher may pass the same signal on). SIGINT keeps Python's default
-(KeyboardInterrupt at once).
+resume"). Further SIGTERM and warning signals after the first are ignored (Slurm signals every
+process of a job, a launcher may pass the same signal on); a second Ctrl-C stops at once
+(KeyboardInterrupt), without waiting for the boundary. So Ctrl-C keeps what SIGTERM keeps: a
+training run saves a checkpoint at the next optimizer step. A SIGINT the process was started
+ignoring (a `&` job of a non-interactive shell, `nohup`) stays ignored.
 
     with interrupt.graceful():
         for batch in interrupt.stoppable(batches):   # raises GracefulStop before the next batch
@@ -39,6 +41,7 @@ from pathlib import Path
 
 WARNING = signal.SIGUSR2  # Slurm's warning before a time limit (`--signal=USR2@90`, submitit's default)
 SIGNALS = (signal.SIGTERM, WARNING)
+INTERRUPT = signal.SIGINT  # Ctrl-C: a graceful stop too; a second one stops at once
 STOP_FILE_ENV = "RLT_STOP_FILE"  # set for launched processes: the file whose presence asks them to stop
 EXIT_CODE = 130  # the CLI's exit code for an interrupted command (Ctrl-C and a graceful stop alike)
 
@@ -57,6 +60,8 @@ def _name(signum: int | None) -> str:
 
 def _on_signal(signum, frame) -> None:
     if _state["signal"] is not None:
+        if signum == INTERRUPT:  # Ctrl-C again: the user will not wait for the boundary
+            raise KeyboardInterrupt
         return  # already stopping
     _state["signal"] = signum
     for path in list(_state["relays"]):
@@ -64,7 +69,8 @@ def _on_signal(signum, frame) -> None:
     if _state["regions"] == 0:
         raise GracefulStop(f"stopped on {_name(signum)}")
     if os.environ.get("RANK", "0") == "0":  # one line from a multi-process run
-        sys.stderr.write(f"rlt: {_name(signum)}: stopping at the next boundary (the work in flight is kept)\n")
+        again = "; Ctrl-C again stops at once" if signum == INTERRUPT else ""
+        sys.stderr.write(f"rlt: {_name(signum)}: stopping at the next boundary (the work in flight is kept{again})\n")
         sys.stderr.flush()
 
 
@@ -77,15 +83,17 @@ def _touch(path: str | Path) -> None:
 
 @contextmanager
 def handled():
-    """While a command runs: SIGTERM and the warning signal ask for a graceful stop (nestable).
+    """While a command runs: SIGTERM, the warning signal and Ctrl-C ask for a graceful stop (nestable).
 
-    The previous handlers come back afterwards. Outside the main thread nothing is installed.
+    The previous handlers come back afterwards. Outside the main thread nothing is installed; an
+    ignored SIGINT stays ignored.
     """
     main = threading.current_thread() is threading.main_thread()
     outer = main and _state["depth"] == 0
     if outer:
         _state["signal"] = None
-        _state["previous"] = {s: signal.signal(s, _on_signal) for s in SIGNALS}
+        wanted = SIGNALS + ((INTERRUPT,) if signal.getsignal(INTERRUPT) is signal.default_int_handler else ())
+        _state["previous"] = {s: signal.signal(s, _on_signal) for s in wanted}
     _state["depth"] += main
     try:
         yield

@@ -26,7 +26,7 @@ from typing import Any, Self
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from stages import __version__
+from stages import __version__, records
 from stages.artifacts import layout
 from stages.artifacts.checkpoints import checkpoint_dir, last_checkpoint
 from stages.artifacts.compaction import compact, drop_superseded
@@ -146,7 +146,7 @@ class ArtifactWriter:
     def _write_progress(self) -> None:
         meta = {"kind": self.kind, "schema_version": layout.SCHEMA_VERSION, "config_hash": self.hash,
                 "config": to_dict(self.cfg), "inputs": self.inputs}
-        layout.atomic_write_text(layout.meta_path(self.out, layout.PROGRESS), json.dumps(meta, indent=2, default=str))
+        layout.atomic_write_text(layout.meta_path(self.out, layout.PROGRESS), records.dumps(meta, indent=2, default=str))
         legacy = self.out / layout.LEGACY[layout.PROGRESS]
         legacy.unlink(missing_ok=True)
 
@@ -212,6 +212,6 @@ class ArtifactWriter:
         if hasattr(self.cfg, "shard"):  # the shards of one run share a config but for the shard: `rlt data merge`
             manifest.update(shard=self.cfg.shard, unsharded_hash=config_hash(self.cfg, ignore=("shard",)))
         manifest.update(extra or {})
-        layout.atomic_write_text(layout.manifest_path(self.out), json.dumps(manifest, indent=2, default=str))
+        layout.atomic_write_text(layout.manifest_path(self.out), records.dumps(manifest, indent=2, default=str))
         layout.meta_path(self.out, layout.PROGRESS).unlink(missing_ok=True)
         return manifest

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from stages import records
 from stages.artifacts import layout
 from stages.artifacts.compaction import MAX_FILE_MB, compact
 from stages.config import opt
@@ -61,7 +61,7 @@ def run(cfg: CompactConfig) -> dict:
                 raise UserError(f"cannot compact {out}: {str(e).splitlines()[0][:200]}") from None
         _move_legacy_records(out)
         manifest.update(schema_version=layout.SCHEMA_VERSION, compacted=time.strftime("%Y-%m-%dT%H:%M:%S"))
-        layout.atomic_write_text(layout.manifest_path(out), json.dumps(manifest, indent=2, default=str))
+        layout.atomic_write_text(layout.manifest_path(out), records.dumps(manifest, indent=2, default=str))
         (out / layout.LEGACY[layout.MANIFEST]).unlink(missing_ok=True)  # the old manifest goes last
     finally:
         lock.unlink(missing_ok=True)

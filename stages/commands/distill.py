@@ -35,13 +35,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib.util
-import json
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stages import records
 from stages.artifacts.checkpoints import (
     checkpoint_dir,
     drop_checkpoints,
@@ -357,7 +357,7 @@ def metrics_callback(path: Path):
                 rec["tokens_per_s"] = round((tokens - self._tokens) / max(now - self._t, 1e-9), 1)
                 self._t, self._tokens = now, tokens
             with open(path, "a") as f:
-                f.write(json.dumps(rec) + "\n")
+                f.write(records.dumps(rec) + "\n")
             log.debug("step %d %s", state.global_step, " ".join(
                 f"{k}={v:.4g}" for k, v in rec.items() if k in ("loss", "eval_loss", "lr", "tokens_per_s") and v))
 

@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from stages import interrupt, verify
+from stages import interrupt, records, verify
 from stages.artifacts.benchmarks import with_import_hint
 from stages.artifacts.layout import SUMMARY, find_meta, read_manifest, summary_path
 from stages.artifacts.read import LIMIT_HELP, SHARD_HELP, read_rows, select_rows
@@ -374,7 +374,7 @@ def _check_models(cfg: EvalConfig) -> None:
 def write_summary(out: Path, rows: list[dict], skipped: dict | None = None) -> dict:
     """summary.json of `rows` (`summarize`), with the record of rows skipped for their gold."""
     summary = summarize(rows, skipped)
-    summary_path(out).write_text(json.dumps(summary, indent=2))
+    summary_path(out).write_text(records.dumps(summary, indent=2))
     return summary
 
 

@@ -286,7 +286,7 @@ def make_trainer(cfg: TeachConfig, tok, teacher, scorer, rows: list[dict], batch
 def train(cfg: TeachConfig, tok, teacher, scorer, rows: list[dict], batch: int) -> dict:
     """Build the GRPOTrainer, train (resuming when a checkpoint exists), save the teacher."""
     out = Path(cfg.out)
-    trainer, _ = make_trainer(cfg, tok, teacher, scorer, rows, batch)
+    trainer, reward_fn = make_trainer(cfg, tok, teacher, scorer, rows, batch)
     resume, step = (None, 0) if cfg.force else last_checkpoint(checkpoint_dir(out))
     if trainer.is_world_process_zero():
         for path in (metrics_path(out), meta_path(out, SAMPLES)):
@@ -295,7 +295,9 @@ def train(cfg: TeachConfig, tok, teacher, scorer, rows: list[dict], batch: int) 
         log.info("resuming from %s (step %d)", resume, step)
     t0 = time.time()
     try:
-        run_trainer(trainer, resume)  # SIGTERM: a checkpoint at the next optimizer step, then a stop
+        # a stop request: a checkpoint at the next optimizer step, then a stop; a non-finite reward, loss or
+        # gradient norm: Diverged at the end of its step, nothing of it saved
+        run_trainer(trainer, resume, rewards=reward_fn.take_rewards)
     finally:
         close_training_progress(trainer)
     lora.save(trainer, out, cfg.lora, cfg.teacher, trust_remote_code=cfg.trust_remote_code)

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stages import records
 from stages.artifacts.read import read_table
 from stages.artifacts.state import already_complete, output_state, require_finished
 from stages.commands import call, make_config
@@ -51,7 +52,7 @@ class Job:
         return self.config["out"]
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=1, default=str)
+        return records.dumps(asdict(self), indent=1, default=str)
 
     @classmethod
     def from_json(cls, text: str) -> Job:

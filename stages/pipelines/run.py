@@ -37,6 +37,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from stages import records
 from stages.config import opt
 from stages.errors import UserError
 from stages.pipelines.executors import EXECUTORS, make
@@ -204,7 +205,7 @@ def check_vars(ctx: Context, cfg: RunConfig) -> None:
 
 def remember_vars(ctx: Context, cfg: RunConfig) -> None:
     ctx.meta.mkdir(parents=True, exist_ok=True)
-    (ctx.meta / RUN_RECORD).write_text(json.dumps({"pipeline": ctx.name, "vars": _vars_of(ctx, cfg)}, indent=1,
+    (ctx.meta / RUN_RECORD).write_text(records.dumps({"pipeline": ctx.name, "vars": _vars_of(ctx, cfg)}, indent=1,
                                                   default=str))
 
 

@@ -50,9 +50,10 @@ import yaml
 from stages import interrupt
 from stages.artifacts.layout import read_manifest
 from stages.config import opt
-from stages.errors import Reported, UserError
+from stages.errors import Diverged, Reported, UserError
 
 log = logging.getLogger(__name__)
+DIVERGED_FILE_ENV = "RLT_DIVERGED_FILE"  # set for launched processes: where a run that diverged says so
 
 
 @dataclass
@@ -214,8 +215,10 @@ def slurm_machine_args(extra: list[str] | None = None) -> list[str]:
 
 
 def _launcher_signals() -> None:
-    """In the launcher (before exec): ignore the warning signal; the ranks handle it themselves."""
+    """In the launcher (before exec): ignore the warning signal and Ctrl-C; the ranks stop at their step
+    boundary through the stop file (a Ctrl-C reaches the launching process, which relays it)."""
     signal.signal(interrupt.WARNING, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def run_launcher(argv: list[str], env: dict[str, str]) -> int:
@@ -236,11 +239,16 @@ def relaunch(command: str, cfg_dict: dict, preset: str, nproc: int, extra: list[
         cfg_file.write_text(yaml.safe_dump(cfg_dict, sort_keys=False, allow_unicode=True))
         argv = accelerate_argv(path, nproc, ["rltcli", *command.split(), "--config", str(cfg_file)], extra)
         log.debug("launching: %s", " ".join(argv))  # temporary paths: for --verbose only
-        env = {**launch_env(path), interrupt.STOP_FILE_ENV: str(stop_file)}
-        # The launcher ignores the warning signal (preexec_fn: set between fork and exec). On Ctrl-C
-        # subprocess.run kills it, and the ranks die with it: the rerun resumes.
+        diverged = Path(tmp) / "diverged"  # a run that diverged leaves its one line here (stopping.py)
+        env = {**launch_env(path), interrupt.STOP_FILE_ENV: str(stop_file), DIVERGED_FILE_ENV: str(diverged),
+               "PET_SIGNALS_TO_HANDLE": "SIGTERM,SIGHUP,SIGQUIT"}  # torchrun: leave SIGINT ignored
+        # The launcher ignores the warning signal and Ctrl-C (preexec_fn: set between fork and exec): a first
+        # Ctrl-C is relayed through the stop file; on a second one subprocess.run kills the launcher, and the
+        # ranks die with it: the rerun resumes from the last checkpoint.
         with interrupt.relay(stop_file):
             code = run_launcher(argv, env)
+        if diverged.is_file():
+            raise Diverged(diverged.read_text())
     interrupt.check("every rank saved its checkpoint")
     if code == 2:  # rank 0 of the launched run printed the one line saying why
         raise Reported("the launched run refused its input (see its message above)")

@@ -17,7 +17,7 @@ import math
 import time
 from pathlib import Path
 
-from stages import reward_record
+from stages import records, reward_record
 from stages.artifacts.layout import SAMPLES, meta_path, metrics_path
 from stages.method.grpo import SHARES
 
@@ -36,7 +36,7 @@ METRIC_KEYS = {"reward": "reward", "reward_std": "reward_std",
 
 def _append_jsonl(path: Path, rows: list[dict]) -> None:
     with open(path, "a") as f:
-        f.writelines(json.dumps(r, default=str) + "\n" for r in rows)
+        f.writelines(records.dumps(r, default=str) + "\n" for r in rows)
 
 
 def metrics_callback(out: Path, reward_fn):

@@ -149,7 +149,8 @@ def test_ctrl_c_exits_130_with_one_line_and_resumes(tiny_teacher, data, gen_ref,
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     said = [line for line in err.splitlines() if line.startswith("rlt:")]
-    assert said == ["rlt: error: interrupted; rerun the same command to resume"], err
+    assert said == [("rlt: SIGINT: stopping at the next boundary (the work in flight is kept; Ctrl-C again stops at "
+                     "once)"), "rlt: error: interrupted; rerun the same command to resume"], err
     assert not manifest_path(out).exists() and not meta_path(out, "lock").exists()
     before = parts(out)
     again = rlt(*args, check=True, env=ONE_THREAD)
