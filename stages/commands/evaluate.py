@@ -62,7 +62,7 @@ from stages.artifacts.state import already_complete, differences, require
 from stages.artifacts.writer import ArtifactWriter, acquire_lock
 from stages.config import at_least, between, check_config, config_hash, opt, resolve
 from stages.config import inputs_of as config_inputs
-from stages.engines.base import EngineConfig, check_generations
+from stages.engines.base import EngineConfig, check_generations, warn_damaged
 from stages.errors import UserError
 from stages.method.settings import PromptsConfig
 from stages.method.views import END_SOLUTION, student_prompt
@@ -350,6 +350,7 @@ def eval_model(cfg: EvalConfig, model: str, items: list[dict], writer: ArtifactW
             outs = engine.generate(prompts, n=cfg.num_generations, max_new_tokens=cfg.max_new_tokens,
                                    temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed,
                                    stop=[END_SOLUTION])
+            counts["damaged_text"] += sum(c.damaged for comps in outs for c in comps[:cfg.num_generations])
             rows = []
             try:
                 for it, comps in zip(batch, outs):
@@ -387,14 +388,17 @@ def read_summary(out: str | Path) -> dict:
 
 
 def _finish(w: ArtifactWriter, rows: list[dict], skipped: dict | None = None, counts: Counter | None = None) -> dict:
-    """summary.json, then the manifest (with the grader's version, any rows skipped for their gold and
-    the answers of this run not graded within the grader's bounds, `ungraded`) last.
+    """summary.json, then the manifest (with the grader's version, any rows skipped for their gold, and
+    of this run the answers not graded within the grader's bounds, `ungraded`, and the responses whose
+    text the engine gave as invalid Unicode, `damaged_text`) last.
     The summary lists the models in `--models` order: rlt report's default differences read that order."""
     order = {m: i for i, m in enumerate(w.cfg.models)}
     summary = write_summary(w.out, sorted(rows, key=lambda r: order.get(r["model"], len(order))), skipped)
     w.finish({"summary": {m: s["overall"] for m, s in summary["models"].items()},
               "grader_version": verify.GRADER_VERSION, "generation_hash": config_hash(w.cfg, extra=False),
-              "ungraded": (counts or Counter())["ungraded"], **({"skipped_golds": skipped} if skipped else {})})
+              "ungraded": (counts or Counter())["ungraded"], "damaged_text": (counts or Counter())["damaged_text"],
+              **({"skipped_golds": skipped} if skipped else {})})
+    warn_damaged((counts or Counter())["damaged_text"], w.out, log)
     if counts and counts["ungraded"]:
         log.warning("%s: %d answers were not graded within the grader's bounds (check_timeout=%s s) and count "
                     "as wrong", w.out, counts["ungraded"], w.cfg.check_timeout)

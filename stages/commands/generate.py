@@ -30,7 +30,7 @@ from stages.artifacts.state import already_complete, require
 from stages.artifacts.writer import ArtifactWriter, check_output
 from stages.config import at_least, between, check_config, inputs_of, opt
 from stages.engines import make_engine
-from stages.engines.base import EngineConfig, check_generations, derive_seed
+from stages.engines.base import EngineConfig, check_generations, derive_seed, warn_damaged
 from stages.errors import UserError
 from stages.method import degenerate
 from stages.method import views as formats
@@ -212,8 +212,9 @@ def choose(rows: list[dict], select: str, max_student_tokens: int | None) -> lis
 # ----------------------------------------------------------------------------- run
 
 
-def generate_batch(cfg: GenerateConfig, engine, rows: list[dict]) -> tuple[list[dict], int]:
-    """Generate every sample of `rows` in one engine call -> (trace rows, generated tokens)."""
+def generate_batch(cfg: GenerateConfig, engine, rows: list[dict]) -> tuple[list[dict], int, int]:
+    """Generate every sample of `rows` in one engine call -> (trace rows, generated tokens, completions
+    whose text was not valid Unicode: `Completion.damaged`)."""
     tok = engine.tokenizer
     prompts = [formats.teacher_view(tok, cfg.prompts.teacher_system, r["question"], r["solution"])
                for r in rows for _ in range(cfg.num_generations)]
@@ -222,7 +223,8 @@ def generate_batch(cfg: GenerateConfig, engine, rows: list[dict]) -> tuple[list[
                            top_p=cfg.top_p, seed=seed, stop=[formats.END_EXPLANATION])
     traces = [make_row(cfg, tok, r, k, outs[j * cfg.num_generations + k][0])
               for j, r in enumerate(rows) for k in range(cfg.num_generations)]
-    return traces, sum(t["generated_tokens"] for t in traces)
+    damaged = sum(outs[j * cfg.num_generations + k][0].damaged for j in range(len(rows)) for k in range(cfg.num_generations))
+    return traces, sum(t["generated_tokens"] for t in traces), damaged
 
 
 def _prompt_lens(tok, cfg: GenerateConfig, rows: list[dict]) -> list[int]:
@@ -235,13 +237,13 @@ def _loop(cfg: GenerateConfig, engine, scorer, rows: list[dict], w: ArtifactWrit
 
     batches = plan_batches(rows, _prompt_lens(engine.tokenizer, cfg, rows), cfg.num_generations, cfg.engine.batch_size)
     todo = [b for b in batches if batch_todo(b, rows, cfg.num_generations, cfg.select, w.done)]
-    stats = {"generated": 0, "tokens": 0, "truncated": 0, "format_ok": 0, "dropped_ids": 0}
+    stats = {"generated": 0, "tokens": 0, "truncated": 0, "format_ok": 0, "dropped_ids": 0, "damaged_text": 0}
     log.info("%d rows x %d generations: %d of %d batches to generate", len(rows), cfg.num_generations, len(todo), len(batches))
     total = sum(len(b) for b in batches) * cfg.num_generations  # a resumed run counts what it did before
     done = total - sum(len(b) for b in todo) * cfg.num_generations
     with progress(total=total, desc="generate", unit="explanations", done=done) as bar:
         for batch in interrupt.stoppable(todo):  # SIGTERM: the batch in flight is written, then a stop
-            traces, tokens = generate_batch(cfg, engine, [rows[i] for i in batch])
+            traces, tokens, damaged = generate_batch(cfg, engine, [rows[i] for i in batch])
             if scorer is not None:
                 score_rows(scorer, traces, cfg)
             kept = choose(traces, cfg.select, cfg.max_student_tokens)
@@ -252,6 +254,7 @@ def _loop(cfg: GenerateConfig, engine, scorer, rows: list[dict], w: ArtifactWrit
             w.write(kept)
             stats["generated"] += len(traces)
             stats["tokens"] += tokens
+            stats["damaged_text"] += damaged
             stats["truncated"] += sum(t["truncated"] for t in traces)
             stats["format_ok"] += sum(bool(t["format_ok"]) for t in traces)
             bar.advance(rows=len(traces), tokens=tokens)
@@ -290,6 +293,7 @@ def run(cfg: GenerateConfig) -> Path:
             manifest = w.finish({"generation": {**stats, "engine": cfg.engine.name, "rows_in": len(rows)},
                                  "degenerate": degenerate.record(bad)})
         degenerate.warn(bad, str(w.out), log, hint="; rlt distill drop=empty,truncated,untagged leaves them out")
+        warn_damaged(stats["damaged_text"], w.out, log)
         if stats["dropped_ids"]:
             log.warning("%d questions had no sample within --max-student-tokens %s and were left out",
                         stats["dropped_ids"], cfg.max_student_tokens)

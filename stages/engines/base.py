@@ -33,11 +33,12 @@ ENGINES = ("hf", "openai", "vllm")
 
 @dataclass
 class Completion:
-    """One generated continuation of a prompt."""
+    """One generated continuation of a prompt (engines build it with `make_completion`)."""
 
-    text: str  # up to and including a matched stop string, nothing after it
+    text: str  # up to and including a matched stop string, nothing after it; valid Unicode
     tokens: int  # generated token count
     finished: bool  # stopped by a stop string or eos (False: cut by max_new_tokens)
+    damaged: bool = False  # the engine's text was not valid Unicode: the invalid part is U+FFFD (`valid_text`)
 
 
 @dataclass
@@ -65,6 +66,43 @@ def derive_seed(seed: int, *key) -> int:
     """A 31-bit seed from a base seed and any key (stable across runs and machines)."""
     text = json.dumps([seed, *key], default=str)
     return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) & 0x7FFFFFFF
+
+
+def valid_text(text: str | None) -> tuple[str, bool]:
+    """Text as an engine gave it, made valid Unicode -> (text, damaged).
+
+    Models emit half of a UTF-16 surrogate pair when the pair is split across tokens, and servers
+    pass it on as a JSON escape (`\\ud835`): such a lone surrogate cannot be encoded (UTF-8,
+    Parquet, the console) and is replaced by U+FFFD, the Unicode replacement character, as
+    UTF-8 decoders do with invalid bytes; a pair given as two code points is joined. `damaged` is
+    True when something was replaced. None (a server's null text) is "".
+    """
+    if text is None:
+        return "", False
+    try:
+        text.encode("utf-8")
+        return text, False
+    except UnicodeEncodeError:
+        fixed = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+        return fixed, fixed.count("\ufffd") > text.count("\ufffd")
+
+
+def make_completion(text: str | None, tokens: int, stop: list[str] | None, reason: str | None) -> Completion:
+    """The one rule every engine applies to what it generated: the text made valid (`valid_text`),
+    cut after the earliest stop string (`cut_at_stop`), and finished when a stop string was found
+    or the engine reports `reason` "stop" (eos or a stop string; "length": cut at the token limit)."""
+    text, damaged = valid_text(text)
+    text, matched = cut_at_stop(text, stop)
+    return Completion(text=text, tokens=int(tokens), finished=matched or reason == "stop", damaged=damaged)
+
+
+def warn_damaged(count: int, out, logger: logging.Logger) -> None:
+    """One warning line for the `count` completions of a run whose text `valid_text` repaired
+    (recorded as `damaged_text` in the output's manifest)."""
+    if count:
+        logger.warning("%s: %d generated texts were not valid Unicode (e.g. a lone UTF-16 surrogate from the "
+                       "engine): the invalid characters are now U+FFFD and the rows are kept (damaged_text in "
+                       "the manifest)", out, count)
 
 
 def cut_at_stop(text: str, stop: list[str] | None) -> tuple[str, bool]:

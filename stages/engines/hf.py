@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from stages.engines.base import Completion, Engine, EngineConfig, check_sampling, cut_at_stop, derive_seed
+from stages.engines.base import Completion, Engine, EngineConfig, check_sampling, derive_seed, make_completion
 from stages.method.views import decode_keeping_tags, special_ids_except_tags
 
 log = logging.getLogger(__name__)
@@ -95,8 +95,8 @@ class HFEngine(Engine):
 
     def _completion(self, ids: list[int], done_len: int | None, stop: list[str] | None) -> Completion:
         ids = ids[:done_len] if done_len is not None else ids
-        text, matched = cut_at_stop(decode_keeping_tags(self.tokenizer, ids, self._drop), stop)
-        return Completion(text=text, tokens=len(ids), finished=done_len is not None or matched)
+        reason = "stop" if done_len is not None else "length"  # eos or a stop string, else max_new_tokens
+        return make_completion(decode_keeping_tags(self.tokenizer, ids, self._drop), len(ids), stop, reason)
 
     def close(self) -> None:
         self.model = None

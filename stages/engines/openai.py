@@ -40,7 +40,15 @@ import logging
 import os
 from collections import defaultdict
 
-from stages.engines.base import Completion, Engine, EngineConfig, check_sampling, cut_at_stop, derive_seed
+from stages.engines.base import (
+    Completion,
+    Engine,
+    EngineConfig,
+    check_sampling,
+    cut_at_stop,
+    derive_seed,
+    make_completion,
+)
 from stages.errors import UserError
 from stages.method.views import warn_if_tags_dropped
 
@@ -175,15 +183,15 @@ class OpenAIEngine(Engine):
         return [self._completion(c, usage, max_tokens, stop) for c in choices]
 
     def _completion(self, choice, usage: int | None, max_tokens: int, stop) -> Completion:
-        text, matched = cut_at_stop(choice.text or "", stop)
+        text, reason = choice.text, choice.finish_reason
         hit = getattr(choice, "stop_reason", None) or getattr(choice, "matched_stop", None)  # vLLM / SGLang
-        if not matched and isinstance(hit, str) and hit in (stop or []):
-            text, matched = text + hit, True  # the server left the stop string out
-        reason = choice.finish_reason
-        warn_if_tags_dropped(text, reason, stop, log)
-        tokens = usage if usage is not None else max_tokens if reason == "length" else \
-            len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-        return Completion(text=text, tokens=int(tokens), finished=matched or reason == "stop")
+        if isinstance(hit, str) and hit in (stop or []) and not cut_at_stop(text or "", stop)[1]:
+            text = (text or "") + hit  # the server left the stop string out
+        c = make_completion(text, usage or 0, stop, reason)
+        warn_if_tags_dropped(c.text, reason, stop, log)
+        if usage is None:
+            c.tokens = max_tokens if reason == "length" else len(self.tokenizer(c.text, add_special_tokens=False)["input_ids"])
+        return c
 
 
 def _short(e) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from stages.engines.base import Completion, Engine, EngineConfig, check_sampling, cut_at_stop, derive_seed
+from stages.engines.base import Engine, EngineConfig, check_sampling, derive_seed, make_completion
 from stages.errors import UserError
 from stages.method.views import decode_keeping_tags, special_ids_except_tags
 
@@ -44,8 +44,8 @@ class VLLMEngine(Engine):
         drop, result = special_ids_except_tags(self.tokenizer), [[] for _ in prompts]
         for (i, _), o in zip(items, outs):
             c = o.outputs[0]
-            text, matched = cut_at_stop(decode_keeping_tags(self.tokenizer, c.token_ids, drop), stop)
-            result[i].append(Completion(text=text, tokens=len(c.token_ids), finished=matched or c.finish_reason == "stop"))
+            text = decode_keeping_tags(self.tokenizer, c.token_ids, drop)
+            result[i].append(make_completion(text, len(c.token_ids), stop, c.finish_reason))
         return result
 
     def close(self) -> None:
