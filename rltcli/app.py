@@ -93,7 +93,7 @@ def execute(name: str, cls: type, positional: list, values: dict[str, Any]) -> N
     from rltcli.flags import collect, split_args
     from rltcli.show import show
     from stages import commands
-    from stages.errors import Diverged, Reported, UserError
+    from stages.errors import Diverged, Refused, Reported, UserError
     from stages.progress import interval as progress_interval
 
     setup_logging(values.pop("verbose", False))
@@ -116,6 +116,12 @@ def execute(name: str, cls: type, positional: list, values: dict[str, Any]) -> N
             show(name, cfg, result, as_json=as_json)
     except Reported:
         sys.exit(2)  # its one line is already on stderr
+    except Refused as e:  # several problems at once (a pipeline's preflight), after the plan they belong to
+        if e.result is not None:
+            show(name, cfg, e.result, as_json=as_json)
+        for problem in e.problems:
+            sys.stderr.write(f"rlt: error: {problem}\n")
+        sys.exit(2)
     except UserError as e:
         fail(str(e).replace("\n", " "))
     except Diverged as e:  # one line, exit 1

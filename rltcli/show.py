@@ -119,6 +119,35 @@ def pipeline(records: list[dict], plan: bool) -> None:
             for r in records]
     columns = ("step", "command", "action", "reason", *extra, "earlier run (s)" if plan else "seconds")
     _table("plan" if plan else "pipeline", columns, rows)
+    if getattr(records, "estimates", None):
+        estimates_table(records.estimates)
+    for note in (getattr(records, "preflight", None) or {}).get("notes", []):
+        click.echo(f"note: {note}")
+
+
+def _num(x: float | None, unit: str = "") -> str:
+    if x is None:
+        return "-"
+    text = f"{x / 1e9:.2f}B" if x >= 1e9 else f"{x / 1e6:.1f}M" if x >= 1e6 else f"{x:,.0f}" if x >= 100 else f"{x:.2f}"
+    return text + unit
+
+
+def estimates_table(est: dict) -> None:
+    """`rlt run --plan`: per step the model's parameters, GPUs, memory per device, tokens and GPU-hours."""
+    rows = []
+    for r in est["steps"]:
+        tokens = ", ".join(f"{k} {_num(v)}" for k, v in (r.get("tokens") or {}).items())
+        mem = (r.get("memory") or {}).get("per_device_gib")
+        rows.append((r["step"], _num(r.get("params")), r.get("gpus", "-"), "-" if mem is None else f"{mem:.1f}",
+                     tokens or r.get("unknown", "-"), _num(r.get("gpu_hours")), _num(r.get("wall_hours"))))
+    total = est["total"]
+    rows.append(("total", "", "", "", ", ".join(f"{k} {_num(v)}" for k, v in total["tokens"].items()),
+                 _num(total["gpu_hours"]), ""))
+    gpu = est["gpu"]
+    _table(f"estimates on {gpu} ({est['gpu_figures']['bf16_tflops']} BF16 TFLOP/s, MFU "
+           f"{est['efficiency']['mfu']['value']:.0%}; stages/pipelines/throughput.yaml)",
+           ("step", "params", "GPUs", f"GiB per {gpu}", "tokens", f"{gpu}-hours", "wall hours"), rows,
+           right=("params", "GPUs", f"GiB per {gpu}", f"{gpu}-hours", "wall hours"))
 
 
 def _cell(v: Any, width: int) -> str:
@@ -182,7 +211,10 @@ def inspect(info: dict, cfg: Any) -> None:
 def json_of(command: str, cfg: Any, result: Any) -> dict | list:
     """The result of `command` as plain data for `--json`."""
     if command == "run":
-        return {"pipeline": cfg.name, "steps": result}
+        data = {"pipeline": cfg.name, "steps": list(result)}
+        if getattr(result, "estimates", None) is not None:
+            data.update(preflight=result.preflight, estimates=result.estimates)
+        return data
     if isinstance(result, (str, Path)):
         m = _manifest(result)
         data = {"path": str(result), "kind": m.get("kind"), "rows": m.get("rows")}

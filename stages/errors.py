@@ -16,3 +16,12 @@ class Reported(UserError):
 class Diverged(Exception):
     """Training produced a non-finite loss, gradient norm or reward: the run stopped at that step without
     saving it. The CLI prints the message as one line and exits 1."""
+
+
+class Refused(UserError):
+    """Several problems found at once (a pipeline's preflight): the CLI prints one `rlt: error:` line for each,
+    after `result` (what a plan shows whatever it finds, when there is one), and exits 2."""
+
+    def __init__(self, problems: list[str], result=None):
+        super().__init__("; ".join(problems))
+        self.problems, self.result = list(problems), result

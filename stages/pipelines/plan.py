@@ -276,14 +276,30 @@ def check_resources(res: Any, where: str) -> dict:
         elif key == "time":
             minutes(value, f"{where}: time")
         elif key == "mem":
-            if not re.fullmatch(r"\d+(\.\d+)?[KMGT]?B?", str(value).strip(), re.IGNORECASE):
-                raise UserError(f"{where}: mem must be a Slurm memory size such as 64G or 500M (a bare number is "
-                                f"megabytes), got {value!r}")
-            value = str(value).strip()
+            mem_mib(value, f"{where}: mem")
+            value = str(value).strip().upper().removesuffix("B")
         elif not isinstance(value, str) or not value.strip():
             raise UserError(f"{where}: {key} must be a name, got {value!r}")
         out[key] = value
     return out
+
+
+MEM_UNITS = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}  # Slurm's --mem units, powers of 1024
+
+
+def mem_mib(value: Any, where: str = "mem") -> float:
+    """Memory per node in MiB from a size with its unit: "64G", "500M", "1.5T" (Slurm's units, powers of
+    1024; a trailing B is allowed). 0 is the node's whole memory (returns 0). A bare number is refused: Slurm
+    would read `64` as 64 megabytes, rarely what is meant. Raises UserError naming `where`."""
+    text = str(value).strip().upper().removesuffix("B")
+    if text == "0" and not isinstance(value, bool):
+        return 0
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([KMGT])", text)
+    if isinstance(value, bool) or not m:
+        hint = f" (64 would be 64 megabytes to Slurm: write {value}G or {value}M)" if re.fullmatch(r"\d+", text) else ""
+        raise UserError(f"{where} must be a size with its unit, such as 64G or 500M (0: all of the node's "
+                        f"memory), got {value!r}{hint}")
+    return float(m.group(1)) * MEM_UNITS[m.group(2)]
 
 
 def minutes(value: Any, where: str = "time") -> int:
@@ -308,6 +324,12 @@ def minutes(value: Any, where: str = "time") -> int:
     return total
 
 
+def clock_of(total_minutes: int) -> str:
+    """Minutes as Slurm writes a time: `4:00:00`, `2-00:00:00` from a day on."""
+    days, rest = divmod(int(total_minutes), 1440)
+    return (f"{days}-" if days else "") + f"{rest // 60:{'02d' if days else 'd'}}:{rest % 60:02d}:00"
+
+
 def describe_resources(res: dict, shards: int | None = None) -> str:
     """`2 nodes x 8 GPUs, 64 CPUs, 200G, 4:00:00, partition gpu` (what a cluster executor asks per job)."""
     parts = []
@@ -317,10 +339,11 @@ def describe_resources(res: dict, shards: int | None = None) -> str:
     if res.get("cpus_per_task"):
         parts.append(f"{res['cpus_per_task']} CPUs")
     if res.get("mem") is not None:
-        parts.append("all memory" if str(res["mem"]) == "0" else str(res["mem"]))
+        parts.append("all memory" if str(res["mem"]) == "0" else f"{res['mem']} memory")
     if res.get("time") is not None:
-        t = minutes(res["time"])
-        parts.append(f"{t // 60}:{t % 60:02d}:00")
+        parts.append(clock_of(minutes(res["time"])))
+    else:  # sbatch gets no --time: the partition's limit applies
+        parts.append("the partition's time limit")
     parts += [f"{k} {res[k]}" for k in ("partition", "account", "qos", "constraint") if res.get(k)]
     return (f"{shards} x " if shards else "") + ", ".join(parts)
 

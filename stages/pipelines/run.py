@@ -39,7 +39,7 @@ from pathlib import Path
 
 from stages import records
 from stages.config import opt
-from stages.errors import UserError
+from stages.errors import Refused, UserError
 from stages.pipelines.executors import EXECUTORS, make
 from stages.pipelines.executors.base import Context, record
 from stages.pipelines.jobs import Job, restart_count, run_job
@@ -53,11 +53,13 @@ from stages.pipelines.plan import (  # noqa: F401  (the pipeline API, re-exporte
     first_sentence,
     load_pipelines,
     meta_dir,
+    minutes,
     parse,
     pipeline_vars,
     read_file,
     why_run,
 )
+from stages.pipelines.preflight import Findings
 
 log = logging.getLogger(__name__)
 RUN_RECORD = "run.json"  # in <runs>/<pipeline>/.pipeline/: the variables the folder's outputs were made with
@@ -104,6 +106,12 @@ class RunConfig:
     slurm: SlurmOptions = opt(SlurmOptions, "Resources of every step on a cluster (--slurm.KEY=VALUE).")
     job: str | None = opt(None, "Run one job of a submitted pipeline from its spec file (what each cluster job "
                                 "runs).", flag=True)
+    smoke: bool = opt(False, "Run the pipeline's topology at toy sizes (tiny models of the same family, a few rows, "
+                             "a few steps; the same launch presets and executor) under <runs>/smoke/: proves the "
+                             "path before the real run.", flag=True)
+    gpu: str = opt("H100", "GPU kind of the plan's estimates (a name of the throughput table).", flag=True)
+    throughput: str | None = opt(None, "A throughput table (YAML) adding GPU kinds or replacing figures of the "
+                                       "shipped one (stages/pipelines/throughput.yaml).", flag=True)
 
 
 def run(cfg: RunConfig) -> list[dict]:
@@ -123,10 +131,65 @@ def run(cfg: RunConfig) -> list[dict]:
     if not cfg.plan:
         executor.check()
         check_vars(ctx, cfg)
+    planned = plan_of(executor)
+    found = executor.preflight(planned)
+    if cfg.plan:
+        result = Plan(planned, found.to_dict(), estimates(ctx, cfg, planned, found))
+        if found.problems:
+            raise Refused(found.problems, result)
+        return result
+    if found.problems:  # nothing has run or been submitted
+        raise Refused(found.problems)
+    for note in found.notes:
+        log.info("%s", note)
     records = executor.execute()
-    if not cfg.plan:
-        remember_vars(ctx, cfg)
+    remember_vars(ctx, cfg)
     return records
+
+
+class Plan(list):
+    """`rlt run --plan`: the step records, with the preflight's findings and the estimates."""
+
+    def __init__(self, records: list[dict], preflight: dict, estimates: dict):
+        super().__init__(records)
+        self.preflight, self.estimates = preflight, estimates
+
+
+def plan_of(executor) -> list[dict]:
+    """What the executor would run, nothing run."""
+    was, executor.ctx.plan_only = executor.ctx.plan_only, True
+    try:
+        return executor.execute()
+    finally:
+        executor.ctx.plan_only = was
+
+
+def estimates(ctx: Context, cfg: RunConfig, planned: list[dict], found: Findings) -> dict:
+    """Per-step estimates of the steps the plan runs (stages/pipelines/estimate.py), totals, and notes where an
+    estimate says a step will not fit (memory over the GPU's, wall time over its time limit)."""
+    from stages.pipelines import estimate as E
+
+    table = E.load_table(cfg.throughput)
+    runs = {r["step"] for r in planned if r["action"] in ("run", "submit")}
+    rows = E.estimate_steps(ctx.steps, table, cfg.gpu, only=runs)
+    gpu = table["gpus"][cfg.gpu]
+    for r in rows:
+        step = ctx.by_name[r["step"]]
+        mem = (r.get("memory") or {}).get("per_device_gib")
+        if mem is not None and mem > gpu["memory_gib"]:
+            parts = r["memory"]["parts_gib"]
+            top = max(parts, key=parts.get)
+            found.notes.append(f"step '{r['step']}': about {mem:.0f} GiB per device, over the {gpu['memory_gib']} "
+                               f"GiB of an {cfg.gpu}; most is {top} ({parts[top]:.0f} GiB): fewer sequences per "
+                               "micro-batch (grad_accum, batch_size) or more processes")
+        limit = step.resources.get("time")
+        if cfg.executor != "local" and limit is not None and r.get("wall_hours") is not None \
+                and r["wall_hours"] * 60 > minutes(limit):
+            found.notes.append(f"step '{r['step']}': about {r['wall_hours']:.1f} h on {r.get('gpus', 1)} "
+                               f"{cfg.gpu}, over its time limit {limit} (it resumes when requeued)")
+    gpus = {k: v for k, v in table["gpus"].items() if k == cfg.gpu}
+    return {"gpu": cfg.gpu, "gpu_figures": gpus[cfg.gpu], "steps": rows, "total": E.totals(rows),
+            "efficiency": table["efficiency"]}
 
 
 def context(cfg: RunConfig) -> Context:
@@ -136,7 +199,12 @@ def context(cfg: RunConfig) -> Context:
         where = f"the shipped pipelines or {cfg.file}" if cfg.file else "the shipped pipelines"
         raise UserError(f"no pipeline {cfg.name!r} in {where} (has: {', '.join(pipelines)})")
     overrides = {k: v for k, v in vars(cfg.slurm).items() if v is not None}
-    steps = parse(cfg.name, pipelines[cfg.name], Path(cfg.runs), sources[cfg.name], cfg.vars, overrides)
+    spec, runs = pipelines[cfg.name], Path(cfg.runs)
+    if cfg.smoke:
+        from stages.pipelines.smoke import smoke_spec
+
+        spec, runs = smoke_spec(spec, on_cpu=smoke_on_cpu(cfg, overrides)), runs / "smoke"
+    steps = parse(cfg.name, spec, runs, sources[cfg.name], cfg.vars, overrides)
     names = [s.name for s in steps]
     for opt_name, value in (("--from", cfg.start), ("--until", cfg.until)):
         if value is not None and value not in names:
@@ -147,7 +215,19 @@ def context(cfg: RunConfig) -> Context:
         forced = {n: f"--from {cfg.start}" for n in names[names.index(cfg.start):]}
     else:
         forced = {n: "--force" for n in names} if cfg.force else {}
-    return Context(cfg.name, steps, Path(cfg.runs), forced, plan_only=cfg.plan, options=cfg)
+    return Context(cfg.name, steps, runs, forced, plan_only=cfg.plan, options=cfg)
+
+
+def smoke_on_cpu(cfg: RunConfig, overrides: dict) -> bool:
+    """A smoke run uses CPUs when told the nodes have no GPU (--slurm.gpus_per_node=0) or, run here, none is
+    visible."""
+    if overrides.get("gpus_per_node") == 0:
+        return True
+    if cfg.executor != "local":
+        return False
+    import torch
+
+    return not torch.cuda.is_available()
 
 
 def list_pipelines(file: str | None) -> list[dict]:

@@ -99,7 +99,7 @@ def test_resources_defaults_step_values_and_overrides(tmp_path):
     a, b = PL.parse("r", spec, tmp_path, resource_overrides={"partition": "big"})
     assert a.resources == {"time": 20, "partition": "big", "cpus_per_task": 8, "mem": "64G"}
     assert b.resources["time"] == "1:30:00"
-    assert PL.describe_resources(a.resources) == "1 node, 8 CPUs, 64G, 0:20:00, partition big"
+    assert PL.describe_resources(a.resources) == "1 node, 8 CPUs, 64G memory, 0:20:00, partition big"
     assert [PL.minutes(v) for v in (90, "90", "1:30:00", "45:30", "1-12", "2-00:00:00")] == [90, 90, 90, 46, 2160,
                                                                                              2880]
     for bad in ("soon", 0, "1:", True):

@@ -8,6 +8,8 @@ An executor gets a `Context` (the pipeline's parsed steps, its folder, the steps
 - `execute()`: run or submit every step that is not complete, in order; returns one record per
   step (`step`, `command`, `action`, `reason`, and where known `seconds`, `job`, `log`,
   `resources`); with `context.plan_only` it returns what it would do and does nothing;
+- `preflight(records)`: what would fail in the steps a plan runs (inputs; `check_resources`: what a
+  cluster executor checks of their resources with its scheduler), every problem at once;
 - `job_states()`: step -> what it knows of that step's jobs (`state`, `job`, `log`, `error`,
   `live`), read from its own records; `{}` when it keeps none (the local executor: the output's
   state says it all).
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from stages.pipelines.plan import Step, build_config, describe_resources, earlier_seconds, meta_dir, why_run
+from stages.pipelines.preflight import Findings, check_inputs
 
 
 @dataclass
@@ -64,6 +67,21 @@ class Executor:
 
     def job_states(self) -> dict[str, dict]:
         return {}
+
+    def preflight(self, records: list[dict]) -> Findings:
+        """Problems (each one line) and notes about the steps the plan `records` would run, found before any
+        runs: their inputs (every executor) and their resources (`check_resources`, a cluster executor's)."""
+        found = Findings()
+        runs = {r["step"] for r in records if r["action"] in ("run", "submit")}
+        steps = [s for s in self.ctx.steps if s.name in runs]
+        for i, step in enumerate(self.ctx.steps):
+            if step.name in runs:
+                check_inputs(step, build_config(step), self.ctx.steps[:i], found)
+        self.check_resources(steps, found)
+        return found
+
+    def check_resources(self, steps: list[Step], found: Findings) -> None:
+        """Add what is wrong with the resources of `steps` here (the local executor ignores resources)."""
 
     def plan(self, inflight: dict[str, Any] | None = None, resources: bool = False) -> list[dict]:
         """What would run and why, one record per step; nothing runs. `inflight`: steps whose jobs are

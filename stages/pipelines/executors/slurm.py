@@ -8,8 +8,9 @@ local run - under a small wrapper (`job_main`). What each step asks for:
     nodes            --nodes, --ntasks-per-node=1 one launcher per node (distill/teach with launch)
     gpus_per_node    --gpus-per-node
     cpus_per_task    --cpus-per-task
-    mem              --mem                        as given (64G; a bare number is megabytes)
-    time             --time                       minutes, HH:MM:SS or D-HH:MM:SS (none: the partition's)
+    mem              --mem                        with its unit (64G, 500M; 0: the node's memory)
+    time             --time                       minutes, HH:MM:SS or D-HH:MM:SS (none: no --time, the
+                                                  partition's limit applies, never submitit's 5 minutes)
     partition, account, qos, constraint           --partition, --account, --qos, --constraint
 
 and always `--requeue`, `--signal=USR2@90` (the warning before the time limit),
@@ -52,6 +53,7 @@ from stages.errors import UserError
 from stages.pipelines.executors.base import Executor, record
 from stages.pipelines.jobs import MERGE, Job, complete, jobs_of
 from stages.pipelines.plan import Step, build_config, describe_resources, minutes, why_run
+from stages.pipelines.preflight import Findings, Partition, check_cluster_resources
 
 log = logging.getLogger("stages.pipelines.run")
 BOOK = "slurm.json"
@@ -87,6 +89,55 @@ def chunks(items: list, size: int) -> list[list]:
     """`items` in consecutive chunks of at most `size` (one array job each)."""
     size = max(int(size), 1)
     return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def partitions() -> dict[str, Partition]:
+    """The cluster's partitions as sinfo reports them (time limit, GPUs, CPUs and memory of its largest node).
+
+    Raises UserError (one line) when Slurm does not answer: no sinfo, a controller that is down or slow.
+    """
+    if _which("sinfo") is None:
+        raise UserError("Slurm does not answer here: no sinfo on PATH (run on a cluster's login node)")
+    try:
+        proc = _run(["sinfo", "-h", "-o", "%P|%l|%G|%c|%m"], timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise UserError(f"Slurm does not answer: sinfo failed ({type(e).__name__})") from None
+    if proc.returncode != 0:
+        text = " ".join((proc.stderr or proc.stdout).split())[-300:]
+        raise UserError(f"Slurm does not answer: sinfo exited {proc.returncode}: {text}")
+    found: dict[str, Partition] = {}
+    for line in proc.stdout.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) != 5:
+            continue
+        name, limit, gres, cpus, mem = parts
+        default, name = name.endswith("*"), name.rstrip("*")
+        p = found.setdefault(name, Partition(name, _limit_minutes(limit), default))
+        p.gpus_per_node = max(p.gpus_per_node, _gres_gpus(gres))
+        p.cpus_per_node = max(p.cpus_per_node, int(cpus.rstrip("+")) if cpus.rstrip("+").isdigit() else 0)
+        p.mem_mib = max(p.mem_mib, float(mem.rstrip("+")) if mem.rstrip("+").isdigit() else 0)
+    return found
+
+
+def _limit_minutes(text: str) -> int | None:
+    """sinfo's %l (`infinite`, `2-00:00:00`, `4:00:00`, `30:00`) in minutes; None for no limit."""
+    text = text.strip()
+    if text.lower() in ("infinite", "unlimited", "n/a", ""):
+        return None
+    try:
+        return minutes(text)
+    except UserError:
+        return None
+
+
+def _gres_gpus(gres: str) -> int:
+    """GPUs per node in sinfo's %G: `gpu:8`, `gpu:h100:8(S:0-1)`, `gpu:a100:4,shard:8`; 0 for `(null)`."""
+    total = 0
+    for item in gres.split(","):
+        fields = item.split("(")[0].split(":")
+        if fields[0] == "gpu" and fields[-1].isdigit():
+            total += int(fields[-1])
+    return total
 
 
 def queue_states(ids: list[str]) -> dict[str, tuple[str, str]]:
@@ -165,6 +216,16 @@ class SlurmExecutor(Executor):
             import submitit  # noqa: F401
         except ImportError:
             raise UserError("--executor slurm needs submitit: pip install 'submitit>=1.5,<2'") from None
+
+    def check_resources(self, steps: list[Step], found: Findings) -> None:
+        """The scheduler answers, and each step's resources fit its options and its partition."""
+        try:
+            known = partitions()
+        except UserError as e:
+            found.problems.append(str(e))
+            known = None
+        for step in steps:
+            check_cluster_resources(step, build_config(step), known, found)
 
     def job_states(self) -> dict[str, dict]:
         book = self.book()
@@ -273,7 +334,9 @@ class SlurmExecutor(Executor):
                   "gpus_per_node": res.get("gpus_per_node") or None, "cpus_per_task": res.get("cpus_per_task"),
                   "mem": res.get("mem"), "partition": res.get("partition"), "account": res.get("account"),
                   "qos": res.get("qos"), "constraint": res.get("constraint")}
-        return {k: v for k, v in params.items() if v is not None}
+        # `time` stays even when None: submitit would otherwise ask for its own default of 5 minutes, and
+        # without --time Slurm applies the partition's limit (what the plan says).
+        return {k: v for k, v in params.items() if v is not None or k == "time"}
 
     def _spec(self, job: Job, stamp: str) -> str:
         path = self.ctx.meta / "jobs" / stamp / f"{job.key}.json"
