@@ -12,7 +12,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q -c constraints.txt torch==2.13.0
-	$(BIN)/pip install -q -c constraints.txt -e ".[dev,serve,deepspeed]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev,serve,deepspeed,gguf]"
 	touch $(STAMP)
 
 # Two workers, one torch thread each: the tiny models are overhead-bound, and

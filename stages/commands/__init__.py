@@ -37,7 +37,7 @@ class Command:
 
 GROUPS: dict[str, str] = {
     "data": "Build, import, merge and compact datasets.",
-    "model": "Build local models.",
+    "model": "Build local models, or import one from a GGUF file.",
 }
 
 COMMANDS: dict[str, Command] = {
@@ -71,6 +71,9 @@ COMMANDS: dict[str, Command] = {
                             step=False),
     "model tiny": Command("commands.tinymodel", "TinyModelConfig", "run",
                           "A tiny Qwen2-style model with a locally trained BPE tokenizer (no network)."),
+    "model import": Command("commands.modelimport", "ModelImportConfig", "run",
+                            "A GGUF file (llama.cpp) -> a model directory: safetensors, float32, its tokenizer "
+                            "and chat template."),
 }
 
 STEPS = [name for name, c in COMMANDS.items() if c.step]

@@ -21,7 +21,8 @@ from stages.models import adapters
 log = logging.getLogger(__name__)
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 # Endings that make a name a local file, never a hub repository (`src/nope.jsonl`).
-FILE_SUFFIXES = (".parquet", ".jsonl", ".json", ".csv", ".txt", ".arrow", ".yaml", ".yml", ".safetensors", ".bin")
+FILE_SUFFIXES = (".parquet", ".jsonl", ".json", ".csv", ".txt", ".arrow", ".yaml", ".yml", ".safetensors", ".bin",
+                 ".gguf")
 
 DEVICE_HELP = "Where models run: auto (cuda when available, else cpu), cpu, cuda, cuda:N or mps."
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -111,6 +112,8 @@ def check_model_path(path: str, allow_pickle: bool = False, need_weights: bool =
             return
         raise not_found(path, "model")
     if not p.is_dir():
+        if p.suffix.lower() == ".gguf":  # llama.cpp's single-file format: one conversion makes it a directory
+            raise UserError(f"model path {path} is a GGUF file; import it first: rlt model import {path} --out DIR")
         raise UserError(f"model path {path} is a file; give the model directory")
     if adapters.is_adapter_dir(p):
         base = adapters.check_adapter_dir(p)

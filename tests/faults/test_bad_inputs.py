@@ -47,6 +47,7 @@ def _build_world(w: Path, teacher: Path, test: Path) -> None:
                                                                          "options": {"count": 3}}}}}))
     (w / "good_pipelines.yaml").write_text(json.dumps({"p": {"steps": {"a": {"command": "data synth"}}}}))
     (w / "a_file").write_text("not a directory\n")
+    _gguf_files(w)
     (w / "no_tokenizer").mkdir()
     for f in ("config.json", "model.safetensors", "generation_config.json"):
         shutil.copy(teacher / f, w / "no_tokenizer" / f)
@@ -55,6 +56,22 @@ def _build_world(w: Path, teacher: Path, test: Path) -> None:
 
     synth(SynthConfig(out=str(w / "synth8"), n=8, seed=0))  # a finished artifact of another config
     _shards(w, teacher)
+
+
+def _gguf_files(w: Path) -> None:
+    """GGUF files rlt model import refuses: not GGUF, cut off after the header, an architecture transformers
+    cannot read (a real GGUF written by the gguf package)."""
+    import gguf
+    import numpy as np
+
+    (w / "not_gguf.gguf").write_text("llama.cpp? no\n")
+    writer = gguf.GGUFWriter(w / "other_arch.gguf", "mamba9")
+    writer.add_tensor("token_embd.weight", np.zeros((4, 4), np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    (w / "truncated.gguf").write_bytes((w / "other_arch.gguf").read_bytes()[:40])
 
 
 def _shards(w: Path, teacher: Path) -> None:
@@ -103,6 +120,15 @@ CASES = [
     ("merge-out-other-kind", "data merge {w}/synth8 --out {w}/dataset", "another config"),
     ("model-out-is-file", "model tiny --out {w}/a_file", "is a file"),
     ("model-unknown-key", "model tiny --out {w}/new hidden_size=64", "unknown key 'hidden_size'"),
+    ("model-import-missing", "model import {w}/nope.gguf --out {w}/new", "GGUF file not found"),
+    ("model-import-directory", "model import {w}/partial --out {w}/new", "reads one .gguf file"),
+    ("model-import-not-gguf", "model import {w}/not_gguf.gguf --out {w}/new", "is not a GGUF file"),
+    ("model-import-truncated", "model import {w}/truncated.gguf --out {w}/new", "truncated or corrupt"),
+    ("model-import-architecture", "model import {w}/other_arch.gguf --out {w}/new", "architecture mamba9"),
+    ("model-import-no-out", "model import {w}/other_arch.gguf", "missing required option --out"),
+    ("eval-gguf-model", "eval --model {w}/other_arch.gguf --data {E} --out {w}/new",
+     "import it first: rlt model import"),
+    ("distill-gguf-model", "distill --model {w}/other_arch.gguf --data {D} --out {w}/new", "is a GGUF file"),
     ("inspect-missing", "inspect {w}/nope", "not found"),
     ("inspect-corrupt", "inspect {w}/corrupt.parquet", "corrupt.parquet"),
     ("inspect-not-artifact", "inspect {w}/no_tokenizer", "not an rlt artifact"),
