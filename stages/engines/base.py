@@ -87,13 +87,20 @@ def valid_text(text: str | None) -> tuple[str, bool]:
         return fixed, fixed.count("\ufffd") > text.count("\ufffd")
 
 
-def make_completion(text: str | None, tokens: int, stop: list[str] | None, reason: str | None) -> Completion:
+def make_completion(text: str | None, tokens: int, stop: list[str] | None, reason: str | None,
+                    max_new_tokens: int) -> Completion:
     """The one rule every engine applies to what it generated: the text made valid (`valid_text`),
-    cut after the earliest stop string (`cut_at_stop`), and finished when a stop string was found
-    or the engine reports `reason` "stop" (eos or a stop string; "length": cut at the token limit)."""
+    cut after the earliest stop string (`cut_at_stop`), and whether it finished, from the engine's own
+    report `reason`: a completion is cut off (`finished` False, `truncated` in the rows) when the
+    engine says it stopped at its token limit ("length": OpenAI-compatible servers and vLLM; the hf
+    engine when a row reached max_new_tokens without eos or a stop string) and its text holds no stop
+    string (a server that ignores `stop` may run on past one: the text ends there). Any other reason
+    ("stop", "eos_token", "stop_sequence", ...) is finished; a server that reports none is taken as
+    cut off when the completion used all `max_new_tokens` tokens."""
     text, damaged = valid_text(text)
     text, matched = cut_at_stop(text, stop)
-    return Completion(text=text, tokens=int(tokens), finished=matched or reason == "stop", damaged=damaged)
+    at_limit = reason == "length" if reason is not None else tokens >= max_new_tokens
+    return Completion(text=text, tokens=int(tokens), finished=matched or not at_limit, damaged=damaged)
 
 
 def warn_damaged(count: int, out, logger: logging.Logger) -> None:

@@ -91,12 +91,14 @@ class HFEngine(Engine):
             seqs = self.model.generate(**enc, generation_config=gen_cfg,
                                        stopping_criteria=StoppingCriteriaList([crit]))
         gen = seqs[:, prompt_len:].tolist()  # [B, T]
-        return [self._completion(row, crit.done_len.get(r), stop) for r, row in enumerate(gen)]
+        return [self._completion(row, crit.done_len.get(r), stop, max_new_tokens) for r, row in enumerate(gen)]
 
-    def _completion(self, ids: list[int], done_len: int | None, stop: list[str] | None) -> Completion:
+    def _completion(self, ids: list[int], done_len: int | None, stop: list[str] | None,
+                    max_new_tokens: int) -> Completion:
         ids = ids[:done_len] if done_len is not None else ids
         reason = "stop" if done_len is not None else "length"  # eos or a stop string, else max_new_tokens
-        return make_completion(decode_keeping_tags(self.tokenizer, ids, self._drop), len(ids), stop, reason)
+        return make_completion(decode_keeping_tags(self.tokenizer, ids, self._drop), len(ids), stop, reason,
+                               max_new_tokens)
 
     def close(self) -> None:
         self.model = None

@@ -28,6 +28,8 @@ retries with the client's exponential backoff (connection errors, 408, 429, 5xx)
   refuses unknown fields (`transformers serve`: HTTP 422) gets requests without
   it. A completion that ends with finish_reason "stop" but without its end tag
   is warned about once (formats.warn_if_tags_dropped).
+- A choice's `finish_reason` decides whether it was cut off: "length" (the server's
+  token limit) marks it truncated, whatever it said before (base.make_completion).
 The API key is read from the environment variable *named* by `engine.api_key_env`
 and never written anywhere.
 """
@@ -48,6 +50,7 @@ from stages.engines.base import (
     cut_at_stop,
     derive_seed,
     make_completion,
+    valid_text,
 )
 from stages.errors import UserError
 from stages.method.views import warn_if_tags_dropped
@@ -187,10 +190,11 @@ class OpenAIEngine(Engine):
         hit = getattr(choice, "stop_reason", None) or getattr(choice, "matched_stop", None)  # vLLM / SGLang
         if isinstance(hit, str) and hit in (stop or []) and not cut_at_stop(text or "", stop)[1]:
             text = (text or "") + hit  # the server left the stop string out
-        c = make_completion(text, usage or 0, stop, reason)
+        if usage is None:  # one usage for several choices: this choice's own count
+            usage = max_tokens if reason == "length" else \
+                len(self.tokenizer(cut_at_stop(valid_text(text)[0], stop)[0], add_special_tokens=False)["input_ids"])
+        c = make_completion(text, usage, stop, reason, max_tokens)
         warn_if_tags_dropped(c.text, reason, stop, log)
-        if usage is None:
-            c.tokens = max_tokens if reason == "length" else len(self.tokenizer(c.text, add_special_tokens=False)["input_ids"])
         return c
 
 

@@ -45,7 +45,7 @@ class VLLMEngine(Engine):
         for (i, _), o in zip(items, outs):
             c = o.outputs[0]
             text = decode_keeping_tags(self.tokenizer, c.token_ids, drop)
-            result[i].append(make_completion(text, len(c.token_ids), stop, c.finish_reason))
+            result[i].append(make_completion(text, len(c.token_ids), stop, c.finish_reason, max_new_tokens))
         return result
 
     def close(self) -> None:

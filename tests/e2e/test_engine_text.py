@@ -32,7 +32,7 @@ def test_valid_text(text, valid, damaged):
 
 
 def test_make_completion_repairs_then_cuts():
-    c = make_completion(f"so {SPLIT}<|end|> more", 7, ["<|end|>"], "stop")
+    c = make_completion(f"so {SPLIT}<|end|> more", 7, ["<|end|>"], "stop", 16)
     assert (c.text, c.tokens, c.finished, c.damaged) == ("so \ufffd<|end|>", 7, True, True)
 
 
