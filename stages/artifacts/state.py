@@ -75,7 +75,7 @@ class OutputState:
 
 
 def pid_alive(pid: int) -> bool:
-    """Is process `pid` running on this machine?"""
+    """Is a process with id `pid` running on this machine (any process: ids are reused)?"""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -85,15 +85,71 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def lock_holder(out: str | Path) -> int | None:
-    """PID of the live process on this machine holding `out`'s lock, None when none does."""
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def _start_time(pid: int) -> int | None:
+    """When process `pid` started, in clock ticks since boot (field 22 of /proc/PID/stat, proc(5));
+    None where there is no /proc (or no such process)."""
+    stat = _read(f"/proc/{pid}/stat")
+    if not stat:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()  # after the command name, which may hold spaces and ')'
+    return int(fields[19]) if len(fields) > 19 else None
+
+
+def process_identity(pid: int | None = None) -> dict:
+    """What tells a process apart for sure (recorded in a lock): its id, host name, the kernel's
+    boot id and its start time. An id alone is not enough: after a container restart or a
+    requeue on the same node another process may have it; the pair (boot id, start time) is
+    never reused."""
+    pid = os.getpid() if pid is None else pid
+    return {"pid": pid, "host": socket.gethostname(), "boot_id": _read("/proc/sys/kernel/random/boot_id"),
+            "start": _start_time(pid)}
+
+
+def holder_running(held: dict) -> bool | None:
+    """Is the process recorded in `held` (a lock's `process_identity`) still running? None when this
+    machine cannot tell (another host). A record without boot id or start time (an older rlt, a
+    system without /proc) falls back on the process id alone."""
+    pid, host = held.get("pid"), held.get("host")
+    if not pid:
+        return False
+    if host and host != socket.gethostname():
+        return None
+    now = process_identity(int(pid))
+    if held.get("boot_id") and now["boot_id"] and held["boot_id"] != now["boot_id"]:
+        return False  # written before this machine last started: its writer is gone
+    if not pid_alive(int(pid)):
+        return False
+    return held.get("start") is None or now["start"] is None or held["start"] == now["start"]
+
+
+def read_lock(out: str | Path) -> dict:
+    """The process identity recorded in `out`'s lock ({} when there is none or it is unreadable)."""
     try:
         held = json.loads(layout.meta_path(out, layout.LOCK).read_text() or "{}")
     except (OSError, json.JSONDecodeError):
-        return None
-    pid = held.get("pid")
-    alive = pid and held.get("host") == socket.gethostname() and int(pid) != os.getpid() and pid_alive(int(pid))
-    return int(pid) if alive else None
+        return {}
+    return held if isinstance(held, dict) else {}
+
+
+def is_me(held: dict) -> bool:
+    """Was the lock record `held` written by this very process?"""
+    me = process_identity()
+    return held.get("pid") == me["pid"] and held.get("host") == me["host"] and held.get("start") == me["start"]
+
+
+def lock_holder(out: str | Path) -> int | None:
+    """PID of the live process on this machine holding `out`'s lock (checked by `holder_running`),
+    None when none does."""
+    held = read_lock(out)
+    return int(held["pid"]) if holder_running(held) and not is_me(held) else None
 
 
 def counted_rows(out: str | Path) -> int:

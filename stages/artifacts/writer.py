@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import shutil
-import socket
 import time
 from pathlib import Path
 from typing import Any, Self
@@ -31,7 +30,7 @@ from stages.artifacts import layout
 from stages.artifacts.checkpoints import checkpoint_dir, last_checkpoint
 from stages.artifacts.compaction import compact, drop_superseded
 from stages.artifacts.schemas import ROW_KEYS, to_table
-from stages.artifacts.state import pid_alive, require
+from stages.artifacts.state import holder_running, is_me, process_identity, read_lock, require
 from stages.config import config_hash, to_dict
 from stages.errors import UserError
 
@@ -39,24 +38,24 @@ log = logging.getLogger(__name__)
 
 
 def acquire_lock(out: Path) -> Path:
-    """Create `out/.rlt/lock` atomically; refuse if a live process holds it, take over a stale one."""
+    """Create `out/.rlt/lock` atomically, recording this process's identity (`state.process_identity`);
+    refuse if the process recorded in an existing lock still runs, take over the lock of one that is gone
+    (`state.holder_running`: a reused process id is not its writer)."""
     lock = layout.meta_path(out, layout.LOCK)
     lock.parent.mkdir(parents=True, exist_ok=True)
-    me = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "time": time.time()})
+    me = json.dumps({**process_identity(), "time": time.time()})
     for _ in range(3):
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
-            try:
-                held = json.loads(lock.read_text() or "{}")
-            except (json.JSONDecodeError, OSError):
-                held = {}
-            pid, host = held.get("pid"), held.get("host")
-            if pid and host == socket.gethostname() and pid_alive(int(pid)) and int(pid) != os.getpid():
-                raise UserError(f"{out} is being written by process {pid}; wait for it or stop it")
-            if pid and host and host != socket.gethostname():
-                raise UserError(f"{out} is locked by process {pid} on host {host}; remove {lock} if it is dead")
-            log.warning("taking over stale lock %s (process %s is gone)", lock, pid)
+            held = read_lock(out)
+            running = holder_running(held)
+            if running and not is_me(held):
+                raise UserError(f"{out} is being written by process {held['pid']}; wait for it or stop it")
+            if running is None:
+                raise UserError(f"{out} is locked by process {held.get('pid')} on host {held.get('host')}; "
+                                f"remove {lock} if it is dead")
+            log.warning("taking over stale lock %s (process %s is gone)", lock, held.get("pid"))
             lock.unlink(missing_ok=True)
             continue
         with os.fdopen(fd, "w") as f:
