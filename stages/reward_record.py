@@ -25,9 +25,9 @@ def _col(help: str):
 class RewardRecord:
     """One scored row (docs/method.md "The reward"). Log-probs in nats per token."""
 
-    reward: float = _col("r = r_SS - kl_coef * r_KL, + format_penalty without the end tag; "
-                         "an empty explanation's KL terms read -format_penalty; a row that cannot be scored "
-                         "(misaligned, empty solution, ...) reads its group's lowest reward + format_penalty")
+    reward: float = _col("r = r_SS - kl_coef * r_KL, + format_penalty without the end tag; a row that cannot "
+                         "be scored (misaligned, empty solution, empty explanation unless "
+                         "reward.empty_explanation=reference, ...) reads its group's lowest reward + format_penalty")
     sol_logp_mean: float = _col("mean student log-prob of the solution tokens")
     sol_logp_min: float = _col("lowest student log-prob of a solution token")
     kl_mean: float = _col("mean per-token KL(teacher || student) over the explanation tokens")

@@ -28,10 +28,11 @@ How it is computed, per padded batch:
   positions, `reward.chunk_tokens` at a time: never a [B, L, V] tensor.
 
 Reductions (`reduce_reward`, pure): r = mean(s) + a*min(s) - l*(mean(kl) + a*max(kl))
-+ format_penalty when the end tag is missing; an empty explanation's KL reductions read
--format_penalty (the reference code's rule), so it pays l*(1 + a). A row that cannot be
-scored (`unscorable_reason`) gets the lowest computed reward of its group (rows of one
-question and solution in one `score` call) + format_penalty (`floor_unscorable`). Never NaN.
++ format_penalty when the end tag is missing. A row that cannot be scored (`unscorable_reason`)
+gets the lowest computed reward of its group (rows of one question and solution in one `score`
+call) + format_penalty (`floor_unscorable`); an empty explanation is such a row by default
+(`reward.empty_explanation=floor`), or with `reference` its KL reductions read -format_penalty
+(the reference code's rule: it pays l*(1 + a)). Never NaN.
 """
 
 from __future__ import annotations
@@ -80,19 +81,22 @@ def _reductions(values: list[float], worst, fill: float) -> tuple[float, float]:
 
 
 def unscorable_reason(sol_logps: list[float], kl: list[float], aligned: bool = True,
-                      explanation: str | None = None) -> str | None:
+                      explanation: str | None = None, empty: str = "floor") -> str | None:
     """Why a row's reward cannot be computed, or None (docs/method.md "Rows the reward cannot score").
 
-    An empty explanation (`""`, or no KL tokens when `explanation` is not given) IS scorable: the
-    reference's rule applies (see `reduce_reward`). Reasons, first match: `misaligned` (the two views
-    tokenize the explanation differently), `empty_solution` (no solution token), `whitespace_explanation`
-    (only whitespace: its tokens merge with the prefilled newlines), `no_explanation_tokens` (text
-    without a token of its own), `non_finite` (a log-prob or KL term is NaN or infinite).
+    Reasons, first match: `misaligned` (the two views tokenize the explanation differently),
+    `empty_solution` (no solution token), `empty_explanation` (`""`, or no KL tokens when `explanation`
+    is not given; only with `empty="floor"`, the default: with `"reference"` it is scored by the
+    reference's rule, see `reduce_reward`), `whitespace_explanation` (only whitespace: its tokens merge
+    with the prefilled newlines), `no_explanation_tokens` (text without a token of its own),
+    `non_finite` (a log-prob or KL term is NaN or infinite).
     """
     if not aligned:
         return "misaligned"
     if not sol_logps:
         return "empty_solution"
+    if empty == "floor" and (explanation == "" or (explanation is None and not kl)):
+        return "empty_explanation"
     if explanation is not None and explanation and not explanation.strip():
         return "whitespace_explanation"
     if explanation and not kl:
@@ -104,14 +108,15 @@ def unscorable_reason(sol_logps: list[float], kl: list[float], aligned: bool = T
 
 def reduce_reward(sol_logps: list[float], kl: list[float], kl_coef: float = 3.0, alpha: float = 0.01,
                   format_penalty: float = -1.0, format_ok: bool = True, aligned: bool = True,
-                  explanation: str | None = None) -> dict:
+                  explanation: str | None = None, empty: str = "floor") -> dict:
     """Row reward from per-token solution log-probs and per-token KL terms (nats per token).
 
     r_SS = mean(s) + alpha*min(s); r_KL = mean(kl) + alpha*max(kl);
     r = r_SS - kl_coef*r_KL (+ format_penalty without the end tag)   (arXiv 2506.08388, docs/method.md).
     Empty spans as the reference code fills them (SakanaAI/RLT trainers/teacher_rewards.py, its
     `nan_to_num` calls): solution reductions read `format_penalty` (its not_matched_penalty, -1) and KL
-    reductions `-format_penalty` (+1, a cost), so an empty explanation scores r_SS - kl_coef*(1 + alpha).
+    reductions `-format_penalty` (+1, a cost), so with `empty="reference"` an empty explanation scores
+    r_SS - kl_coef*(1 + alpha); by default (`"floor"`) it is unscorable.
     A row `unscorable_reason` names gets reward `format_penalty` here; `floor_unscorable` then puts it
     below every computed row of its group. -> {reward, sol_logp_mean, sol_logp_min, kl_mean, kl_max},
     all finite floats.
@@ -120,7 +125,7 @@ def reduce_reward(sol_logps: list[float], kl: list[float], kl_coef: float = 3.0,
     out: dict = {}
     out["sol_logp_mean"], out["sol_logp_min"] = _reductions(sol, min, format_penalty)
     out["kl_mean"], out["kl_max"] = _reductions(kl, max, -format_penalty)
-    if unscorable_reason(sol, kl, aligned, explanation):
+    if unscorable_reason(sol, kl, aligned, explanation, empty):
         out["reward"] = format_penalty
         return out
     r_ss = out["sol_logp_mean"] + alpha * out["sol_logp_min"]
@@ -530,8 +535,9 @@ class RLTReward:
 
     def _result(self, v: Views, sol: list[float], kl: list[float]) -> dict:
         c = self.reward
-        res = reduce_reward(sol, kl, c.kl_coef, c.alpha, c.format_penalty, v.format_ok, v.aligned, v.explanation)
-        res["unscorable"] = unscorable_reason(sol, kl, v.aligned, v.explanation)
+        res = reduce_reward(sol, kl, c.kl_coef, c.alpha, c.format_penalty, v.format_ok, v.aligned, v.explanation,
+                            c.empty_explanation)
+        res["unscorable"] = unscorable_reason(sol, kl, v.aligned, v.explanation, c.empty_explanation)
         res.update(format_ok=v.format_ok, aligned=v.aligned, explanation=v.explanation, text=v.text,
                    explanation_tokens=v.n_expl, solution_tokens=len(v.sol), student_tokens=len(v.s_ids))
         return res

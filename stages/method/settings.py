@@ -25,6 +25,7 @@ STUDENT_SYSTEM = (
 )
 
 
+EMPTY_RULES = ("floor", "reference")  # reward.empty_explanation (docs/method.md "Empty explanations")
 SAMPLING_TEMPERATURE = 0.7  # the paper's teacher sampling temperature (docs/method.md "Temperatures")
 
 
@@ -47,8 +48,12 @@ class RewardConfig:
         "(teach: its `temperature`), else 0.7. Set it apart only on purpose: the sampled-token KL assumes the two "
         "are equal.")
     student_temperature: float = opt(0.7, "Temperature of student log-probs.")
-    format_penalty: float = opt(-1.0, "Added when the end tag is missing (<= 0); an empty explanation's KL reads its "
-                                      "negation; a row that cannot be scored gets its group's lowest reward plus it.")
+    format_penalty: float = opt(-1.0, "Added when the end tag is missing (<= 0); a row that cannot be scored gets its "
+                                      "group's lowest reward plus it.")
+    empty_explanation: str = opt("floor", "An empty explanation (the end tag alone): floor (scored as a row that cannot "
+                                          "be scored: its group's lowest reward + format_penalty, so it never ranks "
+                                          "above an explanation) or reference (the reference code's rule: its KL "
+                                          "reads -format_penalty).", choices=EMPTY_RULES)
     full_kl: bool | None = opt(None, "KL estimator: true = full-distribution KL, false = sampled-token estimate, "
                                      "unset = by provenance (sampled for explanations this teacher sampled at "
                                      "teacher_temperature, as in teach; full otherwise).")

@@ -188,8 +188,14 @@ def test_edge_cases(rows, tiny_teacher, tiny_student):
         {"question": q, "solution": s, "explanation": "ones: 1 + 2 = 3.", "format_ok": False},
         {"question": q, "solution": s, "explanation": f"We know {s} so {s}"},
     ])
-    # the reference's rule: the solution measured as usual, each KL reduction reads -format_penalty (+2)
-    assert empty["explanation_tokens"] == 0 and empty["kl_mean"] == empty["kl_max"] == 2.0
+    # the default rule: an empty explanation is floored below its group (here: the other two rows) by the penalty
+    assert empty["explanation_tokens"] == 0 and empty["unscorable"] == "empty_explanation"
+    assert empty["reward"] == pytest.approx(min(missing["reward"], contains["reward"]) - 2.0)
+    # the reference's rule (reward.empty_explanation=reference): the solution measured as usual, each KL
+    # reduction reads -format_penalty (+2)
+    ref = _scorer(tiny_teacher, tiny_student, RewardConfig(format_penalty=-2.0, empty_explanation="reference"))
+    empty = ref.score([{"question": q, "solution": s, "explanation": ""}])[0]
+    assert empty["unscorable"] is None and empty["kl_mean"] == empty["kl_max"] == 2.0
     assert empty["solution_tokens"] > 0 and empty["sol_logp_mean"] < 0
     assert empty["reward"] == pytest.approx(empty["sol_logp_mean"] + 0.01 * empty["sol_logp_min"] - 3 * 2.02)
     assert missing["format_ok"] is False and missing["explanation_tokens"] > 0

@@ -1,4 +1,5 @@
-"""Rows the RLT reward cannot score: the reference's rule for empty explanations, and a floor below the group.
+"""Rows the RLT reward cannot score: a floor below the group (empty explanations too, by default), and the
+reference's rule for empty explanations as an option.
 
 Computed rewards here are far below -1 (about -22 to -60), as they are for real students on long
 solutions: a flat penalty of -1 would rank an unscorable row first in its group. Expected values are
@@ -6,6 +7,7 @@ computed by hand from docs/method.md, not by the code under test.
 """
 
 import math
+import statistics
 
 import pytest
 
@@ -24,13 +26,14 @@ def by_hand(sol, kl, lam=3.0, alpha=0.01, penalty=-1.0, format_ok=True):
 
 def scored(sol, kl, explanation="some steps", aligned=True, format_ok=True, **kw):
     out = reduce_reward(sol, kl, format_ok=format_ok, aligned=aligned, explanation=explanation, **kw)
-    out["unscorable"] = unscorable_reason(sol, kl, aligned, explanation)
+    out["unscorable"] = unscorable_reason(sol, kl, aligned, explanation, kw.get("empty", "floor"))
     return out
 
 
 UNSCORABLE = {  # kind -> (sol, kl, explanation, aligned)
     "misaligned": (SOL, [], "steps", False),
     "empty_solution": ([], KL, "steps", True),
+    "empty_explanation": (SOL, [], "", True),
     "whitespace_explanation": (SOL, [0.1], " \n\n ", True),
     "no_explanation_tokens": (SOL, [], "x", True),
     "non_finite": ([-20.0, NAN], KL, "steps", True),
@@ -80,29 +83,45 @@ def test_minima_from_other_processes_lower_the_floor():
 def test_an_empty_explanation_follows_the_reference(penalty):
     # SakanaAI/RLT trainers/teacher_rewards.py: nan_to_num(kl_scores, nan=-not_matched_penalty): each KL
     # reduction reads +|penalty|, so r = r_SS - lambda * |penalty| * (1 + alpha); the solution is measured.
-    out = scored(SOL, [], explanation="", format_penalty=penalty)
+    out = scored(SOL, [], explanation="", format_penalty=penalty, empty="reference")
     assert out["unscorable"] is None
     assert out["kl_mean"] == out["kl_max"] == -penalty
     assert out["reward"] == pytest.approx(by_hand(SOL, [-penalty, -penalty]))
     assert out["reward"] == pytest.approx(by_hand(SOL, [1.0]) if penalty == -1.0 else by_hand(SOL, [2.0]))
-    untagged = scored(SOL, [], explanation="", format_ok=False, format_penalty=penalty)
+    untagged = scored(SOL, [], explanation="", format_ok=False, format_penalty=penalty, empty="reference")
     assert untagged["reward"] == pytest.approx(out["reward"] + penalty)
 
 
-def test_the_issues_group_an_empty_explanation_is_not_rewarded_for_saying_nothing():
-    # three sampled explanations near -22.4 and one empty one: the empty one pays lambda*(1 + alpha) on top of
-    # its own (worse: no explanation) solution log-prob, never the flat -1 that ranked it first
-    sampled = [scored([-7.0, -7.2], [5.0, 5.1], "steps") for _ in range(3)]
+def advantages(rewards: list[float]) -> list[float]:
+    """GRPO's group advantages, by hand: (r - mean) / std over the group (scale_rewards=group)."""
+    mean, std = statistics.fmean(rewards), statistics.stdev(rewards)
+    return [(r - mean) / std for r in rewards]
+
+
+@pytest.mark.parametrize("sampled_sol", [[-7.0, -7.2], [-2.0, -2.5], [-15.0, -16.0]])
+def test_an_empty_explanation_never_gets_the_top_advantage(sampled_sol):
+    # real explanations that cost more than ~1 nat per token of KL (about -22.4 here): under the reference's
+    # rule the empty one scores r_SS - 3.03 and gets the top advantage; the default floors it below them all
+    sampled = [scored(sampled_sol, [5.0 + i / 10, 5.1], f"steps {i}") for i in range(3)]
     empty = scored([-9.0, -9.5], [], "")
-    assert all(r["reward"] == pytest.approx(-22.4, abs=0.3) for r in sampled)
-    assert empty["reward"] == pytest.approx(-9.25 + 0.01 * -9.5 - 3 * 1.01)
-    assert empty["reward"] != -1.0
+    group = [*sampled, empty]
+    floor_unscorable(group, ["g"] * 4, -1.0)
+    worst = min(by_hand(sampled_sol, [5.0 + i / 10, 5.1]) for i in range(3))
+    assert empty["unscorable"] == "empty_explanation" and empty["reward"] == pytest.approx(worst - 1.0)
+    adv = advantages([r["reward"] for r in group])
+    assert adv[3] == min(adv) and adv[3] < 0
+    reference = scored([-9.0, -9.5], [], "", empty="reference")
+    assert reference["reward"] == pytest.approx(-9.25 + 0.01 * -9.5 - 3 * 1.01)
+    if sampled_sol == [-7.0, -7.2]:  # the measured case: the reference's rule ranks saying nothing first
+        assert advantages([*(r["reward"] for r in sampled), reference["reward"]])[3] > 1.4
 
 
 def test_reasons_in_order_and_scorable_rows():
     assert unscorable_reason(SOL, KL) is None
-    assert unscorable_reason(SOL, [], explanation="") is None         # empty: the reference's rule
-    assert unscorable_reason(SOL, []) is None                          # explanation unknown: empty
+    assert unscorable_reason(SOL, [], explanation="") == "empty_explanation"  # floored by default
+    assert unscorable_reason(SOL, []) == "empty_explanation"                   # explanation unknown: empty
+    assert unscorable_reason(SOL, [], explanation="", empty="reference") is None  # the reference's rule
+    assert unscorable_reason(SOL, [], empty="reference") is None
     assert unscorable_reason([], [], aligned=False) == "misaligned"    # first match
     assert unscorable_reason([], KL, explanation="  ") == "empty_solution"
     assert unscorable_reason(SOL, [0.1], explanation="\t") == "whitespace_explanation"

@@ -56,7 +56,7 @@ def test_unscorable_spans_read_the_penalty_alone(sol, kl):
 
 def test_empty_explanation_pays_the_references_kl_fill():
     # the reference's nan_to_num: KL reductions over an empty span read -not_matched_penalty = +1 (a cost)
-    out = reduce_reward([-0.1], [], format_penalty=-1.0)
+    out = reduce_reward([-0.1], [], format_penalty=-1.0, empty="reference")
     assert out["kl_mean"] == out["kl_max"] == 1.0
     assert out["reward"] == pytest.approx(-0.1 + 0.01 * -0.1 - 3 * (1 + 0.01))
 
