@@ -26,9 +26,10 @@ Formulas (B = bytes per value, Ψ = parameters, W = processes of a launched step
   keeps 16 bytes per parameter (bf16 weights and gradients, fp32 master weights and Adam's two moments):
   all on every GPU (ddp), 2Ψ + 14Ψ/W (zero2), 16Ψ/W (zero3); without DeepSpeed weights, gradients and
   Adam's moments take 4·B·Ψ (bf16 on GPU: 8 bytes; float32 on CPU: 16). Activations per micro-batch
-  token and layer ≈ 17·h values (+ 2.5·heads·s of attention scores where an eager kernel materialises
-  them), Korthikanti et al. 2022 eq. 1; under gradient checkpointing only each layer's input h is kept,
-  plus one layer's full activations. Logits: tokens × V × 4 bytes × 2 (fp32, and their gradient).
+  token and layer: 7·h + 3·kv·d + 4·i values (+ 2·heads·s of attention scores where an eager kernel
+  materialises them), counted tensor by tensor as Korthikanti et al. 2022 count a GPT layer; under
+  gradient checkpointing only each layer's input h is kept, plus one layer's full activations. Logits:
+  tokens × V × 4 bytes × LOGIT_COPIES.
   teach adds the reference model (B·Ψ, sharded under zero3) when beta > 0, the reward's frozen student
   (B·Ψ_student on every process), and during sampling the gathered weights (zero3) and the KV cache.
   A process's runtime (CUDA context or the CPU interpreter with torch and transformers) is the table's.
@@ -52,6 +53,9 @@ SAMPLE_ROWS = 64
 GIB = 1024 ** 3
 TRAINING = ("distill", "teach")
 DECODING = ("generate", "eval")
+# fp32 logits of a micro-batch held at once: the logits, their log-softmax and its gradient; TRL's SFT loss
+# also takes the softmax and entropy of the logits for its entropy and token-accuracy metrics
+LOGIT_COPIES = {"distill": 5, "teach": 3}
 PROMPT_OVERHEAD = 40  # tokens of chat template and system prompt around a question (ChatML, a short system prompt)
 
 
@@ -310,7 +314,11 @@ def states_bytes(params: float, preset: str | None, world: int, bytes_per_value:
 def activation_bytes(shape: Shape, tokens: float, seq: float, bytes_per_value: int, checkpointing: bool,
                      eager_scores: bool) -> float:
     """Activations kept for the backward pass of a micro-batch of `tokens` tokens in sequences of `seq`."""
-    per_layer = 17 * shape.hidden + (2.5 * shape.heads * seq if eager_scores else 0)
+    h, kv = shape.hidden, shape.kv_heads * shape.head_dim
+    # per token: the layer's input and its two norms' outputs, q k v and their rotated copies, the attention
+    # output, the gated MLP's four inner tensors (gate, up, act(gate), their product); an eager kernel adds
+    # the attention scores and their softmax
+    per_layer = 7 * h + 3 * kv + 4 * shape.intermediate + (2 * shape.heads * seq if eager_scores else 0)
     if checkpointing:
         return tokens * bytes_per_value * (shape.layers * shape.hidden + per_layer)
     return tokens * bytes_per_value * shape.layers * per_layer
@@ -379,11 +387,11 @@ def _distill(out, step, cfg, res, shape, data, q, sol, trace, gpu, table, device
     out["gpu_seconds"] = compute_seconds(tokens * flops_per_token(shape, row / 2, True, checkpointing), gpu, table)
     out.update(gpus=world, optimizer_steps=steps, tokens={"trained": int(tokens)})
     micro = cfg.batch_size * row
-    out["memory"] = _training_memory(shape, cfg, world, micro, row, device, table)
+    out["memory"] = _training_memory(shape, cfg, world, micro, row, device, table, "distill")
 
 
 def _training_memory(shape: Shape, cfg, world: int, micro_tokens: float, seq: float, device: str, table: dict,
-                     extra: dict | None = None) -> dict:
+                     command: str, extra: dict | None = None) -> dict:
     b = _bytes_per_value(cfg, device)
     preset = cfg.launch if device != "cpu" else None
     if preset and device != "cpu" and preset.startswith("zero"):
@@ -393,7 +401,7 @@ def _training_memory(shape: Shape, cfg, world: int, micro_tokens: float, seq: fl
     checkpointing = getattr(cfg, "gradient_checkpointing", True) and device != "cpu"
     parts = {"weights, gradients and optimizer states": states,
              "activations": activation_bytes(shape, micro_tokens, seq, b, checkpointing, device == "cpu"),
-             "logits": micro_tokens * shape.vocab * 4 * 2, **(extra or {}),
+             "logits": micro_tokens * shape.vocab * 4 * LOGIT_COPIES[command], **(extra or {}),
              "runtime": figure(table, "cpu_runtime_gib" if device == "cpu" else "gpu_runtime_gib") * GIB}
     return _memory(parts)
 
@@ -438,7 +446,7 @@ def _teach(out, step, cfg, res, shape, data, q, sol, trace, gpu, table, device) 
              "sampling: KV cache": 0 if cfg.use_vllm else per_device * (prompt + cfg.max_new_tokens) * shape.kv_bytes(b)}
     if cfg.beta > 0:
         extra["reference model"] = b * shape.params / (world if zero3 else 1)
-    mem = _training_memory(shape, cfg, world, per_device * seq, seq, device, table, extra)
+    mem = _training_memory(shape, cfg, world, per_device * seq, seq, device, table, "teach", extra)
     parts = {k: v * GIB for k, v in mem["parts_gib"].items()}
     out["memory"] = _memory(parts, (("activations", "logits"), ("sampling: gathered weights", "sampling: KV cache")))
 
