@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from stages.artifacts.layout import (
     data_files,
 )
-from stages.artifacts.schemas import NUMBER_TEXT, REQUIRED, row_id, validate
+from stages.artifacts.schemas import NUMBER_TEXT, REQUIRED, distinct_ids, row_id, validate
 from stages.artifacts.state import require_finished
 from stages.errors import UserError
 
@@ -160,7 +160,8 @@ def read_table(path: str | Path) -> pa.Table:
 def read_rows(path: str | Path, kind: str, required: Iterable[str] | None = None) -> list[dict]:
     """Read and validate rows of `kind` (`required`: the columns that must hold a value, default
     schemas.REQUIRED[kind]; eval reads datasets with EVAL_REQUIRED); dataset rows without an `id` get the
-    stable one; `id` and `answer` stored as numbers read as text. UserError naming the column or row."""
+    stable one, and rows sharing an id are kept apart (`schemas.distinct_ids`); `id` and `answer` stored as
+    numbers read as text. UserError naming the column or row."""
     required = None if required is None else tuple(required)
     table = as_text(read_table(path))
     if kind == "dataset" and "id" not in table.column_names and table.num_rows:
@@ -173,7 +174,13 @@ def read_rows(path: str | Path, kind: str, required: Iterable[str] | None = None
         ids = [row_id(str(q), None if s is None else str(s)) for q, s in zip(questions, solutions)]
         table = table.append_column("id", pa.array(ids, pa.string()))
     validate(table, kind, str(path), required)
-    return table.to_pylist()
+    rows = table.to_pylist()
+    if kind == "dataset":
+        for r in rows:  # a row whose id cell is empty gets the stable one too
+            if r["id"] is None:
+                r["id"] = row_id(str(r["question"]), None if r.get("solution") is None else str(r["solution"]))
+        distinct_ids(rows, str(path))
+    return rows
 
 
 def as_text(table: pa.Table) -> pa.Table:

@@ -54,6 +54,38 @@ EVAL_REQUIRED = ("id", "question")  # a dataset to evaluate: its gold is the ans
 NUMBER_TEXT = ("id", "answer")
 
 
+REPEATED_IDS = ("every row is kept: rows sharing an id (repeated rows, several traces of one question, different "
+                "questions given one id) stay separate rows, each after the first renamed <id>#<n>")
+
+
+def distinct_ids(rows: list[dict], source: str) -> int:
+    """The one rule for dataset rows sharing an id (import, generate, distill, teach, eval): REPEATED_IDS.
+
+    In place: the n-th row (n >= 2) of an id gets the id `<id>#<n>` (the next free one if a row already
+    has it), so no row is dropped or merged and each is its own question, in order; says so in one
+    warning line. Returns how many rows were renamed (the manifest's `repeated_ids`)."""
+    import logging
+
+    taken = {str(r["id"]) for r in rows}
+    seen: dict[str, int] = {}
+    renamed = 0
+    for r in rows:
+        key = str(r["id"])
+        seen[key] = seen.get(key, 0) + 1
+        if seen[key] == 1:
+            continue
+        n = seen[key]
+        while f"{key}#{n}" in taken:
+            n += 1
+        r["id"] = f"{key}#{n}"
+        taken.add(r["id"])
+        renamed += 1
+    if renamed:
+        logging.getLogger(__name__).warning("%s: %d of %d rows share an id with an earlier row; %s", source,
+                                            renamed, len(rows), REPEATED_IDS)
+    return renamed
+
+
 def row_id(question: str, solution: str | None) -> str:
     """Stable row id: sha256 of question and solution (so resume and merge work by key); a row
     without a solution (an eval set's) hashes as an empty one."""

@@ -16,11 +16,14 @@ reasoning_trace, answer, task, source`, plus the benchmark's grouping columns
 solution; an eval set needs an answer: a row with a question and an answer but
 no solution imports with an empty (null) solution, never a made-up one, and the
 manifest counts rows without a solution and rows without a gold answer. Rows
-that do not parse are counted and reported, never silently dropped.
+that do not parse are counted and reported, never silently dropped; every other
+row is kept, repeated ones too (`schemas.REPEATED_IDS`: rows sharing an id stay
+apart, renamed `<id>#<n>`, counted as `repeated_ids`).
 """
 
 from __future__ import annotations
 
+import difflib
 import logging
 import random
 import re
@@ -33,7 +36,7 @@ from stages import verify
 from stages.artifacts.benchmarks import raw_format
 from stages.artifacts.layout import read_manifest
 from stages.artifacts.read import parse_shard, read_table
-from stages.artifacts.schemas import EVAL_REQUIRED, GROUP_COLUMNS, ROW_KEYS, row_id, validate
+from stages.artifacts.schemas import EVAL_REQUIRED, GROUP_COLUMNS, ROW_KEYS, distinct_ids, row_id, validate
 from stages.artifacts.state import already_complete
 from stages.artifacts.writer import ArtifactWriter
 from stages.config import at_least, between, check_config, inputs_of, opt
@@ -111,19 +114,10 @@ def _write_dataset(cfg, rows: list[dict], inputs: dict, extra: dict | None = Non
     with ArtifactWriter(cfg.out, "dataset", cfg, inputs=inputs, force=cfg.force) as w:
         if w.complete:
             return already_complete(w.out)
-        w.write(_dedupe(rows))
+        w.write(rows)
         w.finish(extra)
         log.info("wrote %s to %s", plural(len(w.done), "row"), w.out)
     return w.out
-
-
-def _dedupe(rows: list[dict]) -> list[dict]:
-    seen, out = set(), []
-    for r in rows:
-        if r["id"] not in seen:
-            seen.add(r["id"])
-            out.append(r)
-    return out
 
 
 # ----------------------------------------------------------------------------- import
@@ -248,15 +242,38 @@ def _aime_row(row: dict) -> dict:
 _NEEDS = "needs 'question' and a 'solution' (a training set) or an 'answer' (an eval set)"
 
 
+KEEP = ("id", "question", "solution", "reasoning_trace", "answer", "task", "source")  # a columns row's own
+MAP_DESTINATIONS = KEEP + GROUP_COLUMNS  # what `--map dst=src` may name as dst
+
+
 def _columns_row(row: dict, mapping: dict) -> dict:
     """A row of named columns: a question and a solution (training) or an answer (eval), or both."""
     merged = {**row, **{dst: row.get(col) for dst, col in mapping.items()}}
     if not _text(merged.get("question")) or (_text(merged.get("solution")) is None
                                               and _text(merged.get("answer")) is None):
         raise RowError(f"{_NEEDS} (rename with --map dst=src)")
-    keep = ("id", "question", "solution", "reasoning_trace", "answer", "task", "source")
-    return {**{k: (str(merged[k]) if merged.get(k) is not None else None) for k in keep},
+    return {**{k: (str(merged[k]) if merged.get(k) is not None else None) for k in KEEP},
             **_group_columns(merged, "columns")}
+
+
+def _nearest(name: str, names) -> str:
+    """' (did you mean 'x'?)' for the closest of `names` (or one containing `name`), else ''."""
+    names = sorted(set(map(str, names)))
+    near = difflib.get_close_matches(name, names, n=1, cutoff=0.6) or \
+        [n for n in names if name.lower() in n.lower()][:1] or difflib.get_close_matches(name, names, n=1, cutoff=0.4)
+    return f" (did you mean '{near[0]}'?)" if near else ""
+
+
+def check_map(mapping: dict, columns=None) -> None:
+    """UserError naming a `--map dst=src` whose destination is not a dataset column or (given the input's
+    `columns`) whose source column the input lacks, with the nearest name."""
+    for dst, src in mapping.items():
+        if dst not in MAP_DESTINATIONS:
+            raise UserError(f"--map {dst}={src}: unknown destination column '{dst}'{_nearest(dst, MAP_DESTINATIONS)}; "
+                            f"valid: {', '.join(MAP_DESTINATIONS)}")
+        if columns is not None and src not in columns:
+            raise UserError(f"--map {dst}={src}: the input has no column '{src}'{_nearest(src, columns)}; "
+                            f"its columns: {', '.join(sorted(map(str, columns)))}")
 
 
 def convert_row(row: dict, fmt: str, mapping: dict, seed: int, index: int) -> dict:
@@ -386,6 +403,7 @@ def _check_import_config(cfg: ImportConfig) -> None:
     check_config(cfg)
     if cfg.map and cfg.format != "columns":
         raise UserError("--map applies to --format columns only")
+    check_map(cfg.map)
     if cfg.task is not None:
         verify.get_checker(cfg.task)  # UserError listing the valid tasks
 
@@ -414,6 +432,7 @@ def import_(cfg: ImportConfig) -> Path:
     """
     _check_import_config(cfg)
     rows = load_source(cfg.src, cfg.split)[: cfg.limit]
+    check_map(cfg.map, {k for r in rows for k in r})
     out, bad = [], []
     for i, r in enumerate(rows):
         try:
@@ -427,13 +446,14 @@ def import_(cfg: ImportConfig) -> Path:
     if bad:
         log.warning("%s: %d of %d rows did not parse as %s (first: row %d: %s)", cfg.src, len(bad), len(rows),
                     cfg.format, *bad[0])
+    repeated = distinct_ids(out, cfg.src)
     columns = list(dict.fromkeys(k for c in out for k in c))  # every row the same columns (to_table reads row 0's)
     out = [{k: c.get(k) for k in columns} for c in out]
     table = pa.Table.from_pylist(out)
     validate(table, "dataset", cfg.src, required=EVAL_REQUIRED)
     counts = _report_golds(cfg, out)
     inputs = inputs_of(cfg)
-    return _write_dataset(cfg, out, inputs, {"skipped_rows": len(bad), **counts,
+    return _write_dataset(cfg, out, inputs, {"skipped_rows": len(bad), "repeated_ids": repeated, **counts,
                                              "skipped_examples": [{"row": i, "reason": why} for i, why in bad[:20]]})
 
 

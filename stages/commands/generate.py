@@ -85,19 +85,9 @@ def validate(cfg: GenerateConfig) -> None:
 
 
 def load_rows(cfg: GenerateConfig) -> list[dict]:
-    """Dataset rows of this run (`select_rows`: the first --limit rows, then --shard i/n of them), ids unique."""
-    rows = read_rows(cfg.data, "dataset")
-    seen, dup = set(), 0
-    unique = []
-    for r in rows:
-        if r["id"] in seen:
-            dup += 1
-            continue
-        seen.add(r["id"])
-        unique.append(r)
-    if dup:
-        log.warning("%s: %d rows repeat an id; kept the first of each", cfg.data, dup)
-    return select_rows(unique, cfg.shard, cfg.limit)
+    """Dataset rows of this run (`select_rows`: the first --limit rows, then --shard i/n of them); rows sharing
+    an id are kept apart by `read_rows` (schemas.REPEATED_IDS)."""
+    return select_rows(read_rows(cfg.data, "dataset"), cfg.shard, cfg.limit)
 
 
 def finalize_config(cfg: GenerateConfig) -> GenerateConfig:
