@@ -184,6 +184,15 @@ def input_hash(path: str | Path) -> str:
     return hashlib.sha256(str(path).encode()).hexdigest()[:16]
 
 
+def input_record(path: str) -> dict:
+    """What a manifest records of an input: the path as given, its hash and, for a local path, its absolute
+    path, so that `rlt inspect` finds it from any working directory (state.recorded_input_hash)."""
+    record = {"path": path, "hash": input_hash(path)}
+    if Path(path).exists():
+        record["absolute"] = str(Path(path).resolve())
+    return record
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write to a hidden temp name in the same folder, then rename into place."""
     path.parent.mkdir(parents=True, exist_ok=True)

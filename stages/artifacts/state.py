@@ -175,10 +175,28 @@ def _config_differences(recorded: dict, cfg: Any) -> list[str]:
     return sorted(k for k in now if k in then and str(now[k]) != str(then[k]))
 
 
-def differences(meta: dict, kind: str | None, cfg: Any, inputs: dict[str, str] | None) -> list[str]:
+def recorded_input_hash(record: dict, artifact: str | Path | None = None) -> str | None:
+    """The current hash of an input a manifest recorded ({"path", "hash", "absolute"}), found from any working
+    directory: at its absolute path, at the path as given, or (records without `absolute`) at that path under a
+    folder above `artifact`. None when it was a local path and is gone (a hub id hashes its name: never gone)."""
+    path = str(record.get("path") or "")
+    found = [record.get("absolute"), path]
+    if artifact is not None and path and not Path(path).is_absolute():
+        found += [str(up / path) for up in Path(artifact).resolve().parents]
+    for candidate in found:
+        if candidate and Path(candidate).exists():
+            return layout.input_hash(candidate)
+    name = layout.input_hash(path)
+    return name if record.get("absolute") is None and record.get("hash") == name else None
+
+
+def differences(meta: dict, kind: str | None, cfg: Any, inputs: dict[str, str] | None,
+                artifact: str | Path | None = None) -> list[str]:
     """Why `meta` (a manifest or progress record) is not the output of (kind, cfg, inputs).
 
-    With `inputs` None, the recorded inputs are compared with their current hashes.
+    With `inputs` None, the recorded inputs are compared with their current hashes
+    (`recorded_input_hash`, from any working directory; `artifact`: the folder `meta` belongs to), and one
+    that is gone is said to be missing, not changed.
     """
     found = []
     if kind is not None and meta.get("kind") != kind:
@@ -188,15 +206,17 @@ def differences(meta: dict, kind: str | None, cfg: Any, inputs: dict[str, str] |
         found.append("config changed" + (f" ({', '.join(keys)})" if keys else ""))
     recorded = meta.get("inputs") or {}
     if inputs is None:
-        now = {k: layout.input_hash(v["path"]) for k, v in recorded.items()}
+        now = {k: recorded_input_hash(v, artifact) for k, v in recorded.items()}
     else:
         now = {k: layout.input_hash(v) for k, v in inputs.items() if v}
     for name in sorted(set(recorded) | set(now)):
         then = (recorded.get(name) or {}).get("hash")
         if then != now.get(name):
             path = (recorded.get(name) or {}).get("path") or (inputs or {}).get(name)
+            gone = inputs is None and name in recorded
             found.append(f"input {name} ({path}) " + ("changed" if then and now.get(name) else
-                                                     "was not recorded" if not then else "is not given"))
+                                                     "was not recorded" if not then else
+                                                     "is missing" if gone else "is not given"))
     return found
 
 
@@ -210,12 +230,12 @@ def output_state(out: str | Path, kind: str | None = None, cfg: Any = None,
     p = Path(out)
     manifest = layout.read_manifest(p)
     if manifest is not None:
-        return _finished(p, manifest, differences(manifest, kind, cfg, inputs))
+        return _finished(p, manifest, differences(manifest, kind, cfg, inputs, p))
     progress = layout.read_progress(p)
     if progress is None and not layout.data_files(p):
         return OutputState(p, "missing")
     rows = counted_rows(p)
-    found = differences(progress, kind, cfg, inputs) if progress else []
+    found = differences(progress, kind, cfg, inputs, p) if progress else []
     step = last_checkpoint(checkpoint_dir(p))[1]
     return OutputState(p, "conflicting" if found else "interrupted", rows=rows, kind=(progress or {}).get("kind"),
                        differs=tuple(found), step=step, writer=lock_holder(p))

@@ -89,7 +89,7 @@ class ArtifactWriter:
         self.kind, self.cfg, self.force = kind, cfg, force
         self.key_cols = key or ROW_KEYS.get(kind, ("id", "sample"))
         self.input_paths = {k: str(v) for k, v in (inputs or {}).items() if v}
-        self.inputs = {k: {"path": v, "hash": layout.input_hash(v)} for k, v in self.input_paths.items()}
+        self.inputs = {k: layout.input_record(v) for k, v in self.input_paths.items()}
         self.hash = config_hash(cfg)
         self.done: set = set()
         self.complete = False
