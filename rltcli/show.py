@@ -55,8 +55,8 @@ def artifact(path: Any) -> None:
 
 def eval_table(summary: dict, title: str | None = "rlt eval") -> None:
     """The eval summary: per model and benchmark (and per group of a benchmark: level, subject, domain),
-    questions, accuracy with its interval, pass@k, tokens, truncation; then the questions left out for an
-    unreadable gold (--skip-unreadable-golds), counted."""
+    questions, accuracy with its interval, pass@k, the share in the tag format, tokens, truncation; then the
+    questions left out for an unreadable gold (--skip-unreadable-golds), counted."""
     from stages.commands.evaluate import display_names
 
     models = summary["models"]
@@ -73,9 +73,9 @@ def eval_table(summary: dict, title: str | None = "rlt eval") -> None:
             for label, st in [(name, s)] + [(f"  {column} {value}", g) for column, values in groups.get(name, {}).items()
                                             for value, g in values.items()]:
                 rows.append((names[model], label, st["n"], pct(st["accuracy"]), interval(st["ci95"]),
-                             *[pct(st[k]) if k in st else "" for k in ks], f"{st['mean_response_tokens']:.0f}",
-                             pct(st["truncation_rate"])))
-    columns = ("model", "benchmark", "questions", "accuracy", "95 % CI", *ks, "mean tokens", "truncated")
+                             *[pct(st[k]) if k in st else "" for k in ks], pct(st.get("format_rate")),
+                             f"{st['mean_response_tokens']:.0f}", pct(st["truncation_rate"])))
+    columns = ("model", "benchmark", "questions", "accuracy", "95 % CI", *ks, "tag format", "mean tokens", "truncated")
     _table(title, columns, rows, right=tuple(columns[2:]))
     skipped = summary.get("skipped_golds")
     if skipped:

@@ -19,8 +19,9 @@ truncated, plus source), keyed by (model, id, sample), so a comparison is one
 table and a killed run resumes without regenerating finished rows. Beside the
 data, `.rlt/summary.json` holds per model, overall and per benchmark: n, accuracy
 (= the mean of `correct`) with a 95 % Wilson interval, pass@1 (mean over
-generations), pass@k (unbiased estimator) when num_generations > 1, mean response tokens
-and the truncation rate; and per benchmark `groups`: the same stats per value of
+generations), pass@k (unbiased estimator) when num_generations > 1, mean response tokens,
+the truncation rate (responses cut off at max_new_tokens) and the format rate (responses in the
+tag format: thought block, then solution block, every tag closed; 0 for a model that never adopted it); and per benchmark `groups`: the same stats per value of
 each grouping column the rows carry (`schemas.GROUP_COLUMNS`: MATH-500's level and
 subject, GPQA's domain and subdomain), which eval copies from the dataset into its
 rows as extra columns.
@@ -65,7 +66,7 @@ from stages.config import inputs_of as config_inputs
 from stages.engines.base import EngineConfig, check_generations, warn_damaged
 from stages.errors import UserError
 from stages.method.settings import PromptsConfig
-from stages.method.views import END_SOLUTION, student_prompt
+from stages.method.views import END_SOLUTION, parse_stratos, student_prompt
 from stages.progress import plural
 from stages.verify.stats import wilson
 
@@ -140,11 +141,19 @@ def group_stats(rows: list[dict]) -> dict:
     stats = {"n": n_q, "rows": len(rows), "num_generations": num_generations,
              "correct": sum(bool(r["correct"]) for r in rows), "accuracy": accuracy, "ci95": [lo, hi], "pass@1": accuracy,
              "mean_response_tokens": sum(int(r["response_tokens"] or 0) for r in rows) / len(rows),
-             "truncation_rate": sum(bool(r["truncated"]) for r in rows) / len(rows)}
+             "truncation_rate": sum(bool(r["truncated"]) for r in rows) / len(rows),
+             "format_rate": sum(in_tag_format(r.get("response") or "") for r in rows) / len(rows)}
     if num_generations > 1:
         for k in k_values(num_generations)[1:]:
             stats[f"pass@{k}"] = sum(pass_at_k(len(v), sum(v), k) for v in by_q.values()) / n_q
     return stats
+
+
+def in_tag_format(response: str) -> bool:
+    """Does a response follow the student format: a thought block, then a solution block, every tag closed
+    (`views.parse_stratos`)? A model that never adopted the format scores 0 here, one that answers wrong
+    in it does not: the two read apart beside accuracy."""
+    return parse_stratos(response) is not None
 
 
 def benchmark_of(row: dict) -> str:
@@ -404,7 +413,9 @@ def _finish(w: ArtifactWriter, rows: list[dict], skipped: dict | None = None, co
                     "as wrong", w.out, counts["ungraded"], w.cfg.check_timeout)
     for m, s in summary["models"].items():
         o = s["overall"]
-        log.info("%s: accuracy %.1f %% over %s", m, 100 * o["accuracy"], plural(o["n"], "question"))
+        log.info("%s: accuracy %.1f %% over %s; %.1f %% of responses in the tag format, %.1f %% cut off",
+                 m, 100 * o["accuracy"], plural(o["n"], "question"), 100 * o["format_rate"],
+                 100 * o["truncation_rate"])
     return summary
 
 

@@ -325,10 +325,12 @@ def _md_table(header: list[str], rows: list[list]) -> list[str]:
 
 def accuracy_markdown(rows: list[dict]) -> list[str]:
     return _md_table(
-        ["eval step", "model", "benchmark", "n", "accuracy %", "95 % interval", "mean tokens", "truncated %"],
+        ["eval step", "model", "benchmark", "n", "accuracy %", "95 % interval", "tag format %", "mean tokens",
+         "truncated %"],
         [[r["step"], r["model"], r["benchmark"], r["n"], f"{100 * r['accuracy']:.1f}",
-          f"{100 * r['ci95'][0]:.1f}-{100 * r['ci95'][1]:.1f}", f"{r['mean_response_tokens']:.0f}",
-          f"{100 * r['truncation_rate']:.1f}"] for r in rows])
+          f"{100 * r['ci95'][0]:.1f}-{100 * r['ci95'][1]:.1f}",
+          "-" if r.get("format_rate") is None else f"{100 * r['format_rate']:.1f}",  # evals before the format rate
+          f"{r['mean_response_tokens']:.0f}", f"{100 * r['truncation_rate']:.1f}"] for r in rows])
 
 
 DIFFERENCE_COLUMNS = ["run", "benchmark", "difference", "points", "95 % interval", "excludes 0"]
