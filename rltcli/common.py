@@ -13,6 +13,8 @@ import warnings
 
 import click
 
+from stages import secrets
+
 
 def launched_child() -> bool:
     """True in a process started by `--launch` (accelerate/torchrun): the launching command speaks for it."""
@@ -27,7 +29,7 @@ def main_rank() -> bool:
 def fail(message: str, code: int = 2) -> None:
     """One line on stderr (from rank 0 only: every rank meets the same bad input), then exit."""
     if main_rank():
-        sys.stderr.write(f"rlt: error: {message}\n")
+        sys.stderr.write(f"rlt: error: {secrets.redact(message)}\n")
     sys.exit(code)
 
 
@@ -39,12 +41,14 @@ VERBOSE_ENV = "RLT_VERBOSE"  # inherited by processes a stage launches
 
 
 class _Lines(logging.Formatter):
-    """One unwrapped line per record: rlt's info as is, anything else with its level (and source when verbose)."""
+    """One unwrapped line per record: rlt's info as is, anything else with its level (and source when verbose);
+    a URL's credentials hidden (stages/secrets.py), whoever logged it."""
 
     def format(self, record: logging.LogRecord) -> str:
         text = record.getMessage()
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
+        text = secrets.redact(text)
         if record.levelno <= logging.INFO and record.name.split(".")[0] == "stages":
             return text
         source = "" if record.name.split(".")[0] == "stages" else f"[{record.name}] "

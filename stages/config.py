@@ -33,6 +33,7 @@ from typing import Any
 
 import yaml
 
+from stages import secrets
 from stages.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -473,8 +474,18 @@ def resolve(cls, file: str | Path | None = None, overrides: list[str] | None = N
 
 
 def to_dict(cfg) -> dict:
-    """Plain-dict view of a config (for manifests and `--print-config`)."""
-    return dataclasses.asdict(cfg)
+    """Plain-dict view of a config, as every record and display of it holds it (manifests, job specs,
+    `--print-config`): a URL's credentials are hidden (`secrets.stash`: redacted here, the full URL
+    kept in the environment that processes started from here inherit)."""
+    return _hide_credentials(dataclasses.asdict(cfg))
+
+
+def _hide_credentials(value):
+    if isinstance(value, dict):
+        return {k: _hide_credentials(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_hide_credentials(v) for v in value)
+    return secrets.stash(value) if isinstance(value, str) and "://" in value else value
 
 
 def _hashable(obj) -> Any:

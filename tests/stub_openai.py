@@ -42,10 +42,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self):
+        self.server.stub.calls.append(("GET", self.path, dict(self.headers)))
         self._send(200, MODELS)
 
     def do_POST(self):
         stub = self.server.stub
+        stub.calls.append(("POST", self.path, dict(self.headers)))
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         stub.requests.append(body)
         answer = stub.reply(body)
@@ -53,10 +55,11 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class OpenAIStub:
-    """See the module docstring: `.url`, `.requests` (every POST body, in arrival order), `.reply`."""
+    """See the module docstring: `.url`, `.requests` (every POST body, in arrival order), `.reply`,
+    `.calls` (method, path with its query, headers of every request)."""
 
     def __init__(self, reply: Callable[[dict], dict | tuple[int, dict]]):
-        self.reply, self.requests, self.url = reply, [], ""
+        self.reply, self.requests, self.calls, self.url = reply, [], [], ""
         self._httpd: ThreadingHTTPServer | None = None
 
     def __enter__(self):

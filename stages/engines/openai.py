@@ -31,7 +31,8 @@ retries with the client's exponential backoff (connection errors, 408, 429, 5xx)
 - A choice's `finish_reason` decides whether it was cut off: "length" (the server's
   token limit) marks it truncated, whatever it said before (base.make_completion).
 The API key is read from the environment variable *named* by `engine.api_key_env`
-and never written anywhere.
+and never written anywhere; credentials in `engine.base_url` (`http://user:pw@host/v1`,
+`?api_key=...`) are used in requests only, never written or shown (stages/secrets.py).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ import logging
 import os
 from collections import defaultdict
 
+from stages import secrets
 from stages.engines.base import (
     Completion,
     Engine,
@@ -76,8 +78,13 @@ class OpenAIEngine(Engine):
         from stages.models.loading import load_tokenizer
 
         self._api = _openai()
+        self.shown = secrets.redact_url(cfg.base_url)  # what messages say: never its credentials
         if not cfg.base_url.startswith(("http://", "https://")):
-            raise UserError(f"engine.base_url must start with http:// or https://, got {cfg.base_url!r}")
+            raise UserError(f"engine.base_url must start with http:// or https://, got {self.shown!r}")
+        self.url = secrets.reveal(cfg.base_url)
+        if self.url is None:
+            raise UserError(f"engine.base_url {self.shown} was recorded without its credentials ({secrets.SHOWN}); "
+                            "give the URL with them again")
         self.cfg, self.model_name = cfg, cfg.api_model or model
         self.tokenizer = load_tokenizer(model, trust_remote_code=cfg.trust_remote_code)
         self.n_supported: bool | None = None  # does the server return `n` distinct draws? (None: not seen yet)
@@ -85,7 +92,9 @@ class OpenAIEngine(Engine):
         self._probe()
 
     def _client_kw(self) -> dict:
-        return {"base_url": self.cfg.base_url, "api_key": os.environ.get(self.cfg.api_key_env) or "EMPTY",
+        base, query = secrets.split_query(self.url)  # the client appends paths to the base: a query goes apart
+        return {"base_url": base, "default_query": query or None,
+                "api_key": os.environ.get(self.cfg.api_key_env) or "EMPTY",
                 "timeout": self.cfg.timeout, "max_retries": self.cfg.retries}
 
     def _probe(self) -> None:
@@ -97,8 +106,8 @@ class OpenAIEngine(Engine):
         except api.APIStatusError:
             return  # it answers; the completions request reports what is wrong
         except api.APIConnectionError as e:
-            reason = str(getattr(e, "__cause__", None) or e)
-            raise UserError(f"cannot reach the server at {self.cfg.base_url} ({reason}); "
+            reason = secrets.redact(str(getattr(e, "__cause__", None) or e))
+            raise UserError(f"cannot reach the server at {self.shown} ({reason}); "
                             "start it or fix --base-url") from None
 
     def generate(self, prompts, *, n=1, max_new_tokens, temperature, top_p=1.0, seed=0, stop=None):
@@ -154,7 +163,7 @@ class OpenAIEngine(Engine):
         if self.n_supported is not False:
             log.warning("%s returned %d identical choices for one request at temperature %s, and other texts for "
                         "the same samples seeded one by one: it derives every choice from the request's seed; "
-                        "requesting each sample with its own seed from now on", self.cfg.base_url, m, temperature)
+                        "requesting each sample with its own seed from now on", self.shown, m, temperature)
         self.n_supported = False
 
     async def _request(self, client, sem, body: dict, n: int, stop) -> list[Completion]:
@@ -167,21 +176,21 @@ class OpenAIEngine(Engine):
                     break
                 except api.UnprocessableEntityError as e:
                     if not sent or not any(k in f"{e} {_short(e)}" for k in sent):  # not about the fields we added
-                        raise UserError(f"{self.cfg.base_url} refused the request ({_short(e)})") from None
+                        raise UserError(f"{self.shown} refused the request ({_short(e)})") from None
                     if self.extra:
                         log.info("the server refuses %s; sending requests without them", ", ".join(sent))
                         self.extra = {}
                 except api.APIStatusError as e:
-                    raise UserError(f"{self.cfg.base_url} refused the request ({_short(e)})") from None
+                    raise UserError(f"{self.shown} refused the request ({_short(e)})") from None
                 except api.APIConnectionError as e:
-                    raise UserError(f"cannot get completions from {self.cfg.base_url} after "
+                    raise UserError(f"cannot get completions from {self.shown} after "
                                     f"{self.cfg.retries + 1} attempts: {_short(e)}") from None
         return self._completions(resp, body["max_tokens"], stop)
 
     def _completions(self, resp, max_tokens: int, stop) -> list[Completion]:
         choices = sorted(resp.choices or [], key=lambda c: c.index or 0)
         if not choices:
-            raise UserError(f"{self.cfg.base_url} answered without choices: not an OpenAI completions reply")
+            raise UserError(f"{self.shown} answered without choices: not an OpenAI completions reply")
         usage = getattr(resp.usage, "completion_tokens", None) if len(choices) == 1 else None
         return [self._completion(c, usage, max_tokens, stop) for c in choices]
 
@@ -201,4 +210,4 @@ class OpenAIEngine(Engine):
 def _short(e) -> str:
     body = getattr(e, "body", None)
     detail = (body.get("detail") or body.get("error") or body.get("message")) if isinstance(body, dict) else None
-    return " ".join(str(detail or getattr(e, "message", None) or e).split())[:200]
+    return secrets.redact(" ".join(str(detail or getattr(e, "message", None) or e).split())[:200])

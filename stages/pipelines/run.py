@@ -37,7 +37,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from stages import records
+from stages import records, secrets
 from stages.config import opt
 from stages.errors import Refused, UserError
 from stages.pipelines.executors import EXECUTORS, make
@@ -260,7 +260,8 @@ def run_one_job(spec: str) -> list[dict]:
 
 def _vars_of(ctx: Context, cfg: RunConfig) -> dict:
     spec = available(cfg.file)[0][ctx.name]
-    return pipeline_vars(spec, cfg.vars, ctx.name)
+    """The variable values as recorded and compared: a URL's credentials hidden (stages/secrets.py)."""
+    return {k: secrets.redact(v) if isinstance(v, str) else v for k, v in pipeline_vars(spec, cfg.vars, ctx.name).items()}
 
 
 def check_vars(ctx: Context, cfg: RunConfig) -> None:
