@@ -1,24 +1,45 @@
 #!/usr/bin/env bash
-# A real one-node Slurm cluster on this machine, for rlt's cluster tests.
+# A real Slurm cluster on this machine, for rlt's cluster tests.
 #
-#   bash scripts/slurm-cluster.sh up       # install (Debian, root), configure, start, wait for the node
-#   bash scripts/slurm-cluster.sh status   # exit 0 when the node accepts jobs
+#   bash scripts/slurm-cluster.sh up       # install (Debian, root), configure, start, wait for the nodes
+#   bash scripts/slurm-cluster.sh status   # exit 0 when every node accepts jobs
 #   bash scripts/slurm-cluster.sh down     # cancel every job, stop the daemons this script started
 #
 # slurmctld and slurmd run on this host (no systemd: the binaries are started
 # directly), authenticated by munge. There is no accounting database: the tests
 # need sbatch, srun, arrays, dependencies, requeue and signals, not sacct.
+#
+# Two partitions:
+#   debug (default)  this host itself, one node.
+#   two              two more nodes, rlt-n1 and rlt-n2, for jobs that span
+#                    machines. Each is a slurmd in its own network namespace
+#                    and host name, with its own address on a private bridge
+#                    ($NET.11 and $NET.12; this host is $NET.1): a process on
+#                    one node reaches the other only over that network, as
+#                    between two machines. The nodes share this host's file
+#                    system, as cluster nodes share one. Inside a node,
+#                    /etc/hosts (/etc/netns/NODE/hosts, bound over it in the
+#                    node's own mount namespace; `ip netns exec NODE` sees it
+#                    too) names both nodes and the controller; this host's own
+#                    /etc/hosts is not touched.
 # Settings can be overridden from the environment:
-#   RLT_SLURM_CPUS   CPUs the node advertises (default: nproc). More than the
-#                    real cores lets more tiny test jobs run side by side.
-#   RLT_SLURM_STATE  where the PIDs of the started daemons are kept.
+#   RLT_SLURM_CPUS       CPUs each node advertises (default: nproc). More than the
+#                        real cores lets more tiny test jobs run side by side.
+#   RLT_SLURM_STATE      where the PIDs of the started daemons are kept.
+#   RLT_SLURM_TWO_NODES  0: no partition `two` (no network namespaces needed).
+#   RLT_SLURM_NET        the first three octets of the nodes' private /24
+#                        (default 10.213.77); no route leaves it.
 set -euo pipefail
 
 STATE_DIR=${RLT_SLURM_STATE:-/var/lib/rlt-slurm}
 PID_FILE=$STATE_DIR/daemons.pid      # "name pid" lines: what `down` may stop
 CONF=/etc/slurm/slurm.conf
 MUNGE_KEY=/etc/munge/munge.key
-UP_TIMEOUT=60                        # seconds to wait for the node to be idle
+UP_TIMEOUT=60                        # seconds to wait for the nodes to be idle
+TWO_NODES=${RLT_SLURM_TWO_NODES:-1}
+NET=${RLT_SLURM_NET:-10.213.77}
+BRIDGE=rlt-br0                       # this host's side of the pair's network
+PAIR=(rlt-n1 rlt-n2)                 # the nodes of partition `two`
 
 die() { echo "slurm-cluster.sh: $*" >&2; exit 1; }
 log() { echo "slurm-cluster.sh: $*"; }
@@ -87,6 +108,21 @@ dirs() {
     install -d -o munge -g munge -m 0700 /var/lib/munge /var/log/munge
     # The Slurm daemons run as root here (SlurmUser=root), so root owns their state.
     install -d -m 0755 /var/spool/slurmctld /var/spool/slurmd /var/log/slurm /etc/slurm "$STATE_DIR"
+    local node
+    for node in $(nodes); do
+        install -d -m 0755 "/var/spool/slurmd/$node"
+    done
+}
+
+# Every node's name: this host, then the pair when it is enabled.
+nodes() {
+    hostname -s
+    [ "$TWO_NODES" = 0 ] || printf '%s\n' "${PAIR[@]}"
+}
+
+# A node of the pair's address on the private network: rlt-n1 -> $NET.11.
+pair_addr() {
+    echo "$NET.1${1##*-n}"
 }
 
 write_conf() {
@@ -151,20 +187,83 @@ InactiveLimit=0
 SlurmdParameters=config_overrides
 
 StateSaveLocation=/var/spool/slurmctld
-SlurmdSpoolDir=/var/spool/slurmd
+# %n: the node's name (one slurmd per node, all on this host).
+SlurmdSpoolDir=/var/spool/slurmd/%n
 SlurmctldPidFile=/run/slurmctld.pid
-SlurmdPidFile=/run/slurmd.pid
+SlurmdPidFile=/run/slurmd-%n.pid
 SlurmctldLogFile=/var/log/slurm/slurmctld.log
-SlurmdLogFile=/var/log/slurm/slurmd.log
+SlurmdLogFile=/var/log/slurm/slurmd-%n.log
 SlurmctldDebug=info
 SlurmdDebug=info
 
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$real_mem State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF
+    [ "$TWO_NODES" = 0 ] && return
+    local node
+    echo
+    echo "# Two nodes in network namespaces of this host (see scripts/slurm-cluster.sh)."
+    for node in "${PAIR[@]}"; do
+        echo "NodeName=$node NodeAddr=$(pair_addr "$node") CPUs=$cpus RealMemory=$real_mem State=UNKNOWN"
+    done
+    echo "PartitionName=two Nodes=$(IFS=,; echo "${PAIR[*]}") Default=NO MaxTime=INFINITE State=UP"
+}
+
+# --- the pair's network ------------------------------------------------------
+
+# A bridge on this host ($NET.1) and, per node, a network namespace named after
+# it holding one end of a veth pair ($NET.1x) whose other end is on the bridge.
+# No route leaves $NET.0/24. Each piece is made only when missing (idempotent up).
+net_up() {
+    command -v ip >/dev/null || die "partition two needs iproute2's ip (RLT_SLURM_TWO_NODES=0 goes without it)"
+    if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
+        ip link add "$BRIDGE" type bridge \
+            || die "cannot create a bridge for partition two (RLT_SLURM_TWO_NODES=0 goes without it)"
+        ip addr add "$NET.1/24" dev "$BRIDGE"
+    fi
+    ip link set "$BRIDGE" up
+    local node peer
+    for node in "${PAIR[@]}"; do
+        if ! ip netns exec "$node" true 2>/dev/null; then
+            ip netns add "$node" \
+                || die "cannot create network namespace $node (RLT_SLURM_TWO_NODES=0 goes without it)"
+        fi
+        if ! ip link show "$node-h" >/dev/null 2>&1; then
+            ip link add "$node-h" type veth peer name "$node-c"
+            ip link set "$node-c" netns "$node"
+            ip netns exec "$node" ip addr add "$(pair_addr "$node")/24" dev "$node-c"
+        fi
+        ip link set "$node-h" master "$BRIDGE"
+        ip link set "$node-h" up
+        ip netns exec "$node" ip link set "$node-c" up
+        ip netns exec "$node" ip link set lo up
+        # The node's /etc/hosts: both nodes, and the controller's name at this
+        # host's end of the bridge (SlurmctldHost is looked up there).
+        mkdir -p "/etc/netns/$node"
+        {
+            echo "127.0.0.1 localhost"
+            echo "$NET.1 $(hostname -s)"
+            for peer in "${PAIR[@]}"; do echo "$(pair_addr "$peer") $peer"; done
+        } >"/etc/netns/$node/hosts"
+    done
+}
+
+# Undo net_up: only the objects it names, each if present. The host's end of a
+# veth pair is deleted first: it does not always go with its namespace.
+net_down() {
+    local node
+    for node in "${PAIR[@]}"; do
+        ip link del "$node-h" 2>/dev/null || true
+        ip netns del "$node" 2>/dev/null || true
+        rm -rf "/etc/netns/$node"
+    done
+    ip link del "$BRIDGE" 2>/dev/null || true
 }
 
 # --- daemons -----------------------------------------------------------------
+
+# A daemon is recorded under a key: its program's name (munged, slurmctld,
+# slurmd for this host's node), or PROGRAM@NODE for a node of the pair.
 
 # The PID recorded for a daemon, if that process still runs that program
 # (a recycled PID belonging to something else does not count).
@@ -176,7 +275,7 @@ recorded_pid() {
 }
 
 alive() {
-    local pid=$1 name=$2
+    local pid=$1 name=${2%%@*}
     [ -r "/proc/$pid/comm" ] && [ "$(cat "/proc/$pid/comm")" = "$name" ]
 }
 
@@ -235,37 +334,58 @@ stop() {
     forget "$name"
 }
 
-node_state() {
-    sinfo -h -n "$(hostname -s)" -o %T 2>/dev/null | head -n1
+# The key of a node's slurmd.
+slurmd_key() {
+    if [ "$1" = "$(hostname -s)" ]; then echo slurmd; else echo "slurmd@$1"; fi
 }
 
-# Seconds since the epoch at which the recorded slurmd started, and at which
-# slurmctld last heard that slurmd register. slurmctld keeps reporting a node
-# it restored from its saved state as idle until SlurmdTimeout, so "idle"
+# Start a node's slurmd: this host's directly; a node of the pair inside its
+# network namespace, with its own host name (a UTS namespace) and /etc/hosts
+# (a mount namespace), so that the node's name is what its processes see and
+# resolves to its own address. nsenter, not `ip netns exec`: that one mounts a
+# new /sys without the cgroup file systems slurmd needs.
+start_slurmd() {
+    local node=$1
+    if [ "$node" = "$(hostname -s)" ]; then
+        start slurmd "/run/slurmd-$node.pid" slurmd
+    else
+        start "slurmd@$node" "/run/slurmd-$node.pid" \
+            nsenter --net="/run/netns/$node" unshare --uts --mount sh -c \
+            'mount --bind "/etc/netns/$1/hosts" /etc/hosts && hostname "$1" && exec slurmd -N "$1"' sh "$node"
+    fi
+}
+
+node_state() {
+    sinfo -h -n "$1" -o %T 2>/dev/null | head -n1
+}
+
+# Seconds since the epoch at which a node's recorded slurmd started, and at
+# which slurmctld last heard that slurmd register. slurmctld keeps reporting a
+# node it restored from its saved state as idle until SlurmdTimeout, so "idle"
 # alone does not prove that this slurmd is serving the node.
 slurmd_started() {
     local pid
-    pid=$(recorded_pid slurmd) || return 1
+    pid=$(recorded_pid "$(slurmd_key "$1")") || return 1
     date -d "$(ps -o lstart= -p "$pid")" +%s
 }
 
 slurmd_registered() {
     local t
-    t=$(scontrol show node "$(hostname -s)" -o 2>/dev/null | grep -o 'SlurmdStartTime=[^ ]*' | cut -d= -f2)
+    t=$(scontrol show node "$1" -o 2>/dev/null | grep -o 'SlurmdStartTime=[^ ]*' | cut -d= -f2)
     [ -n "$t" ] && [ "$t" != None ] && date -d "$t" +%s
 }
 
 wait_idle() {
-    local i state="" started registered
-    started=$(slurmd_started) || die "slurmd is not running"
+    local node=$1 i state="" started registered
+    started=$(slurmd_started "$node") || die "slurmd of node $node is not running"
     for i in $(seq "$UP_TIMEOUT"); do
-        state=$(node_state || true)
-        registered=$(slurmd_registered || echo 0)
+        state=$(node_state "$node" || true)
+        registered=$(slurmd_registered "$node" || echo 0)
         case "$state" in
             idle|mixed|allocated|completing)
                 # 2 s of slack: both times are whole seconds from different clocks' readings.
                 if [ "$registered" -ge $(( started - 2 )) ]; then
-                    log "node $(hostname -s) is $state"
+                    log "node $node is $state"
                     return
                 fi ;;
         esac
@@ -273,9 +393,9 @@ wait_idle() {
     done
     echo "--- tail of /var/log/slurm/slurmctld.log" >&2
     tail -n 15 /var/log/slurm/slurmctld.log >&2 || true
-    echo "--- tail of /var/log/slurm/slurmd.log" >&2
-    tail -n 15 /var/log/slurm/slurmd.log >&2 || true
-    die "node $(hostname -s) not idle after ${UP_TIMEOUT} s (state: ${state:-no answer from slurmctld})"
+    echo "--- tail of /var/log/slurm/slurmd-$node.log" >&2
+    tail -n 15 "/var/log/slurm/slurmd-$node.log" >&2 || true
+    die "node $node not idle after ${UP_TIMEOUT} s (state: ${state:-no answer from slurmctld})"
 }
 
 # --- subcommands -------------------------------------------------------------
@@ -291,18 +411,34 @@ up() {
         printf '%s\n' "$new" >"$CONF"
         changed=1
     fi
-    # A changed config (other CPUs, memory, host name) needs both Slurm daemons
-    # restarted; an unchanged one leaves running daemons alone (idempotent up).
+    # A changed config (other CPUs, memory, host name, nodes) needs the Slurm
+    # daemons restarted; an unchanged one leaves running daemons alone
+    # (idempotent up).
     if [ "$changed" -eq 1 ]; then
-        stop slurmd
+        stop_slurmds
         stop slurmctld
     fi
+    [ "$TWO_NODES" = 0 ] || net_up
     start munged /run/munge/munged.pid runuser -u munge -- munged
     # Job state is kept across restarts, so job IDs keep counting up and
     # never name two different jobs.
     start slurmctld /run/slurmctld.pid slurmctld
-    start slurmd /run/slurmd.pid slurmd
-    wait_idle
+    local node
+    for node in $(nodes); do
+        start_slurmd "$node"
+    done
+    for node in $(nodes); do
+        wait_idle "$node"
+    done
+}
+
+# Every slurmd this script started (the pair's too, whatever RLT_SLURM_TWO_NODES says now).
+stop_slurmds() {
+    local node
+    stop slurmd
+    for node in "${PAIR[@]}"; do
+        stop "slurmd@$node"
+    done
 }
 
 down() {
@@ -326,15 +462,16 @@ down() {
             done
         fi
     fi
-    stop slurmd
+    stop_slurmds
     stop slurmctld
     stop munged
+    net_down
     rm -f "$PID_FILE"
 }
 
 status() {
-    local name pid ok=0 state
-    for name in munged slurmctld slurmd; do
+    local name pid ok=0 state node
+    for name in munged slurmctld $(for node in $(nodes); do slurmd_key "$node"; done); do
         if pid=$(recorded_pid "$name"); then
             echo "$name: running (PID $pid)"
         else
@@ -342,12 +479,14 @@ status() {
             ok=1
         fi
     done
-    state=$(node_state || true)
-    echo "node $(hostname -s): ${state:-unknown}"
-    case "$state" in
-        idle|mixed|allocated|completing) ;;
-        *) ok=1 ;;
-    esac
+    for node in $(nodes); do
+        state=$(node_state "$node" || true)
+        echo "node $node: ${state:-unknown}"
+        case "$state" in
+            idle|mixed|allocated|completing) ;;
+            *) ok=1 ;;
+        esac
+    done
     return "$ok"
 }
 
