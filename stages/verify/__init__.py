@@ -13,7 +13,7 @@ Tasks (the dataset's `task` column) and how each is decided:
 - `choice`: the letter A-D of the last explicit answer statement (choice.py);
 - `integer` (AIME) and `addition` (the synthetic task): the exact integer in the
   final answer (`033`, `1,234`, `17.0`, `\\text{17}` read as integers; a comma,
-  `{,}`, `\\,` or space separates thousands only in the shape
+  `{,}` or a space (a LaTeX one too: `\\,`, `\\ `, `~`, `\\;`) separates thousands only in the shape
   `\\d{1,3}(,\\d{3})+`, so `1,2` and `3,5,7` are lists of numbers, never 12 or
   357, nor any integer; Minerva's `normalize_final_answer` drops every comma of
   an all-digit answer, math-verify reads `1,234` as 1234 and `1,2` as the set
@@ -55,7 +55,7 @@ from stages.verify.extract import boxes, final_box, last_boxed, solution_complet
 from stages.verify.stated import stated_answer
 
 log = logging.getLogger(__name__)
-GRADER_VERSION = "6"
+GRADER_VERSION = "7"
 __all__ = ["CHECKERS", "GRADER_VERSION", "LETTERS", "Check", "boxes", "check", "check_gold", "extract_letter",
            "final_answer", "get_checker", "gold_from_row", "last_boxed", "parse_integer", "solution_part"]
 
@@ -98,7 +98,7 @@ def final_answer(response: str, timeout: int = 5, truncated: bool = False) -> st
 # ----------------------------------------------------------------------------- integers
 
 
-_SEP = r"(?:\{,\}|\\,|,| )"  # thousands separators: `,`, `{,}`, `\,`, a space
+_SEP = r"(?:\{,\}|,|" + mathcheck.SPACE + ")"  # thousands separators: `,`, `{,}`, a (LaTeX) space
 _INTEGER = re.compile(r"([+-]?)\s*(\d+|\d{1,3}(" + _SEP + r")\d{3}(?:\3\d{3})*)(?:\.0*)?")
 _DIGIT_LIST = re.compile(r"[+-]?\d+(?:\s*" + _SEP + r"\s*[+-]?\d+|\s*;\s*[+-]?\d+)+")  # 1,2 / 3, 5, 7 / 1 2
 

@@ -6,8 +6,9 @@ fresh `\\boxed{}`), so earlier boxes are never merged into a set with it. Golds 
 through the same normalization, then the same parser:
 
 - `\\$` (an escaped dollar: currency, as in MATH-500's `\\$18.90`) is dropped,
-  as are `$` math delimiters around the whole answer; `,\\!`, a thin space `\\,`
-  or a space between digit groups is a thousands separator in the shape
+  as are `$` math delimiters around the whole answer; `,\\!`, a LaTeX space
+  (`\\,`, `\\:`, `\\;`, `\\ `, `~`, `\\thinspace`) or a space between digit
+  groups is a thousands separator in the shape
   `\\d{1,3}(,\\d{3})+` only (`11,\\! 111,\\! 100`, `12\\,345`), other `\\!` are
   dropped (plain `,` and `{,}` are math-verify's: `1,234` is 1234, `1,2` the set
   {1, 2});
@@ -38,7 +39,10 @@ from functools import lru_cache
 
 log = logging.getLogger(__name__)
 REL_TOL = 1e-4
-_GROUP_SEP = r"(?:,\\!\s*|\\,| )"  # ,\! (MATH-500's `32,\!348`), a thin space \, or a space
+# A space between digits in LaTeX: thin `\,`, medium `\:` `\>`, thick `\;`, `\ `, a tie `~`, `\thinspace`...,
+# or a plain space; with ,\! (MATH-500's `32,\!348`) the thousands separators of `_GROUPED`.
+SPACE = r"(?:\\[,:;> ]|\\(?:thin|med|thick|en)space\s*|~| )"
+_GROUP_SEP = r"(?:,\\!\s*|" + SPACE + ")"
 _GROUPED = re.compile(r"(?<![\w.^_])\d{1,3}(?:" + _GROUP_SEP + r"\d{3})+(?!\d|" + _GROUP_SEP + r"\d)")
 _SCI = re.compile(r"^([+-]?\d+(?:\.\d*)?|[+-]?\.\d+)\s*[eE]\s*([+-]?\d+)$")
 

@@ -298,17 +298,28 @@ def test_stated_answers_need_the_main_thread():
 @pytest.mark.parametrize("text,value", [
     ("1,234", 1234), ("12,345,678", 12345678), ("1{,}234", 1234), ("1\\,234", 1234), ("1 234", 1234),
     ("-1,234", -1234), ("033", 33), ("1,2", None), ("3,5,7", None), ("1,23", None), ("1234,567", None),
-    ("12,34,567", None), ("1,234 567", None), ("1,", None)])
+    ("12,34,567", None), ("1,234 567", None), ("1,", None),
+    # LaTeX spaces separate thousands in the same shape only
+    ("1\\ 234", 1234), ("1~234", 1234), ("1\\;234", 1234), ("1\\:234", 1234), ("12\\thinspace 345", 12345),
+    ("1~234~567", 1234567), ("1~2", None), ("1\\ 23", None), ("1~2345", None)])
 def test_parse_integer_thousands_shape(text, value):
     assert verify.parse_integer(text) == value
 
 
 @pytest.mark.parametrize("text,normalized", [
     ("32,\\!348", "32348"), ("11,\\! 111,\\! 111,\\! 100", "11111111100"), ("12\\,345", "12345"),
-    ("1\\,2", "1\\,2"), ("1,\\!2", "1,2"), ("x^2 100", "x^2 100")])
+    ("1\\,2", "1\\,2"), ("1,\\!2", "1,2"), ("x^2 100", "x^2 100"),
+    ("1\\ 234", "1234"), ("1~234", "1234"), ("10\\;000\\;000", "10000000"), ("1~2", "1~2"), ("x~100", "x~100")])
 def test_math_normalize_thousands_shape(text, normalized):
     assert mathcheck.normalize(text) == normalized
 
 
+@pytest.mark.parametrize("task", ["integer", "math", "addition"])
+@pytest.mark.parametrize("answer", ["1\\ 234", "1~234", "1\\;234", "\\text{1\\ 234}", "$1~234$"])
+def test_latex_spaces_between_thousands_are_graded_as_the_number(task, answer):
+    assert verify.check(task, f"So the total is $\\boxed{{{answer}}}$.", "1234").correct
+    assert verify.check(task, f"So the total is $\\boxed{{{answer}}}$.", "1\\ 234").correct  # a gold so written too
+
+
 def test_grader_version_changed():
-    assert verify.GRADER_VERSION == "6"
+    assert verify.GRADER_VERSION == "7"
