@@ -17,10 +17,11 @@ $(STAMP): pyproject.toml constraints.txt
 
 # Two workers, one torch thread each: the tiny models are overhead-bound, and
 # two-thread processes side by side oversubscribe a 2-core machine.
-# `make test CLUSTER=up` (what CI runs, as root with apt) first brings up a one-node
-# Slurm cluster on this machine (scripts/slurm-cluster.sh), so tests/cluster runs on a
+# `make test CLUSTER=up` (what CI runs, as root with apt) first brings up a Slurm
+# cluster on this machine (scripts/slurm-cluster.sh: this machine as one node, and two
+# more in network namespaces for multi-node jobs), so tests/cluster runs on a
 # real Slurm; without one those tests are skipped and -rs prints one line saying how
-# to enable them. The node advertises RLT_SLURM_CPUS (default 8) CPUs: tiny test jobs
+# to enable them. Each node advertises RLT_SLURM_CPUS (default 8) CPUs: tiny test jobs
 # run side by side.
 CLUSTER ?=
 export RLT_SLURM_CPUS ?= 8
