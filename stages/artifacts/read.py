@@ -26,6 +26,7 @@ from stages.artifacts.state import require_finished
 from stages.errors import UserError
 
 log = logging.getLogger(__name__)
+CSV_BLOCK = 1 << 30  # the largest block a CSV file is parsed in (bytes): a row of up to this size reads
 
 
 def _read_file(p: Path) -> pa.Table:
@@ -44,8 +45,12 @@ def _read_file(p: Path) -> pa.Table:
             with open(p, newline="", encoding="utf-8-sig") as f:
                 header = next(csv.reader(f), [])
             # every cell as text: pyarrow infers a column's type from its first block and fails on a later
-            # block's text; quoted cells may hold newlines (GPQA's CSV): without this, blocks split inside one
-            return pcsv.read_csv(p, parse_options=pcsv.ParseOptions(newlines_in_values=True),
+            # block's text; quoted cells may hold newlines (GPQA's CSV): without this, blocks split inside one.
+            # A row must fit in one block (pyarrow refuses one that straddles two, 1 MiB by default), and one
+            # cell may hold megabytes (a long trace): the file is one block, up to CSV_BLOCK bytes.
+            block = max(1 << 20, min(p.stat().st_size + 1, CSV_BLOCK))
+            return pcsv.read_csv(p, read_options=pcsv.ReadOptions(block_size=block),
+                                 parse_options=pcsv.ParseOptions(newlines_in_values=True),
                                  convert_options=pcsv.ConvertOptions(strings_can_be_null=False,
                                                                      column_types=dict.fromkeys(header, pa.string())))
     except (pa.ArrowException, ValueError, OSError, UnicodeDecodeError) as e:

@@ -49,6 +49,13 @@ REQUIRED = {
     "traces": ("id", "sample", "question", "solution", "explanation", "text"),
     "eval": ("id", "sample", "question", "answer", "response", "extracted", "correct"),
 }
+# Columns rlt's stages write beside a kind's schema, with their types. Every part of an artifact then
+# has one schema, and readers that take one part's schema for all of them (pyarrow datasets, pandas,
+# DuckDB) read an artifact still being written even where such a column is null in a whole part.
+EXTRA_TYPES: dict[str, pa.DataType] = {
+    "source": _S, **dict.fromkeys(GROUP_COLUMNS, _S), "format_ok": _B,
+    **dict.fromkeys(("generated_tokens", "explanation_tokens", "solution_tokens", "student_tokens"), _I),
+}
 EVAL_REQUIRED = ("id", "question")  # a dataset to evaluate: its gold is the answer (or the solution's box)
 # Text columns a file may hold as numbers (an AIME answer 70, a row id 3): readers take their text.
 NUMBER_TEXT = ("id", "answer")
@@ -124,10 +131,19 @@ def validate(table: pa.Table, kind: str, source: str, required: Iterable[str] | 
 
 
 def to_table(rows: list[dict], kind: str) -> pa.Table:
-    """Rows -> table with the kind's explicit schema (absent columns null, extra kept)."""
+    """Rows -> table with the kind's explicit schema (absent columns null); extra columns kept, typed by
+    `EXTRA_TYPES`, else by their values, and text where every value is null (never pyarrow's null type,
+    which no reader can unify with a later part's text)."""
     schema = SCHEMAS[kind]
     extra = [k for k in (rows[0] if rows else {}) if k not in schema.names]
     arrays = {n: pa.array([r.get(n) for r in rows], schema.field(n).type) for n in schema.names}
     for k in extra:
-        arrays[k] = pa.array([r.get(k) for r in rows])
+        arrays[k] = _extra_array([r.get(k) for r in rows], EXTRA_TYPES.get(k))
     return pa.table(arrays)
+
+
+def _extra_array(values: list, type_: pa.DataType | None) -> pa.Array:
+    if type_ == _S:
+        values = [v if v is None or isinstance(v, str) else str(v) for v in values]  # a level given as 1
+    array = pa.array(values, type_)
+    return array.cast(_S) if pa.types.is_null(array.type) else array
