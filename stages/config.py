@@ -470,7 +470,19 @@ def resolve(cls, file: str | Path | None = None, overrides: list[str] | None = N
         problems = check_values(cfg)
     if problems:
         raise UserError("config: " + "; ".join(problems))
+    _reveal_credentials(cfg)
     return cfg
+
+
+def _reveal_credentials(cfg) -> None:
+    """Give back, from the environment, the credentials `to_dict` hid in URLs of a recorded config (a job's
+    spec, a launched rank's config): the run uses them, its records still never hold them."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            _reveal_credentials(value)
+        elif isinstance(value, str) and secrets.SHOWN in value and "://" in value:
+            setattr(cfg, f.name, secrets.reveal(value) or value)
 
 
 def to_dict(cfg) -> dict:

@@ -45,8 +45,9 @@ def test_a_job_spec_holds_no_credentials_and_its_job_gets_them_back(tmp_path):
     spec = tmp_path / "job.json"
     spec.write_text(Job("ev", "ev", "eval", to_dict(cfg), False).to_json())
     assert "pw-Zz91" not in spec.read_text() and "key-Qq12" not in spec.read_text()
-    code = ("import sys; from stages import secrets; from stages.pipelines.jobs import Job; "
-            "print(secrets.reveal(Job.load(sys.argv[1]).config['engine']['base_url']))")
+    code = ("import sys; from stages.commands.evaluate import EvalConfig; from stages.config import resolve; "
+            "from stages.pipelines.jobs import Job; "
+            "print(resolve(EvalConfig, options=Job.load(sys.argv[1]).config).engine.base_url)")
     child = subprocess.run([sys.executable, "-c", code, str(spec)], capture_output=True, text=True, cwd=ROOT,
                            env=os.environ.copy(), check=True)  # a job inherits the environment it was submitted from
     assert child.stdout.strip() == url
