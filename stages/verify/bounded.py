@@ -99,10 +99,13 @@ def _connection():
     theirs.close()
     conn = Connection(ours.detach())
     _worker.update(process=process, conn=conn)
-    if not conn.poll(START_TIMEOUT):
+    try:
+        if not conn.poll(START_TIMEOUT):
+            raise TimeoutError(f"not ready within {START_TIMEOUT} s")
+        conn.recv()  # "ready": math-verify and sympy are imported
+    except (EOFError, OSError) as e:
         _stop()
-        raise RuntimeError(f"the grading process did not start within {START_TIMEOUT} s")
-    conn.recv()  # "ready": math-verify and sympy are imported
+        raise RuntimeError(f"the grading process did not start ({e or 'it exited'}); see its lines above") from None
     return conn
 
 
