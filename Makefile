@@ -13,6 +13,8 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q -c constraints.txt torch==2.13.0
 	$(BIN)/pip install -q -c constraints.txt -e ".[dev,serve,deepspeed,gguf]"
+	# DeepSpeed on CPU compiles one op at first use (about 2 minutes): once here, not inside a timed run
+	$(BIN)/python -c "from stages.training.launch import build_cpu_ops; build_cpu_ops()"
 	touch $(STAMP)
 
 # Two workers, one torch thread each: the tiny models are overhead-bound, and

@@ -1,10 +1,12 @@
 """Multi-process / multi-node launching of a training stage (`rlt distill`, `rlt teach`) through `accelerate launch`.
 
-The presets in `stages/presets/*.yaml` are accelerate config files: `ddp`
-(plain data parallel, one process per GPU), `ddp-cpu` (data parallel on CPU
-processes with the gloo backend, no mixed precision: what `--launch ddp` uses
-when no GPU is visible), `zero2`, `zero3` and `zero3-offload` (DeepSpeed, the
-`[deepspeed]` extra, GPUs only). `rlt distill ... --launch zero3 --nproc 8`
+The presets in `stages/training/presets/*.yaml` are accelerate config files: `ddp`
+(plain data parallel, one process per GPU), `zero2`, `zero3` and `zero3-offload`
+(DeepSpeed, the `[deepspeed]` extra). Each has a CPU variant (`ddp-cpu`,
+`zero2-cpu`, ...: gloo processes in float32) that `--launch NAME` uses when no
+GPU is visible; the DeepSpeed ones read their settings from a JSON file beside
+them, partitioning every parameter (`stage3_param_persistence_threshold: 0`) so
+that small models gather and release weights as large ones do on GPUs. `rlt distill ... --launch zero3 --nproc 8`
 (`--gpus` is an alias of `--nproc`) writes the resolved stage config to a
 temporary YAML file and re-executes the same stage as (an argv list, never a
 shell string):
@@ -68,7 +70,6 @@ class LaunchOptions:
                                  "--machine_rank, --main_process_ip, --main_process_port).", hash=False)
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 DEEPSPEED_PRESETS = ("zero2", "zero3", "zero3-offload")
-CPU_PRESET = "ddp-cpu"
 
 
 def preset_names() -> list[str]:
@@ -127,26 +128,65 @@ def processes(nproc: int | None, gpus: int | None = None) -> int:
 def check_launch(name: str, nproc: int) -> Path:
     """Validate a launch request before any process starts; returns the preset file to use.
 
-    Without a visible CUDA GPU, `ddp` becomes `ddp-cpu` (gloo); DeepSpeed presets are refused.
+    Without a visible CUDA GPU a preset runs as its CPU variant (`ddp` -> `ddp-cpu`, `zero3` ->
+    `zero3-cpu`: gloo processes in float32), which proves the distributed control flow, not speed.
     """
     path = preset_path(name)
     if nproc < 1:
         raise UserError(f"--nproc must be at least 1, got {nproc}")
     if importlib.util.find_spec("accelerate") is None:
         raise UserError("--launch needs accelerate (pip install accelerate)")
+    if name.removesuffix("-cpu") in DEEPSPEED_PRESETS and importlib.util.find_spec("deepspeed") is None:
+        raise UserError(f"--launch {name} needs DeepSpeed: pip install 'rlt[deepspeed]'")
     import torch
 
-    if name == CPU_PRESET:
+    if name.endswith("-cpu") or torch.cuda.is_available():
         return path
-    if not torch.cuda.is_available():
-        if name != "ddp":
-            raise UserError(f"--launch {name} (DeepSpeed) needs CUDA GPUs and none is visible here; "
-                            f"--launch ddp runs {nproc} CPU processes instead")
-        log.info("no CUDA GPU visible: --launch ddp runs %d CPU processes (gloo backend, float32)", nproc)
-        return preset_path(CPU_PRESET)
-    if name in DEEPSPEED_PRESETS and importlib.util.find_spec("deepspeed") is None:
-        raise UserError(f"--launch {name} needs DeepSpeed: pip install 'rlt[deepspeed]'")
-    return path
+    log.info("no CUDA GPU visible: --launch %s runs %d CPU processes (gloo backend, float32; "
+             "a check of the distributed run, not of its speed)", name, nproc)
+    return preset_path(f"{name}-cpu")
+
+
+def materialize(preset: Path, tmp: Path) -> Path:
+    """The preset file accelerate reads: `preset` itself, or a copy in `tmp` whose DeepSpeed config file
+    (named relative to the preset, as the CPU presets do) is an absolute path, whatever the working directory."""
+    conf = yaml.safe_load(preset.read_text())
+    ds = conf.get("deepspeed_config") or {}
+    name = ds.get("deepspeed_config_file")
+    if not name or Path(name).is_absolute():
+        return preset
+    ds["deepspeed_config_file"] = str(preset.parent / name)
+    out = tmp / preset.name
+    out.write_text(yaml.safe_dump(conf, sort_keys=False))
+    return out
+
+
+def build_cpu_ops() -> None:
+    """Compile DeepSpeed's CPU communication op in the launching process, before any rank starts.
+
+    DeepSpeed on CPU compiles it at first use (about 2 minutes, cached in torch's extension folder,
+    `~/.cache/torch_extensions`), under a lock file of torch's. A build killed midway leaves that file
+    behind, and every later start then waits for it forever. rlt builds under an advisory lock of its
+    own (released by the kernel whatever ends the process), so a torch lock found while holding it is
+    such a leftover and is removed. Ranks then load the compiled op without building.
+    """
+    import fcntl
+
+    os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    from deepspeed.ops.op_builder.cpu import ShareMemCommBuilder
+    from torch.utils.cpp_extension import _get_build_directory
+
+    builder = ShareMemCommBuilder()
+    if not builder.is_compatible():
+        return  # DeepSpeed falls back to plain gloo
+    folder = Path(_get_build_directory(builder.NAME, verbose=False))
+    with open(folder / "rlt-build.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        if (folder / "lock").exists():
+            log.warning("removing %s, left by a DeepSpeed op build that was killed", folder / "lock")
+            (folder / "lock").unlink()
+        log.info("DeepSpeed on CPU: compiling its communication op if needed (about 2 minutes, once)")
+        builder.load(verbose=False)
 
 
 def free_port() -> int:
@@ -172,9 +212,10 @@ def accelerate_argv(preset: str | Path, nproc: int, stage_argv: list[str], extra
 def launch_env(preset: Path) -> dict[str, str]:
     """Environment of the launched processes: CPU presets hide GPUs and default to one thread each."""
     env = dict(os.environ)
-    if preset.stem == CPU_PRESET:
+    if preset.stem.endswith("-cpu"):
         env["CUDA_VISIBLE_DEVICES"] = ""
         env.setdefault("OMP_NUM_THREADS", "1")
+        env["DS_ACCELERATOR"] = "cpu"
     return env
 
 
@@ -214,16 +255,37 @@ def slurm_machine_args(extra: list[str] | None = None) -> list[str]:
     return args + ([] if "--main_process_port" in extra else ["--main_process_port", str(port)])
 
 
-def _launcher_signals() -> None:
-    """In the launcher (before exec): ignore the warning signal and Ctrl-C; the ranks stop at their step
-    boundary through the stop file (a Ctrl-C reaches the launching process, which relays it)."""
+def die_with_parent(parent: int | None = None) -> None:
+    """Get SIGKILL when the process that started this one dies (Linux `PR_SET_PDEATHSIG`), however it dies:
+    a `kill -9` or the OOM killer leaves no handler to run. If it died before this was set (this process
+    now has another parent than `parent`, or init's when `parent` is None), exit now. A no-op where prctl
+    is unavailable."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        log.debug("prctl unavailable: launched processes will not follow their launcher's death")
+        return
+    if os.getppid() != parent if parent is not None else os.getppid() == 1:
+        os._exit(1)
+
+
+def _launcher_signals(parent: int) -> None:
+    """In the launcher (between fork and exec): die with the rlt command `parent`; ignore the warning
+    signal and Ctrl-C; the ranks stop at their step boundary through the stop file (a Ctrl-C reaches the
+    launching process, which relays it)."""
+    die_with_parent(parent)
     signal.signal(interrupt.WARNING, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def run_launcher(argv: list[str], env: dict[str, str]) -> int:
     """Run the accelerate launcher to its end; its exit code (the one seam tests replace)."""
-    return subprocess.run(argv, check=False, env=env, preexec_fn=_launcher_signals).returncode
+    parent = os.getpid()
+    return subprocess.run(argv, check=False, env=env, preexec_fn=lambda: _launcher_signals(parent)).returncode
 
 
 def relaunch(command: str, cfg_dict: dict, preset: str, nproc: int, extra: list[str] | None = None) -> int:
@@ -234,10 +296,13 @@ def relaunch(command: str, cfg_dict: dict, preset: str, nproc: int, extra: list[
     """
     path = check_launch(preset, nproc)
     extra = list(extra or []) + slurm_machine_args(extra)
+    if path.stem.removesuffix("-cpu") in DEEPSPEED_PRESETS and path.stem.endswith("-cpu"):
+        build_cpu_ops()
     with tempfile.TemporaryDirectory(prefix="rlt-launch-") as tmp:
         cfg_file, stop_file = Path(tmp) / "config.yaml", Path(tmp) / "stop"
         cfg_file.write_text(yaml.safe_dump(cfg_dict, sort_keys=False, allow_unicode=True))
-        argv = accelerate_argv(path, nproc, ["rltcli", *command.split(), "--config", str(cfg_file)], extra)
+        stage_argv = ["rltcli", *command.split(), "--config", str(cfg_file)]
+        argv = accelerate_argv(materialize(path, Path(tmp)), nproc, stage_argv, extra)
         log.debug("launching: %s", " ".join(argv))  # temporary paths: for --verbose only
         diverged = Path(tmp) / "diverged"  # a run that diverged leaves its one line here (stopping.py)
         env = {**launch_env(path), interrupt.STOP_FILE_ENV: str(stop_file), DIVERGED_FILE_ENV: str(diverged),
@@ -263,14 +328,8 @@ def relaunch(command: str, cfg_dict: dict, preset: str, nproc: int, extra: list[
 
 def die_with_launcher() -> None:
     """In a launched process: get SIGKILL when the launcher dies (torchrun starts workers in new sessions,
-
-    so killing the launching command's process group would otherwise leave them training). Linux only.
-    """
-    if not in_launched_process() or not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG = 1
-    except (OSError, AttributeError):
-        log.debug("prctl unavailable: launched processes will not follow their launcher's death")
+    so killing the launching command's process group would otherwise leave them training). The launcher
+    itself dies with the rlt command that started it (`run_launcher`): a `kill -9` of that command alone
+    ends the launcher, then every rank. Linux only."""
+    if in_launched_process():
+        die_with_parent()

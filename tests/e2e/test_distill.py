@@ -166,10 +166,3 @@ def test_padding_free_matches_padded_loss_and_saves_plain_sdpa(tiny_teacher, syn
     out = distill.run(_cfg(tiny_teacher, synth_train, tmp_path / "pf", padding_free=True, max_steps=1))
     assert "rlt_" not in (out / "config.json").read_text()
     assert (prep.attn_before, prep.model.config._attn_implementation) == ("sdpa", "rlt_sdpa_per_sequence")  # on CPU
-
-
-def test_deepspeed_launch_without_gpus_is_one_clear_error(tiny_teacher, synth_train, tmp_path):
-    out = tmp_path / "o"  # GPUs hidden, so the test runs (and means the same) on GPU machines too
-    proc = rlt("distill", "--model", tiny_teacher, "--data", synth_train, "--out", out, "--launch", "zero3", "--gpus", 2,
-               env={"CUDA_VISIBLE_DEVICES": ""})
-    assert proc.returncode == 2 and "needs CUDA GPUs" in proc.stderr and not out.exists()

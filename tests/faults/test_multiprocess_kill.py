@@ -7,6 +7,7 @@ and ends at the promised step with each metrics row once.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -77,3 +78,69 @@ def test_killed_process_group_resumes_from_its_last_checkpoint(command, tiny_tea
     assert step == 6 and not meta_path(out, "lock").exists()
     rows = [json.loads(x) for x in metrics_path(out).read_text().splitlines()]
     assert [r["step"] for r in rows if "loss" in r] == [1, 2, 3, 4, 5, 6]  # each row once
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid` (parents read from /proc/*/stat)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    found, queue = [], [pid]
+    while queue:
+        below = children.get(queue.pop(), [])
+        found += below
+        queue += below
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("preset", ["ddp", "zero3"])
+def test_kill_9_of_the_rlt_process_alone_ends_the_run_and_the_rerun_ends_where_one_run_ends(
+        preset, tiny_teacher, synth_train, tmp_path):
+    """The OOM killer or a runner kills one PID: the launcher and every rank go with it (no orphan keeps
+    training beside the rerun), and the rerun resumes to the weights of an uninterrupted run."""
+    if preset == "zero3" and importlib.util.find_spec("deepspeed") is None:
+        pytest.skip("DeepSpeed is not installed (pip install 'rlt[deepspeed]')")
+    from tests.e2e.test_zero import max_diff
+
+    def args(out):
+        return ["distill", "--model", tiny_teacher, "--data", synth_train, "--out", out, "--batch-size", 2,
+                "global_batch=4", "lr=0.01", "--max-steps", 6, "--device", "cpu", "save_steps=2",
+                "--launch", preset, "--nproc", 2]
+
+    whole = rlt(*args(tmp_path / "whole"), env=ONE_THREAD, timeout=300)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "rltcli", *map(str, args(out))], cwd=ROOT,
+                            env={**os.environ, **ONE_THREAD}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 300
+        while checkpoints(out) < 2:
+            assert proc.poll() is None and time.time() < deadline, "no checkpoint before the run ended"
+            time.sleep(0.1)
+        tree = _descendants(proc.pid)
+        assert len(tree) >= 3  # the launcher and its two ranks
+        os.kill(proc.pid, signal.SIGKILL)  # the rlt process alone, not its group
+    finally:
+        proc.wait()
+    deadline = time.time() + 60
+    while alive := [p for p in tree if _running(p)]:
+        assert time.time() < deadline, f"processes of the killed run still alive: {alive}"
+        time.sleep(0.2)
+    assert not manifest_path(out).exists()
+
+    done = rlt(*args(out), env=ONE_THREAD, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "resuming from" in " ".join(done.stderr.split())
+    assert json.loads(manifest_path(out).read_text())["global_step"] == 6
+    assert max_diff(out, tmp_path / "whole") < 1e-6
