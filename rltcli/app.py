@@ -75,16 +75,32 @@ def build(name: str) -> click.Command:
               click.Option(["--print-config"], is_flag=True, help="Print the resolved config and exit."),
               click.Option(["--json", "as_json"], is_flag=True, help="Print the result as one JSON object on stdout."),
               click.Option(["-v", "--verbose"], is_flag=True, help="Also show library logs, warnings and bars.")]
+    common.append(click.Option(["--help-keys"], is_flag=False, flag_value="", default=None, metavar="[PREFIX]",
+                               is_eager=True, expose_value=False, callback=_help_keys(name),
+                               help="List every config key (nested and trl.* too) with its type, default and "
+                                    "help, or those matching PREFIX, and exit."))
     if commands.presets(name):
         common.append(click.Option(["--preset"], help=f"Named settings: {', '.join(commands.presets(name))}."))
     args = click.Argument(["args"], nargs=-1, metavar=usage_metavar(positional))
-    epilog = "Every config key (see --print-config) is also settable as KEY=VALUE, nested ones dotted."
+    epilog = "Every config key (listed by --help-keys) is also settable as KEY=VALUE, nested ones dotted."
 
     def callback(**values: Any) -> None:
         execute(name, cls, positional, values)
 
     return click.Command(name.split()[-1], params=[*options, *common, args], callback=callback,
                          help=COMMANDS[name].help, epilog=epilog, context_settings=CONTEXT, no_args_is_help=False)
+
+
+def _help_keys(name: str):
+    """The callback of `--help-keys [PREFIX]`: print the keys (rltcli/keys.py) and exit 0."""
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+        if value is None or ctx.resilient_parsing:
+            return
+        from rltcli.keys import text
+
+        click.echo(text(name, value.strip()))
+        ctx.exit(0)
+    return callback
 
 
 def execute(name: str, cls: type, positional: list, values: dict[str, Any]) -> None:

@@ -129,6 +129,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": {"preset": "paper", "lr": 1e-5, "lr_scheduler": "cosine", "warmup_ratio": 0.1, "epochs": 3.0,
               "batch_size": 1, "global_batch": 96, "max_length": 16384, "weight_decay": 0.0},
 }
+TRL_CONFIG = "SFTConfig"  # the TRL config class the `trl.*` keys are fields of (`--help-keys trl`)
 # SFTConfig fields set from a top-level key (or derived from one): `trl.<name>` must not set them.
 MANAGED = {"learning_rate": "lr", "num_train_epochs": "epochs", "max_steps": "max_steps",
            "per_device_train_batch_size": "batch_size", "per_device_eval_batch_size": "batch_size",

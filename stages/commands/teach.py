@@ -68,6 +68,7 @@ PRESETS: dict[str, dict] = {
              "max_new_tokens": 128, "save_steps": 50},
 }
 
+TRL_CONFIG = "GRPOConfig"  # the TRL config class the `trl.*` keys are fields of (`--help-keys trl`)
 # GRPOConfig fields set from a top-level key (or derived): `trl.<name>` must not set them.
 MANAGED = {"learning_rate": "lr", "num_train_epochs": "epochs", "max_steps": "max_steps",
            "num_generations": "num_generations", "gradient_accumulation_steps": "grad_accum",
