@@ -59,6 +59,17 @@ class Group(click.Group):
             return Group(prefix=full + " ", name=name, help=GROUPS[full])
         return None
 
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        """A name that is no command: one line with the nearest command, not click's bare refusal."""
+        from stages.errors import did_you_mean
+
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            known = self.list_commands(ctx)
+            raise click.UsageError(f"no command 'rlt {self.prefix}{name}' ({did_you_mean(name, known)}"
+                                   f"commands: {', '.join(known)})")
+        return super().resolve_command(ctx, args)
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with formatter.section("Commands"):
             formatter.write_dl(list(_children(self.prefix).items()))

@@ -120,7 +120,23 @@ class _Yaml12Loader(yaml.SafeLoader):
 
     PyYAML follows YAML 1.1, where `1e-5` is a string (a float needs a dot) and `yes`/`off`
     are booleans; in YAML 1.2 and in Python `1e-5` is a number and only true/false are booleans.
+    A key given twice in one mapping is an error, as YAML requires (PyYAML keeps the last silently);
+    a key after a merge (`<<: *base`) still overrides the merged one.
     """
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, yaml.Mark] = {}
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} given twice (first on line {seen[key].line + 1})",
+                        key_node.start_mark)
+                seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
 
 
 _FLOAT = "tag:yaml.org,2002:float"
@@ -419,19 +435,38 @@ def check_required(cfg, options: bool = True) -> None:
         raise UserError("; ".join(parts))
 
 
-def load_yaml(path: str | Path) -> dict:
-    """Read a YAML mapping (safe, YAML 1.2 numbers: `yaml_load`); UserError if absent or not a mapping."""
+def yaml_problem(e: yaml.YAMLError) -> tuple[str, str]:
+    """(`:LINE:COLUMN` where a YAML error is, 1-based as editors count, or ""; what is wrong, one line)."""
+    if not isinstance(e, yaml.MarkedYAMLError):
+        return "", " ".join(str(e).split())
+    mark, context = e.problem_mark or e.context_mark, ""
+    if e.context and e.context_mark is not None and e.context_mark is not mark:
+        context = f" ({e.context} started at {e.context_mark.line + 1}:{e.context_mark.column + 1})"
+    elif e.context:
+        context = f" ({e.context})"
+    at = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+    return at, f"{e.problem or e.context}{context if e.problem else ''}"
+
+
+def load_yaml(path: str | Path, what: str = "config file") -> dict:
+    """Read a YAML mapping (safe, YAML 1.2 numbers: `yaml_load`); one UserError naming the file (`what`), and for
+    YAML that does not parse the line and column, when it is absent, not UTF-8 or not a mapping."""
     p = Path(path)
     if not p.is_file():
-        raise UserError(f"config file not found: {p}")
+        raise UserError(f"{what} not found: {p}")
     try:
-        data = yaml_load(p.read_text())
+        data = yaml_load(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        line = e.object[:e.start].count(b"\n") + 1
+        raise UserError(f"{what} {p} is not UTF-8 text (byte {e.object[e.start]:#04x} on line {line}): "
+                        "save it as UTF-8") from None
     except yaml.YAMLError as e:
-        raise UserError(f"config file {p} is not valid YAML: {str(e).splitlines()[0]}") from None
+        at, problem = yaml_problem(e)
+        raise UserError(f"{what} {p}{at} is not valid YAML: {problem}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise UserError(f"config file {p} must be a mapping of keys, got {type(data).__name__}")
+        raise UserError(f"{what} {p} must be a mapping of keys, got {type(data).__name__}")
     return data
 
 

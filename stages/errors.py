@@ -25,3 +25,12 @@ class Refused(UserError):
     def __init__(self, problems: list[str], result=None):
         super().__init__("; ".join(problems))
         self.problems, self.result = list(problems), result
+
+
+def did_you_mean(word: str, options, cutoff: float = 0.6) -> str:
+    """`"did you mean 'x'? "` naming the option nearest `word` (difflib's similarity ratio >= `cutoff`), else
+    "": the one wording of every suggestion for a mistyped name (a command, a pipeline, a step, a benchmark)."""
+    import difflib
+
+    near = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=cutoff)
+    return f"did you mean '{near[0]}'? " if near else ""

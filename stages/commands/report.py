@@ -27,7 +27,7 @@ from pathlib import Path
 from stages import reward_record
 from stages.artifacts.layout import METRICS, SUMMARY, find_meta, read_manifest
 from stages.config import check_config, opt
-from stages.errors import UserError
+from stages.errors import UserError, did_you_mean
 from stages.verify.stats import newcombe, pearson
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,8 @@ class ReportConfig:
     out: str = opt("", "Output directory for report.md and the PNG plots (default: <first run>/report).", hash=False,
                    flag=True)
     compare: list[str] = opt(list, "Model pairs A:B (eval model directory names) whose accuracy difference A-B "
-                                   "is reported per run with a 95 % interval; pairs not evaluated are skipped. "
+                                   "is reported per run with a 95 % interval; a name no eval evaluated is refused, a pair "
+                                   "evaluated in no common run skipped. "
                                    "Default: within each eval step, each model minus each model listed before it "
                                    "(list the baselines first).", flag=True)
 
@@ -144,6 +145,24 @@ def _groups_md(rows: list[dict], skipped: list[dict]) -> list[str]:
 
 def _run_of(label: str) -> str:
     return label.rsplit("/", 1)[0] if "/" in label else ""
+
+
+def check_pairs(pairs: list[str], models: list[str]) -> None:
+    """Refuse a `--compare` pair that is not `A:B` or names a model no eval of the runs evaluated (a typo is
+    said with the nearest name, never dropped); a pair of evaluated models in no common run is skipped later."""
+    problems = []
+    for pair in pairs:
+        a, sep, b = pair.partition(":")
+        if not sep or not a or not b:
+            problems.append(f"--compare {pair!r} is not a pair A:B of model names")
+            continue
+        for name in (a, b):
+            if name not in models:
+                hint = did_you_mean(name, sorted(set(models)))
+                problems.append(f"--compare {pair!r}: no eval of these runs evaluated a model {name!r} "
+                                f"({hint}evaluated: {', '.join(sorted(set(models))) or 'none'})")
+    if problems:
+        raise UserError("; ".join(problems))
 
 
 def differences(acc: list[dict], pairs: list[str]) -> list[dict]:
@@ -422,6 +441,8 @@ def run(cfg: ReportConfig) -> dict:
     matplotlib.use("Agg")
     check_config(cfg)
     steps = find_steps(cfg.runs)
+    acc = accuracy_rows(steps)
+    check_pairs(cfg.compare, [r["model"] for r in acc])
     out = Path(cfg.out) if cfg.out else Path(cfg.runs[0]) / "report"
     if out.exists() and not out.is_dir():
         raise UserError(f"output {out} exists and is a file")
@@ -430,7 +451,6 @@ def run(cfg: ReportConfig) -> dict:
     lines += _md_table(["step", "kind", "rows", "seconds"],
                        [[lbl, m.get("kind"), m.get("rows"), m.get("timings", {}).get("seconds", "")]
                         for lbl, _, m in steps])
-    acc = accuracy_rows(steps)
     if acc:
         lines += ["", "## Accuracy", ""] + accuracy_markdown(acc)
         if _plot_accuracy(acc, out / "accuracy.png"):

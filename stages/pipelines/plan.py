@@ -37,7 +37,7 @@ from stages.artifacts.layout import read_manifest
 from stages.artifacts.state import output_state
 from stages.commands import STEPS, make_config
 from stages.config import load_yaml, yaml_value
-from stages.errors import UserError
+from stages.errors import UserError, did_you_mean
 
 SHIPPED = Path(__file__).with_name("pipelines.yaml")
 REF = re.compile(r"\$\{([A-Za-z0-9_.-]+)\}")
@@ -80,7 +80,7 @@ def shard_out(step: Step, index: int, count: int) -> Path:
 
 def read_file(path: str | Path) -> dict:
     """The raw pipelines of a file (name -> spec), unvalidated; UserError when the file is unreadable."""
-    data = load_yaml(path)
+    data = load_yaml(path, "pipelines file")
     if not data:
         raise UserError(f"{path} defines no pipeline")
     return data
@@ -164,15 +164,18 @@ def parse(name: str, spec: Any, runs: Path, source: str = "pipelines", overrides
     steps: list[Step] = []
     for sname, s in spec["steps"].items():
         here = f"{where}, step '{sname}'"
-        if not isinstance(s, dict) or s.get("command") not in commands:
-            raise UserError(f"{here}: 'command' must be one of {', '.join(commands)}")
-        if set(s) - set(STEP_KEYS):
+        if isinstance(s, dict) and set(s) - set(STEP_KEYS):  # first: a mistyped `command` key is named
             raise UserError(f"{here}: {_unknown_keys(s, STEP_KEYS, 'keys')}")
+        if not isinstance(s, dict) or s.get("command") not in commands:
+            hint = did_you_mean(s.get("command"), commands) if isinstance(s, dict) and s.get("command") else ""
+            raise UserError(f"{here}: 'command' must be one of {', '.join(commands)}"
+                            + (f" ({hint.strip()})" if hint else ""))
         options = s.get("options") or {}
         if not isinstance(options, dict):
             raise UserError(f"{here}: 'options' must be a mapping")
         step = Step(str(sname), s["command"], {}, Path(runs) / name / str(sname))
-        step.options = _resolve_refs(options, {p.name: p for p in steps}, step, here, variables)
+        step.options = _resolve_refs(options, {p.name: p for p in steps}, step, here, variables,
+                                     tuple(map(str, spec["steps"])))
         if step.needs == [OWN_DIR]:
             step.needs = [p.name for p in steps]  # the pipeline's folder: every earlier step
         own = check_resources(s.get("resources") or {}, f"{here}: resources")
@@ -213,11 +216,14 @@ def _check_nodes(step: Step, here: str) -> None:
                         f"of {nodes}")
 
 
-def _resolve_refs(value: Any, earlier: dict[str, Step], step: Step, where: str, variables: dict) -> Any:
+def _resolve_refs(value: Any, earlier: dict[str, Step], step: Step, where: str, variables: dict,
+                  steps: tuple[str, ...] = ()) -> Any:
+    """`value` with its `${...}` references resolved; `steps` names every step of the pipeline (a reference to
+    a later one is said so); UserError naming the nearest reference for one that is none."""
     if isinstance(value, dict):
-        return {k: _resolve_refs(v, earlier, step, where, variables) for k, v in value.items()}
+        return {k: _resolve_refs(v, earlier, step, where, variables, steps) for k, v in value.items()}
     if isinstance(value, list):
-        return [_resolve_refs(v, earlier, step, where, variables) for v in value]
+        return [_resolve_refs(v, earlier, step, where, variables, steps) for v in value]
     if not isinstance(value, str):
         return value
     whole = REF.fullmatch(value)
@@ -232,7 +238,10 @@ def _resolve_refs(value: Any, earlier: dict[str, Step], step: Step, where: str, 
             step.needs.append(OWN_DIR)
             return str(step.out.parent)
         if ref not in earlier:
-            raise UserError(f"{where}: ${{{ref}}} is not an earlier step or a variable")
+            later = " (a step reads only the steps above it)" if ref in steps else ""
+            hint = "" if later else did_you_mean(ref, [*earlier, *variables, OWN_DIR])
+            raise UserError(f"{where}: ${{{ref}}} is not an earlier step or a variable{later}"
+                            + (f" ({hint.strip()})" if hint else ""))
         step.needs.append(ref)
         return str(earlier[ref].out)
 

@@ -39,7 +39,7 @@ from pathlib import Path
 
 from stages import records, secrets
 from stages.config import opt
-from stages.errors import Refused, UserError
+from stages.errors import Refused, UserError, did_you_mean
 from stages.pipelines.executors import EXECUTORS, make
 from stages.pipelines.executors.base import Context, record
 from stages.pipelines.jobs import Job, restart_count, run_job
@@ -197,7 +197,8 @@ def context(cfg: RunConfig) -> Context:
     pipelines, sources = available(cfg.file)
     if cfg.name not in pipelines:
         where = f"the shipped pipelines or {cfg.file}" if cfg.file else "the shipped pipelines"
-        raise UserError(f"no pipeline {cfg.name!r} in {where} (has: {', '.join(pipelines)})")
+        raise UserError(f"no pipeline {cfg.name!r} in {where} ({did_you_mean(cfg.name, pipelines)}has: "
+                        f"{', '.join(pipelines)}; rlt run --list describes them)")
     overrides = {k: v for k, v in vars(cfg.slurm).items() if v is not None}
     spec, runs = pipelines[cfg.name], Path(cfg.runs)
     if cfg.smoke:
@@ -208,7 +209,8 @@ def context(cfg: RunConfig) -> Context:
     names = [s.name for s in steps]
     for opt_name, value in (("--from", cfg.start), ("--until", cfg.until)):
         if value is not None and value not in names:
-            raise UserError(f"{opt_name} {value!r} is not a step of {cfg.name} (steps: {', '.join(names)})")
+            raise UserError(f"{opt_name} {value!r} is not a step of {cfg.name} ({did_you_mean(value, names)}"
+                            f"steps: {', '.join(names)})")
     if cfg.until:
         steps = steps[: names.index(cfg.until) + 1]
     if cfg.start:

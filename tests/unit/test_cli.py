@@ -153,7 +153,7 @@ def test_a_new_config_field_appears_in_help_and_print_config_with_no_cli_edit(ca
     (["data", "synth", "n=many"], "'n' expects an integer"),
     (["data", "synth", "n"], "malformed override 'n'"),
     (["data", "synth", "--bogus"], "No such option"),
-    (["fly"], "No such command 'fly'"),
+    (["fly"], "no command 'rlt fly'"),
     (["data", "import", "--print-config"], "missing argument SRC"),
     (["run", "demo", "extra"], "unexpected argument 'extra'"),
     (["teach", "--preset", "nope"], "unknown --preset 'nope'"),
