@@ -280,14 +280,18 @@ def _renamed(cls, head: str, prefix: str) -> str:
 
 
 def flag_names(key: str, f: dataclasses.Field, tp: Any) -> list[str]:
-    """The option names of a flagged field: `engine.batch_size` -> ['--batch-size'], a bool ['--x/--no-x']."""
+    """The option names of a flagged field: `engine.batch_size` -> ['--batch-size'], a bool ['--x/--no-x']
+    (`no_explanation`: ['--no-explanation/--with-explanation'])."""
     named = f.metadata.get("flag")
     if isinstance(named, str):
         return [named]
     leaf = "--" + key.rsplit(".", 1)[-1].replace("_", "-")
     args = [a for a in typing.get_args(tp) if a is not _NONE]
     base = args[0] if typing.get_origin(tp) in (typing.Union, types.UnionType) and args else tp
-    return [f"{leaf}/--no-{leaf[2:]}" if base is bool else leaf]
+    if base is not bool:
+        return [leaf]
+    off = f"--with-{leaf[5:]}" if leaf.startswith("--no-") else f"--no-{leaf[2:]}"  # never --no-no-x
+    return [f"{leaf}/{off}"]
 
 
 def shown_name(key: str, f: dataclasses.Field, tp: Any) -> str:

@@ -32,6 +32,11 @@ def plural(n: float, word: str, many: str | None = None) -> str:
     return f"{n:,} {word if n == 1 else many or word + 's'}"
 
 
+def with_article(word: str) -> str:
+    """`an eval`, `a traces`, `an unknown`: the word after the article English gives it (by its first letter)."""
+    return f"{'an' if str(word)[:1].lower() in 'aeio' else 'a'} {word}"
+
+
 def clock(seconds: float) -> str:
     """`12 s`, or m:ss / h:mm:ss past a minute."""
     if seconds < 60:
@@ -61,6 +66,7 @@ class _Bar:
         self.rows = self.tokens = 0  # advanced in this process (the rates count these)
         self.t0 = time.time()
         self.shown = ""
+        self.stopped = False  # ended before its total by an interrupt or an error: the last line says so
 
     def advance(self, rows: int = 1, tokens: int = 0) -> None:
         self.rows += rows
@@ -79,12 +85,13 @@ class _Bar:
         return ", ".join(filter(None, (rate, self.shown)))
 
     def line(self, final: bool = False) -> str:
-        """The plain progress line: done/total, share, rates, elapsed time and ETA (or the total time)."""
+        """The plain progress line: done/total, share, rates, elapsed time and ETA (or, at the end, the time it
+        took, or `stopped after` it when it ended early)."""
         elapsed = time.time() - self.t0
         share = f" ({100 * self.done / self.total:.0f} %)" if self.total else ""
         speed = self.rows / max(elapsed, 1e-9)
         left = max(self.total - self.done, 0)
-        when = f"took {clock(elapsed)}" if final else \
+        when = f"{'stopped after' if self.stopped else 'took'} {clock(elapsed)}" if final else \
             f"elapsed {clock(elapsed)}, eta {clock(left / speed) if speed > 0 else '?'}"
         return f"{self.desc}: {self.done:,}/{self.total:,} {self.unit}{share}, {self.rates()}, {when}"
 
@@ -145,11 +152,14 @@ def _plain(bar: _Bar):
     thread.start()
     try:
         yield bar
+    except BaseException:
+        bar.stopped = True
+        raise
     finally:
         stop.set()
         thread.join()
-    if bar.rows:
-        _write(bar.line(final=True))
+        if bar.rows:
+            _write(bar.line(final=True))
 
 
 def _write(text: str) -> None:
@@ -184,6 +194,8 @@ def training_progress(desc: str, metric: str):
                 self._bar.metric(metric, logs[metric])
 
         def on_train_end(self, args, state, control, **kw):
+            if self._bar is not None and state.global_step < state.max_steps:  # a graceful stop ends it early
+                self._bar.stopped = True
             self.close_progress()
 
         def close_progress(self):
@@ -200,5 +212,7 @@ def close_training_progress(trainer) -> None:
     `on_train_end` is not called then, and a live display would keep the cursor hidden.
     """
     for callback in trainer.callback_handler.callbacks:
+        if getattr(callback, "_bar", None) is not None:  # still open: training ended before on_train_end
+            callback._bar.stopped = True
         if hasattr(callback, "close_progress"):
             callback.close_progress()

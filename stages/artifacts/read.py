@@ -54,8 +54,22 @@ def _read_file(p: Path) -> pa.Table:
                                  convert_options=pcsv.ConvertOptions(strings_can_be_null=False,
                                                                      column_types=dict.fromkeys(header, pa.string())))
     except (pa.ArrowException, ValueError, OSError, UnicodeDecodeError) as e:
+        if suffix != ".parquet" and (where := _not_utf8(p)):
+            raise UserError(f"{p} is not UTF-8 text ({where}): save it as UTF-8 (e.g. iconv -f latin1 -t utf-8 "
+                            f"{p.name} > fixed{p.suffix})") from None
         raise UserError(f"cannot read {p}: {str(e).splitlines()[0][:200]}") from None
     raise UserError(f"unsupported file type {p} (use .parquet, .jsonl, .json or .csv)")
+
+
+def _not_utf8(p: Path) -> str | None:
+    """`line N, byte 0xE9` where a text file first stops being UTF-8, None when all of it is UTF-8."""
+    with open(p, "rb") as f:
+        for number, line in enumerate(f, 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as e:
+                return f"line {number}, byte {line[e.start]:#04x}"
+    return None
 
 
 def _json_records(p: Path, lines: bool) -> list[dict]:
@@ -169,21 +183,23 @@ def read_rows(path: str | Path, kind: str, required: Iterable[str] | None = None
     numbers read as text. UserError naming the column or row."""
     required = None if required is None else tuple(required)
     table = as_text(read_table(path))
-    if kind == "dataset" and "id" not in table.column_names and table.num_rows:
+    if kind == "dataset" and table.num_rows and ("id" not in table.column_names or table.column("id").null_count):
         need = REQUIRED[kind] if required is None else required
         for c in ("question", "solution"):
             if (c == "question" or c in need) and c not in table.column_names:
                 raise UserError(f"{path}: missing column {c} (has: {', '.join(table.column_names)})")
+        # a row without an id (no column, or an empty cell) gets the stable one, as `rlt data import` gives it
         questions = table.column("question").to_pylist()
         solutions = table.column("solution").to_pylist() if "solution" in table.column_names else [None] * len(questions)
-        ids = [row_id(str(q), None if s is None else str(s)) for q, s in zip(questions, solutions)]
-        table = table.append_column("id", pa.array(ids, pa.string()))
+        given = table.column("id").to_pylist() if "id" in table.column_names else [None] * len(questions)
+        ids = [i if i is not None else row_id(str(q), None if s is None else str(s))
+               for i, q, s in zip(given, questions, solutions)]
+        column = pa.array(ids, pa.string())
+        table = table.set_column(table.column_names.index("id"), "id", column) if "id" in table.column_names \
+            else table.append_column("id", column)
     validate(table, kind, str(path), required)
     rows = table.to_pylist()
     if kind == "dataset":
-        for r in rows:  # a row whose id cell is empty gets the stable one too
-            if r["id"] is None:
-                r["id"] = row_id(str(r["question"]), None if r.get("solution") is None else str(r["solution"]))
         distinct_ids(rows, str(path))
     return rows
 

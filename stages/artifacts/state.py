@@ -32,6 +32,7 @@ from stages.artifacts import layout
 from stages.artifacts.checkpoints import checkpoint_dir, last_checkpoint
 from stages.config import _hashable, config_hash
 from stages.errors import UserError
+from stages.progress import with_article
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +201,7 @@ def differences(meta: dict, kind: str | None, cfg: Any, inputs: dict[str, str] |
     """
     found = []
     if kind is not None and meta.get("kind") != kind:
-        found.append(f"it is a {meta.get('kind')} artifact, not {kind}")
+        found.append(f"it is {with_article(meta.get('kind'))} artifact, not {with_article(kind)} artifact")
     if cfg is not None and meta.get("config_hash") != config_hash(cfg):
         keys = _config_differences(meta.get("config") or {}, cfg)
         found.append("config changed" + (f" ({', '.join(keys)})" if keys else ""))

@@ -54,6 +54,7 @@ from stages.artifacts.state import already_complete
 from stages.artifacts.writer import ArtifactWriter
 from stages.config import at_least, check_config, inputs_of, opt
 from stages.errors import UserError
+from stages.progress import with_article
 
 log = logging.getLogger(__name__)
 _THIN = re.compile(r"\\[,;:!]|\\(?:thinspace|negthinspace|medspace|thickspace)(?![a-z])")
@@ -170,7 +171,7 @@ def run(cfg: DecontaminateConfig) -> Path:
     _check(cfg)
     kind = (read_manifest(cfg.src) or {}).get("kind", "dataset") if Path(cfg.src).is_dir() else "dataset"
     if kind not in ("dataset", "traces"):
-        raise UserError(f"{cfg.src} is a {kind} artifact; decontaminate datasets or traces")
+        raise UserError(f"{cfg.src} is {with_article(kind)} artifact; decontaminate datasets or traces")
     index = build_index(cfg.against, cfg.ngram, cfg.frequent)
     rows = read_rows(cfg.src, kind)
     kept, dropped = [], {p: [] for p in cfg.against}

@@ -60,7 +60,7 @@ from stages.method import views as formats
 from stages.method.settings import PromptsConfig
 from stages.models import attention
 from stages.models.loading import DEVICE_HELP, check_device, load_model, load_tokenizer, resolve_device
-from stages.progress import close_training_progress, plural, training_progress
+from stages.progress import close_training_progress, plural, training_progress, with_article
 from stages.training import launch, lora, trl_options
 from stages.training.metrics import log_at_saves, mean_loss, read_metrics
 from stages.training.rankzero import RankZeroWriter
@@ -206,7 +206,7 @@ def load_rows(cfg: DistillConfig) -> list[dict]:
     """Rows with `question`, `solution` and `explanation` (None for --no-explanation)."""
     kind = _input_kind(cfg.data)
     if kind not in ("dataset", "traces"):
-        raise UserError(f"{cfg.data} is a {kind} artifact; distill reads a traces or dataset artifact")
+        raise UserError(f"{cfg.data} is {with_article(kind)} artifact; distill reads a traces or dataset artifact")
     column = "explanation" if kind == "traces" else "reasoning_trace"
     need = ["question", "solution"] + ([] if cfg.no_explanation else [column])
     rows = read_rows(cfg.data, kind, required=need)

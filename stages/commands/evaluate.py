@@ -63,7 +63,7 @@ from stages.artifacts.state import already_complete, differences, require
 from stages.artifacts.writer import ArtifactWriter, acquire_lock
 from stages.config import at_least, between, check_config, config_hash, opt, resolve
 from stages.config import inputs_of as config_inputs
-from stages.engines.base import EngineConfig, check_generations, warn_damaged
+from stages.engines.base import EngineConfig, check_generations, derive_seed, warn_damaged
 from stages.errors import UserError
 from stages.method.settings import PromptsConfig
 from stages.method.views import END_SOLUTION, parse_stratos, student_prompt
@@ -357,8 +357,8 @@ def eval_model(cfg: EvalConfig, model: str, items: list[dict], writer: ArtifactW
             batch = todo[start:start + size]
             prompts = [student_prompt(engine.tokenizer, system, it["question"]) for it in batch]
             outs = engine.generate(prompts, n=cfg.num_generations, max_new_tokens=cfg.max_new_tokens,
-                                   temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed,
-                                   stop=[END_SOLUTION])
+                                   temperature=cfg.temperature, top_p=cfg.top_p, stop=[END_SOLUTION],
+                                   seed=derive_seed(cfg.seed, sorted(it["id"] for it in batch)))  # as generate
             counts["damaged_text"] += sum(c.damaged for comps in outs for c in comps[:cfg.num_generations])
             rows = []
             try:
@@ -379,6 +379,23 @@ def _check_models(cfg: EvalConfig) -> None:
 
     for m in cfg.models:
         check_model_path(m, allow_pickle=cfg.engine.allow_pickle)
+        warn_other_prompt(cfg, m)
+
+
+def warn_other_prompt(cfg: EvalConfig, model: str) -> None:
+    """One warning line when `model` is a student rlt trained (its manifest records its config) with another
+    student system prompt than this eval's: it answers best in the view it learned."""
+    manifest = read_manifest(Path(model)) if Path(model).is_dir() else None
+    trained = ((manifest or {}).get("config") or {}).get("prompts", {}).get("student_system")
+    if manifest and manifest.get("config", {}).get("role", "student") == "student" and trained is not None \
+            and trained != cfg.prompts.student_system:
+        log.warning("%s was trained with another student system prompt than this eval's (%r, not %r): set "
+                    "prompts.student_system to the one it learned", model, _short(trained),
+                    _short(cfg.prompts.student_system))
+
+
+def _short(text: str, most: int = 40) -> str:
+    return text if len(text) <= most else text[:most - 3] + "..."
 
 
 def write_summary(out: Path, rows: list[dict], skipped: dict | None = None) -> dict:

@@ -46,7 +46,7 @@ from stages.method.grpo import RLTRewardFunc
 from stages.method.settings import PromptsConfig, RewardConfig, check_reward, with_teacher_temperature
 from stages.method.views import check_template, teacher_view
 from stages.models.loading import DEVICE_HELP, check_device
-from stages.progress import close_training_progress, training_progress
+from stages.progress import close_training_progress, plural, training_progress
 from stages.training import launch, lora, trl_options
 from stages.training.lora import LoraConfig
 from stages.training.metrics import log_at_saves, mean_loss, metrics_callback, read_metrics, summarize
@@ -338,7 +338,7 @@ def run(cfg: TeachConfig) -> Path:
         info.update(summarize(Path(cfg.out)))
         w.finish(extra={"training": info, "teacher": cfg.teacher, "student": cfg.student, "temperatures": tau,
                         "lora": lora.describe(cfg.lora, cfg.teacher)}, rows=len(rows))  # rank 0 writes; all wait
-        log.info("trained teacher written to %s (step %d)", cfg.out, info["global_step"])
+        log.info("trained %s -> %s", plural(info["global_step"], "step"), cfg.out)  # distill's line
     if launch.rank() == 0 and not cfg.keep_checkpoints:  # after the manifest: a kill before it can still resume
         drop_checkpoints(cfg.out)
     return Path(cfg.out)

@@ -244,7 +244,7 @@ def test_lifecycle_states(tmp_path):
     assert output_state(out, "dataset", Cfg(), {"data": data}).complete
     other = output_state(out, "dataset", Cfg(seed=1), {"data": data})
     assert other.status == "conflicting" and other.finished and other.differs == ("config changed (seed)",)
-    assert output_state(out, "traces", Cfg(), {"data": data}).differs[0] == "it is a dataset artifact, not traces"
+    assert output_state(out, "traces", Cfg(), {"data": data}).differs[0] == "it is a dataset artifact, not a traces artifact"
     data.write_text('{"question": "q2", "solution": "s"}\n')
     changed = output_state(out)  # no config given: the recorded inputs against themselves now
     assert changed.status == "conflicting" and changed.differs == (f"input data ({data}) changed",)
