@@ -375,10 +375,11 @@ def eval_model(cfg: EvalConfig, model: str, items: list[dict], writer: ArtifactW
 def _check_models(cfg: EvalConfig) -> None:
     if cfg.engine.name != "hf":
         return  # vllm and openai resolve their own model names
-    from stages.models.loading import check_model_path
+    from stages.models.loading import check_model_path, check_remote_code
 
     for m in cfg.models:
         check_model_path(m, allow_pickle=cfg.engine.allow_pickle)
+        check_remote_code(m, cfg.engine.trust_remote_code)  # before the data's first batch, not at load
         warn_other_prompt(cfg, m)
 
 

@@ -11,6 +11,7 @@ Every problem with a model path becomes one `UserError` line.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import re
 from pathlib import Path
@@ -140,6 +141,25 @@ def _has_tokenizer(p: Path) -> bool:
     return any((p / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "vocab.json"))
 
 
+def check_remote_code(path: str, trust_remote_code: bool) -> None:
+    """Refuse a model directory whose config.json or tokenizer_config.json names code of its own (`auto_map`)
+    unless `trust_remote_code`: transformers would otherwise load its built-in class for the model type
+    instead, silently, which is not the model its authors shipped. UserError, one line."""
+    p = Path(path)
+    if trust_remote_code or not p.is_dir():
+        return
+    for name in ("config.json", "tokenizer_config.json"):
+        try:
+            auto_map = json.loads((p / name).read_text()).get("auto_map") if (p / name).is_file() else None
+        except (ValueError, OSError, AttributeError):
+            continue  # an unreadable file is for the loader to refuse
+        if auto_map:
+            names = ", ".join(sorted(auto_map)) if isinstance(auto_map, dict) else str(auto_map)
+            raise UserError(f"{path}: its {name} names code of its own (auto_map: {names}), which runs only with "
+                            "--trust-remote-code (trust_remote_code=true); without it, remove auto_map to use "
+                            "transformers' built-in class for its model type")
+
+
 def load_tokenizer(path: str, trust_remote_code: bool = False, padding_side: str | None = None):
     """AutoTokenizer with a pad token (falls back to eos) and an optional padding side."""
     from transformers import AutoTokenizer
@@ -147,6 +167,7 @@ def load_tokenizer(path: str, trust_remote_code: bool = False, padding_side: str
     check_model_path(path, need_weights=False)
     if adapters.is_adapter_dir(path) and not _has_tokenizer(Path(path)):
         path = adapters.adapter_base(path)  # an adapter saved without its tokenizer uses the base's
+    check_remote_code(path, trust_remote_code)
     try:
         tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:
@@ -170,6 +191,7 @@ def load_model(path: str, device: str = "auto", dtype: str = "auto", trust_remot
         base = load_model(adapters.adapter_base(path), device="cpu", dtype=dtype, trust_remote_code=trust_remote_code,
                           allow_pickle=allow_pickle)
         return adapters.merge_adapter(base, path).to(resolve_device(device))
+    check_remote_code(path, trust_remote_code)
     device = resolve_device(device)
     kw = {"dtype": _torch_dtype(dtype, device), "trust_remote_code": trust_remote_code,
           "use_safetensors": None if allow_pickle else True}
