@@ -134,7 +134,8 @@ def run(cfg: RunConfig) -> list[dict]:
     planned = plan_of(executor)
     found = executor.preflight(planned)
     if cfg.plan:
-        result = Plan(planned, found.to_dict(), estimates(ctx, cfg, planned, found))
+        numbers = estimates(ctx, cfg, planned, found)  # adds its notes to `found`
+        result = Plan(planned, found.to_dict(), numbers)
         if found.problems:
             raise Refused(found.problems, result)
         return result
@@ -261,8 +262,8 @@ def run_one_job(spec: str) -> list[dict]:
 
 
 def _vars_of(ctx: Context, cfg: RunConfig) -> dict:
-    spec = available(cfg.file)[0][ctx.name]
     """The variable values as recorded and compared: a URL's credentials hidden (stages/secrets.py)."""
+    spec = available(cfg.file)[0][ctx.name]
     return {k: secrets.redact(v) if isinstance(v, str) else v for k, v in pipeline_vars(spec, cfg.vars, ctx.name).items()}
 
 

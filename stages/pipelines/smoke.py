@@ -32,7 +32,7 @@ BENCHMARK_FORMATS = ("math500", "aime", "gpqa")
 SIZES = {  # options of each command at toy sizes (only those its config has are set)
     "distill": {"max_steps": STEPS, "batch_size": 2, "global_batch": 4, "max_length": 1024, "save_steps": 1},
     "teach": {"max_steps": STEPS, "num_generations": 2, "prompts_per_step": 2, "grad_accum": 1,
-              "max_new_tokens": NEW_TOKENS, "save_steps": 1, "use_vllm": False},
+              "max_new_tokens": NEW_TOKENS, "use_vllm": False},
     "generate": {"max_new_tokens": NEW_TOKENS},
     "eval": {"max_new_tokens": NEW_TOKENS},
 }
