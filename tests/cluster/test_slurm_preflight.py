@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import subprocess
 
-from tests.cluster.conftest import rlt, wait_done
+from stages.artifacts.layout import manifest_path
+from tests.cluster.conftest import rlt, wait_done, wait_for
 
 ONE_STEP = """
 p:
@@ -50,3 +51,23 @@ def test_resources_the_partition_cannot_give_are_refused_before_submitting(slurm
     proc = rlt("run", "g", "--file", f, "--runs", runs, "--executor", "slurm")
     assert proc.returncode == 2 and "step 'train': gpus_per_node 8 but the nodes of partition" in proc.stderr
     assert not runs.exists()  # nothing submitted, nothing written
+
+
+
+def test_the_paper_smoke_run_on_slurm(slurm, tmp_path):
+    """`rlt run paper --smoke` through Slurm on CPU nodes: every step a job, the ZeRO-3 steps on 2 processes."""
+    from stages.pipelines import run as P
+
+    runs = tmp_path / "runs"
+    proc = rlt("run", "paper", "--smoke", "--runs", runs, "--executor", "slurm", "--slurm.gpus_per_node=0")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+    def done() -> bool:
+        recs = P.run(P.RunConfig(name="paper", runs=str(runs), smoke=True, status=True))
+        failed = [r for r in recs if r["action"] == "failed"]
+        assert not failed, failed
+        return all(r["action"] == "complete" for r in recs)
+
+    wait_for(done, 1200, "the paper's smoke run on Slurm", every=5)
+    teach = json.loads(manifest_path(runs / "smoke/paper/teach").read_text())
+    assert teach["training"]["processes"] == 2
