@@ -43,6 +43,7 @@ from typing import Any
 
 from stages import records
 from stages.artifacts.checkpoints import (
+    check_resumable,
     checkpoint_dir,
     drop_checkpoints,
     keep_checkpoints_opt,
@@ -479,6 +480,7 @@ def train(prep: Prepared, callbacks: tuple = ()) -> Path:
 def run(cfg: DistillConfig, callbacks: tuple = ()) -> Path:
     """validate -> (relaunch under accelerate) -> load -> train -> write the checkpoint artifact."""
     validate(cfg)
+    check_resumable(cfg.out, cfg.force)  # a damaged checkpoint is said before any model loads
     if cfg.launch and not launch.in_launched_process():
         child = dataclasses.replace(cfg, launch=None)
         launch.relaunch("distill", to_dict(child), cfg.launch, launch.processes(cfg.nproc, cfg.gpus), cfg.launch_args)

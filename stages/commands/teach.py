@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stages.artifacts.checkpoints import (
+    check_resumable,
     checkpoint_dir,
     drop_checkpoints,
     keep_checkpoints_opt,
@@ -319,6 +320,7 @@ def run(cfg: TeachConfig) -> Path:
     finalize_config(cfg)  # a config built in Python, not by commands.make_config
     batch = validate(cfg)
     tau = temperatures(cfg)
+    check_resumable(cfg.out, cfg.force)  # a damaged checkpoint is said before any model loads
     if cfg.launch and not launch.in_launched_process():
         child = dataclasses.replace(cfg, launch=None)
         launch.relaunch("teach", to_dict(child), cfg.launch, launch.processes(cfg.nproc, cfg.gpus), cfg.launch_args)

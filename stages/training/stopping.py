@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from stages import interrupt
+from stages.artifacts.checkpoints import guard_loading
 from stages.errors import Diverged
 from stages.training.launch import DIVERGED_FILE_ENV, in_launched_process, local_rank, rank, world_size
 
@@ -134,8 +135,10 @@ def run_trainer(trainer, resume: str | None, rewards: Callable[[], Iterable[floa
 
     Raises interrupt.GracefulStop once the checkpoint is saved; in a process started by a launcher it
     exits with 0 instead (the launching process reports the stop, and the launcher stays quiet).
-    Raises errors.Diverged at the end of a step where a loss, gradient norm or reward is not finite.
+    Raises errors.Diverged at the end of a step where a loss, gradient norm or reward is not finite;
+    UserError when `resume` does not load (checkpoints.guard_loading).
     """
+    guard_loading(trainer, resume)
     watch = FiniteWatch(rewards)
     watch.watch(trainer)
     callback = stop_callback(watch)
