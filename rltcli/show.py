@@ -155,11 +155,21 @@ def _cell(v: Any, width: int) -> str:
     return s if len(s) <= width else s[: width - 1] + "…"
 
 
+def _whole(rows: list[dict], names: list[str]) -> None:
+    """Rows one after another, one line per column with its whole value (continuation lines indented)."""
+    for i, r in enumerate(rows, 1):
+        click.echo(f"row {i} of {len(rows)}")
+        for n in names:
+            value = "" if r.get(n) is None else str(r.get(n))
+            click.echo(f"  {n}: " + value.replace("\n", "\n" + " " * (len(n) + 4)))
+
+
 def inspect(info: dict, cfg: Any) -> None:
     """`rlt inspect`: the state line first, then the manifest, what the artifact holds, its schema and rows.
 
     Up to WIDE columns the rows are a table; wider artifacts (traces have 25 columns) are shown
-    turned: one line per column, its type and the values of the first rows.
+    turned: one line per column, its type and the values of the first rows. The rows of `--row` are
+    shown whole, one after another; `--row`/`--where` first say how many rows match.
     """
     from rich.markup import escape
     from rich.table import Table
@@ -188,7 +198,14 @@ def inspect(info: dict, cfg: Any) -> None:
     if info.get("schema"):
         con.print("schema: " + escape(", ".join(f"{n}:{t}" for n, t in info["schema"])))
     head, names = info.get("head") or [], [n for n, _ in info.get("schema") or []]
+    if "matched" in info:  # --row / --where
+        chosen = [*cfg.where, *([f"id={cfg.row}"] if cfg.row else [])]
+        con.print(escape(f"{info['matched']:,} of {plural(info['rows'], 'row')} with {' and '.join(chosen)}" +
+                         ("" if cfg.row or len(head) == info["matched"] else f" (the first {len(head)} shown)")))
     if not head:
+        return
+    if cfg.row:
+        _whole(head, names)
         return
     if len(names) > WIDE:
         t = Table(show_lines=True)

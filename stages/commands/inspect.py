@@ -2,6 +2,8 @@
 
     rlt inspect runs/demo/generate --rows 5
     rlt inspect runs/                # every artifact under a folder, with its state
+    rlt inspect runs/demo/eval --where correct=false --where model=student   # the wrong answers
+    rlt inspect runs/demo/eval --row q17                                     # every row of one id, whole
 
 The state is `state.output_state`: complete; interrupted with the rows so far (or
 being written, when the process holding its lock is alive); or complete but its
@@ -23,7 +25,7 @@ from stages.artifacts.layout import META_DIR, METRICS, SUMMARY, data_files, find
 from stages.artifacts.read import read_table
 from stages.artifacts.state import output_state
 from stages.config import at_least, opt
-from stages.errors import UserError
+from stages.errors import UserError, did_you_mean
 
 FOLDER_DEPTH = 3  # how deep `rlt inspect FOLDER` looks for artifacts (runs/<pipeline>/<step>)
 
@@ -36,6 +38,67 @@ class InspectConfig:
                     required=True)
     rows: int = opt(5, "How many rows to show.", flag=True, check=at_least(0))
     width: int = opt(60, "Characters shown per cell.", check=at_least(8))
+    row: str = opt("", "Show the rows of this id whole: every column, nothing cut (an eval or traces artifact "
+                       "has one per model and sample).", flag=True)
+    where: list[str] = opt(list, "Show only rows whose COLUMN is VALUE (COLUMN=VALUE, e.g. correct=false; true, "
+                                 "false, numbers and null read as the column's type); repeat it: rows that match "
+                                 "all.", flag=True)
+
+
+NULLS = ("null", "none", "")
+TRUTH = {"true": True, "false": False, "yes": True, "no": False, "1": True, "0": False}
+
+
+def _condition(text: str) -> tuple[str, str]:
+    column, sep, value = text.partition("=")
+    if not sep or not column.strip():
+        raise UserError(f"--where expects COLUMN=VALUE, got {text!r}")
+    return column.strip(), value.strip()
+
+
+def _matches(cell, value: str) -> bool:
+    """Is a cell VALUE as written on the command line (read as the cell's type)?"""
+    if cell is None:
+        return value.lower() in NULLS
+    if isinstance(cell, bool):
+        return TRUTH.get(value.lower()) is cell
+    if isinstance(cell, (int, float)):
+        try:
+            return float(value) == cell
+        except ValueError:
+            return False
+    return str(cell) == value
+
+
+def _column(table: pa.Table, name: str, p: Path, why: str) -> list:
+    """The values of column `name`; UserError naming the nearest column when there is none."""
+    if name not in table.column_names:
+        names = table.column_names
+        raise UserError(f"{why}: no column {name!r} in {p} ({did_you_mean(name, names)}has: {', '.join(names)})")
+    return table.column(name).to_pylist()
+
+
+def select(table: pa.Table, cfg: InspectConfig, p: Path) -> pa.Table:
+    """The rows of `--row ID` (its `id` column) that match every `--where COLUMN=VALUE` (a model by its path or
+    the name eval's tables give it).
+
+    Raises UserError for a column the table lacks (naming the nearest) and for an id no row has."""
+    keep = [True] * table.num_rows
+    for column, value in map(_condition, cfg.where):
+        cells = _column(table, column, p, "--where")
+        if column == "model":  # a model is also named as eval's tables name it (its directory's name)
+            from stages.commands.evaluate import display_names
+
+            shown = display_names(sorted({str(c) for c in cells if c is not None}))
+            cells = [shown.get(c) if c is not None and value == shown.get(c) else c for c in cells]
+        keep = [k and _matches(c, value) for k, c in zip(keep, cells)]
+    if cfg.row:
+        ids = [str(i) for i in _column(table, "id", p, "--row")]
+        if cfg.row not in ids:
+            near = did_you_mean(cfg.row, sorted(set(ids))).strip()
+            raise UserError(f"no row with id {cfg.row!r} in {p}" + (f" ({near})" if near else ""))
+        keep = [k and i == cfg.row for k, i in zip(keep, ids)]
+    return table.filter(pa.array(keep, pa.bool_()))
 
 
 def _rows_so_far(p: Path) -> pa.Table:
@@ -78,8 +141,9 @@ def summary(cfg: InspectConfig) -> dict:
     `state` is one of file (a plain file), folder (a folder of artifacts: `artifacts` lists
     them), interrupted, running (being written now), complete, conflicting; `state_line`
     says it in words. Eval artifacts add `summary` (summary.json), checkpoints `training`
-    (steps, final_loss, final_reward). Raises UserError for a missing path or a folder
-    holding no artifact.
+    (steps, final_loss, final_reward). With `--row`/`--where`, `head` holds the rows selected
+    (every one of `--row`) and `matched` how many there are. Raises UserError for a missing
+    path, a folder holding no artifact, and what `select` refuses.
     """
     p = Path(cfg.path)
     if not p.exists():
@@ -98,15 +162,21 @@ def summary(cfg: InspectConfig) -> dict:
     info = {"state": status, "state_line": state.describe() if state else "plain file",
             "differs": list(state.differs) if state else [], "manifest": state.manifest if state else None}
     if state is not None and state.kind == "checkpoint":
+        if cfg.row or cfg.where:
+            raise UserError(f"{p} is a checkpoint artifact: it has no rows for --row or --where")
         return {**info, "schema": [], "rows": state.rows, "head": [],
                 "training": _training(p, state.manifest, state.step)}
     table = read_table(p) if state is None or state.finished else _rows_so_far(p)
+    shown = table
+    if cfg.row or cfg.where:
+        shown = select(table, cfg, p)
+        info["matched"] = shown.num_rows
     if state is None:
         info["state_line"] = f"plain file, {table.num_rows} row{'s' * (table.num_rows != 1)}"
     if state is not None and state.kind == "eval" and (f := find_meta(p, SUMMARY)) is not None:
         info["summary"] = json.loads(f.read_text())
     return {**info, "rows": table.num_rows, "schema": [(f.name, str(f.type)) for f in table.schema],
-            "head": table.slice(0, cfg.rows).to_pylist()}
+            "head": (shown if cfg.row else shown.slice(0, cfg.rows)).to_pylist()}
 
 
 def run(cfg: InspectConfig) -> dict:
