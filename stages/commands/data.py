@@ -9,7 +9,7 @@ Input: a local Parquet/JSONL/JSON/CSV file, a `datasets.save_to_disk` folder, a
 folder of Parquet (or JSONL) files, or a hub id (where a network exists). In a
 folder, names starting with `.` or `_` are skipped at every depth (macOS `._x`
 files, `.ipynb_checkpoints/`, Spark's `_SUCCESS`), as pyarrow, pandas and
-`datasets` skip them. Output: a dataset artifact (`id, question, solution,
+`datasets` skip them; one line names the files read and those left out. Output: a dataset artifact (`id, question, solution,
 reasoning_trace, answer, task, source`, plus the benchmark's grouping columns
 `schemas.GROUP_COLUMNS` - MATH-500's `level`, `subject` (and `unique_id`), GPQA's
 `domain`, `subdomain` (and `record_id`) - as text). A training set needs a
@@ -131,11 +131,7 @@ def load_source(src: str, split: str) -> list[dict]:
     if p.is_dir():
         if (p / "dataset_dict.json").is_file() or (p / "state.json").is_file():
             return _load_from_disk(p, split)
-        files = _data_files(p, "*.parquet") or _data_files(p, "*.jsonl")
-        if not files:
-            raise UserError(f"{p} holds no dataset (no save_to_disk files, no .parquet or .jsonl; names "
-                            "starting with . or _ are skipped)")
-        return [r for f in files for r in read_table(f).to_pylist()]
+        return [r for f in folder_files(p) for r in read_table(f).to_pylist()]
     if hub_id(src):  # not a mistyped local path (`src/nope.jsonl`): that is refused at once, below
         return _load_hub(src, split)
     raise not_found(src, "input")
@@ -150,6 +146,30 @@ def hidden(path: Path, base: Path) -> bool:
 def _data_files(folder: Path, pattern: str) -> list[Path]:
     """The files matching `pattern` at any depth under `folder` that are not hidden, sorted by path."""
     return sorted(f for f in folder.rglob(pattern) if f.is_file() and not hidden(f, folder))
+
+
+def _names(files: list[Path], folder: Path, most: int = 10) -> str:
+    """`a.parquet, sub/b.parquet` (paths under `folder`), the first `most` and how many more."""
+    names = [str(f.relative_to(folder)) for f in files]
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def folder_files(folder: Path) -> list[Path]:
+    """The data files a folder import reads - its .parquet files at any depth, else its .jsonl files, hidden
+    names left out (`hidden`) - said in one line with their names and the names of those left out.
+    UserError when there is none."""
+    parquet, jsonl = _data_files(folder, "*.parquet"), _data_files(folder, "*.jsonl")
+    files = parquet or jsonl
+    if not files:
+        raise UserError(f"{folder} holds no dataset (no save_to_disk files, no .parquet or .jsonl; names "
+                        "starting with . or _ are skipped)")
+    left = [f"{_names(jsonl, folder)} (the folder has .parquet files: those are read)"] if parquet and jsonl else []
+    hid = sorted(f for pattern in ("*.parquet", "*.jsonl") for f in folder.rglob(pattern)
+                 if f.is_file() and hidden(f, folder))
+    left += [f"{_names(hid, folder)} (names starting with . or _)"] if hid else []
+    log.info("%s: reading %s: %s%s", folder, plural(len(files), "file"), _names(files, folder),
+             f"; left out: {'; '.join(left)}" if left else "")
+    return files
 
 
 def _load_from_disk(p: Path, split: str) -> list[dict]:
