@@ -35,6 +35,7 @@ a job, and its default action would kill the launcher mid-step).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
@@ -186,7 +187,8 @@ def build_cpu_ops() -> None:
             log.warning("removing %s, left by a DeepSpeed op build that was killed", folder / "lock")
             (folder / "lock").unlink()
         log.info("DeepSpeed on CPU: compiling its communication op if needed (about 2 minutes, once)")
-        builder.load(verbose=False)
+        with contextlib.redirect_stdout(sys.stderr):  # DeepSpeed prints; stdout is the command's result
+            builder.load(verbose=False)
 
 
 def free_port() -> int:
@@ -285,7 +287,10 @@ def _launcher_signals(parent: int) -> None:
 def run_launcher(argv: list[str], env: dict[str, str]) -> int:
     """Run the accelerate launcher to its end; its exit code (the one seam tests replace)."""
     parent = os.getpid()
-    return subprocess.run(argv, check=False, env=env, preexec_fn=lambda: _launcher_signals(parent)).returncode
+    # The ranks' output (DeepSpeed and accelerate print to stdout) goes to stderr: stdout is the
+    # launching command's own result (`--json`).
+    return subprocess.run(argv, check=False, env=env, stdout=2,
+                          preexec_fn=lambda: _launcher_signals(parent)).returncode
 
 
 def relaunch(command: str, cfg_dict: dict, preset: str, nproc: int, extra: list[str] | None = None) -> int:

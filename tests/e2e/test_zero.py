@@ -55,13 +55,16 @@ def max_diff(a: Path, b: Path) -> float:
     return max((wa[k] - wb[k]).abs().max().item() for k in wa)
 
 
-def _run(*args) -> None:
+def _run(*args) -> str:
+    """Run rlt to success; its stdout."""
     proc = rlt(*args, env=ONE_THREAD, timeout=TIMEOUT)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
 
 
 def _distill(model, data, out, *extra) -> Path:
-    _run("distill", "--model", model, "--data", data, "--out", out, *DISTILL, *extra)
+    stdout = _run("distill", "--model", model, "--data", data, "--out", out, *DISTILL, *extra, "--json")
+    assert json.loads(stdout)["path"] == str(out)  # the ranks' and DeepSpeed's prints went to stderr
     return out
 
 
