@@ -28,6 +28,7 @@ from stages.config import inputs_of
 from stages.pipelines.plan import Step, clock_of, mem_mib, minutes
 
 MODEL_FIELDS = ("model", "models", "teacher", "student")  # inputs that may name a hub model (the rest: artifacts)
+SERVED_FIELDS = ("model", "models", "teacher")  # the models an engine generates with: names a server serves
 
 
 @dataclass
@@ -76,10 +77,11 @@ def check_inputs(step: Step, cfg, earlier: list[Step], found: Findings) -> None:
 
     from stages.models.loading import hub_id
 
+    served = getattr(getattr(cfg, "engine", None), "name", None) == "openai"
     for name, path in inputs_of(cfg).items():
-        if _produced(path, earlier) or Path(path).exists():
-            continue
         field_name = name.split("[")[0]
+        if _produced(path, earlier) or Path(path).exists() or (served and field_name in SERVED_FIELDS):
+            continue
         dataset = step.command == "data import"
         if (field_name in MODEL_FIELDS or dataset) and hub_id(path):
             if hub_cached(path, dataset):
