@@ -13,7 +13,8 @@ domain: eval's summary `groups`), per run the differences between students (`com
 pairs, 95 % Newcombe hybrid-score intervals), the share of helpful explanations
 in each traces artifact of the addition task (`stages.method.tasks.explanation_style`)
 and the teacher's reward trend, plus `teacher_reward.png`, `loss.png` and
-`accuracy.png`.
+`accuracy.png`: each plot has a title, every accuracy bar its value (and its eval
+step when there are several), every reward panel what it shows in words.
 """
 
 from __future__ import annotations
@@ -32,6 +33,14 @@ from stages.verify.stats import newcombe, pearson
 
 log = logging.getLogger(__name__)
 REWARD_KEYS = reward_record.COMPONENTS  # the plotted columns of teach's metrics.jsonl
+# A reward panel's title in words (the column name in brackets): one for every column of REWARD_KEYS
+REWARD_TITLES = {
+    "reward": "RLT reward r = r_SS - kl_coef * r_KL",
+    "sol_logp_mean": "student log-prob of the solution, mean per token (nats)",
+    "sol_logp_min": "student log-prob of the solution, lowest token (nats)",
+    "kl_mean": "KL(teacher || student) over the explanation, mean per token",
+    "kl_max": "KL(teacher || student) over the explanation, largest token",
+}
 
 
 @dataclass
@@ -256,21 +265,30 @@ def reward_vs_accuracy(steps, acc: list[dict]) -> list[dict]:
 # ----------------------------------------------------------------------------- plots
 
 
+def reward_title(key: str) -> str:
+    """A reward panel's title: what the column holds in words, then its name (REWARD_TITLES)."""
+    return f"{REWARD_TITLES.get(key, reward_record.HELP.get(key, key))} [{key}]"
+
+
 def _plot_reward(path: Path, label: str, rows: list[dict], out: Path) -> bool:
+    import textwrap
+
     import matplotlib.pyplot as plt
 
     keys = [k for k in REWARD_KEYS if series(rows, k)[1]]
     if not keys:
         return False
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3), squeeze=False)
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.4 * len(keys), 3.4), squeeze=False)
     for ax, k in zip(axes[0], keys):
         xs, ys = series(rows, k)
-        ax.plot(xs, ys, lw=0.8, alpha=0.5)
+        ax.plot(xs, ys, lw=0.8, alpha=0.5, label="per step")
         w = max(1, len(ys) // 10)  # moving average shows the trend through GRPO noise
-        ax.plot(xs[w - 1:], [sum(ys[i - w + 1:i + 1]) / w for i in range(w - 1, len(ys))], lw=2)
-        ax.set_title(k)
-        ax.set_xlabel("step")
-    fig.suptitle(f"teacher RLT reward: {label}")
+        ax.plot(xs[w - 1:], [sum(ys[i - w + 1:i + 1]) / w for i in range(w - 1, len(ys))], lw=2,
+                label=f"mean of {w} steps")
+        ax.set_title(textwrap.fill(reward_title(k), 30), fontsize=9)
+        ax.set_xlabel("training step")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(f"Teacher RL ({label}): the reward and its parts per step, averaged over the step's completions")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
@@ -286,9 +304,10 @@ def _plot_loss(curves: dict[str, list[dict]], out: Path) -> bool:
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for label, rows in curves.items():
         ax.plot(*series(rows, "loss"), label=label)
-    ax.set_xlabel("step")
-    ax.set_ylabel("training loss")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("training loss (cross-entropy, nats per token)")
     ax.set_yscale("log")
+    ax.set_title("Training loss of each distill step")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
@@ -314,20 +333,33 @@ def _plot_scatter(points: list[dict], r: float | None, out: Path) -> None:
     plt.close(fig)
 
 
+def accuracy_labels(rows: list[dict]) -> list[str]:
+    """A bar's label: model and benchmark, and the eval step (`run/step` of several runs) when the report holds
+    more than one, so the evals of one model at three moments read apart."""
+    several = len({r["step"] for r in rows}) > 1
+    return [f"{r['model']}\n{r['benchmark']}" + (f"\n({r['step']})" if several else "") for r in rows]
+
+
 def _plot_accuracy(rows: list[dict], out: Path) -> bool:
     import matplotlib.pyplot as plt
 
     if not rows:
         return False
-    labels = [f"{r['model']}\n{r['benchmark']}" for r in rows]
+    labels = accuracy_labels(rows)
     acc = [100 * r["accuracy"] for r in rows]
     err = [[max(0.0, 100 * (r["accuracy"] - r["ci95"][0])) for r in rows],  # rounding can cross 0
            [max(0.0, 100 * (r["ci95"][1] - r["accuracy"])) for r in rows]]
-    fig, ax = plt.subplots(figsize=(max(5, 1.4 * len(rows)), 4))
+    fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(rows)), 4.4))
     ax.bar(range(len(rows)), acc, yerr=err, capsize=4, color="tab:blue")
+    for i, (a, hi) in enumerate(zip(acc, err[1])):  # the value above its interval, where no bar hides it
+        ax.annotate(f"{a:.1f} %", (i, a + hi), xytext=(0, 3), textcoords="offset points", ha="center",
+                    fontsize=8)
     ax.set_xticks(range(len(rows)), labels, fontsize=8)
-    ax.set_ylabel("accuracy % (95 % interval)")
-    ax.set_ylim(0, 100)
+    ax.set_ylabel("accuracy % (95 % Wilson interval)")
+    ax.set_ylim(0, 108)
+    ax.set_yticks(range(0, 101, 20))
+    ax.set_title("Accuracy per model, benchmark and eval step" if "\n(" in labels[0] else
+                 "Accuracy per model and benchmark", fontsize=11)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
