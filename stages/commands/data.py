@@ -43,7 +43,7 @@ from stages.config import at_least, between, check_config, inputs_of, opt
 from stages.errors import UserError
 from stages.method import tasks
 from stages.method.views import parse_stratos
-from stages.models.loading import hub_id, not_found
+from stages.models.loading import check_hub_dataset, hub_id, not_found
 from stages.progress import plural
 
 log = logging.getLogger(__name__)
@@ -186,6 +186,7 @@ def _load_from_disk(p: Path, split: str) -> list[dict]:
 def _load_hub(src: str, split: str) -> list[dict]:
     import datasets
 
+    check_hub_dataset(src)  # offline or unreachable: one line at once, not the hub client's retries
     try:
         return datasets.load_dataset(src, split=split).to_list()
     except Exception as e:  # noqa: BLE001 - offline or unknown id: one line, not a traceback

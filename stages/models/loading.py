@@ -78,23 +78,44 @@ def check_hub_model(repo: str) -> None:
 
     A model already in the local hub cache passes without asking.
     """
-    from huggingface_hub import constants, model_info, try_to_load_from_cache
+    from huggingface_hub import try_to_load_from_cache
+
+    if not isinstance(try_to_load_from_cache(repo, "config.json"), str):
+        ask_hub(repo, "model", "a local directory")
+
+
+@functools.cache
+def check_hub_dataset(repo: str) -> None:
+    """`check_hub_model` for dataset `repo` (what `rlt data import org/name` loads): one question to the hub, one
+    line when it cannot answer. A dataset already in the hub cache or the datasets cache passes without asking."""
+    from datasets import config
+    from huggingface_hub import constants
+
+    name = repo.replace("/", "--")
+    if (Path(constants.HF_HUB_CACHE) / f"datasets--{name}" / "snapshots").is_dir() or \
+            (Path(config.HF_DATASETS_CACHE) / repo.replace("/", "___")).is_dir():
+        return
+    ask_hub(repo, "dataset", "a local file or folder")
+
+
+def ask_hub(repo: str, kind: str, local: str) -> None:
+    """Ask the hub once, without retries, whether `repo` (a `kind`: model or dataset) exists; UserError (one line)
+    when it does not, is gated, the hub cannot be reached, or HF_HUB_OFFLINE is set. `local`: what a path that
+    is not a hub id would have been ("a local directory")."""
+    from huggingface_hub import constants, dataset_info, model_info
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
-    if isinstance(try_to_load_from_cache(repo, "config.json"), str):
-        return
     if constants.HF_HUB_OFFLINE:
-        raise UserError(f"model not found: {repo} is not a local directory and not in the hub cache "
-                        "(HF_HUB_OFFLINE is set)")
+        raise UserError(f"{kind} not found: {repo} is not {local} and not in the hub cache (HF_HUB_OFFLINE is set)")
     try:
-        model_info(repo, timeout=10)
+        (model_info if kind == "model" else dataset_info)(repo, timeout=10)
     except GatedRepoError:
-        raise UserError(f"model {repo} is gated on the hub: accept its terms and log in (hf auth login)") from None
+        raise UserError(f"{kind} {repo} is gated on the hub: accept its terms and log in (hf auth login)") from None
     except RepositoryNotFoundError:
-        raise UserError(f"model not found: {repo} is not a local directory and not a model on the hub "
+        raise UserError(f"{kind} not found: {repo} is not {local} and not a {kind} on the hub "
                         "(or it is private: log in with hf auth login)") from None
     except Exception as e:  # noqa: BLE001 - no network: one line naming the case, not a traceback
-        raise UserError(f"model {repo} is not a local directory and the hub cannot be reached "
+        raise UserError(f"{kind} {repo} is not {local} and the hub cannot be reached "
                         f"({type(e).__name__}); offline, download it first or give a local path") from None
 
 

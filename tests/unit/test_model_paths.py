@@ -54,3 +54,25 @@ def test_every_device_option_refuses_what_is_not_a_device():
     assert "got 'gpu'" in loading.check_device("gpu")
     with pytest.raises(UserError, match="device must be auto, cpu"):
         loading.resolve_device("banana")
+
+
+@pytest.mark.parametrize("env", [{"HF_HUB_OFFLINE": "1"}, {"HF_ENDPOINT": "http://127.0.0.1:9"}],
+                         ids=["offline", "unreachable"])
+def test_a_hub_dataset_offline_or_unreachable_is_one_line_as_a_model_is(tmp_path, env):
+    """rlt data import org/name asks the hub once, as a model load does: no retries, one line, exit 2, no output."""
+    import os
+    import subprocess
+    import sys
+
+    base = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_ENDPOINT")}
+    cache = {"HF_HOME": str(tmp_path / "hf")}  # nothing cached: the hub must be asked
+    t0 = time.time()
+    done = subprocess.run([sys.executable, "-m", "rltcli", "data", "import", "nobody-here/no-such-data",
+                           "--out", str(tmp_path / "d")], capture_output=True, text=True, timeout=120, check=False,
+                          env={**base, **cache, **env, "OMP_NUM_THREADS": "1"})
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    said = "not in the hub cache (HF_HUB_OFFLINE is set)" if "HF_HUB_OFFLINE" in env else "the hub cannot be reached"
+    assert lines[0].startswith("rlt: error: dataset") and said in lines[0], lines[0]
+    assert time.time() - t0 < 15  # loosely: the hub client's retries take 25 s
+    assert not (tmp_path / "d").exists()
