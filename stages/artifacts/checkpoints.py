@@ -154,9 +154,16 @@ def check_resumable(out: str | Path, force: bool = False) -> None:
 
     if force or manifest_path(Path(out)).is_file():
         return
+    if why := resume_damage(out):
+        raise UserError(why)
+
+
+def resume_damage(out: str | Path) -> str | None:
+    """The line refusing to resume `out` when its newest complete checkpoint is damaged (`checkpoint_damage`),
+    None when it has none or it is whole."""
     newest, _ = last_checkpoint(checkpoint_dir(out))
-    if newest and (why := checkpoint_damage(Path(newest))):
-        raise UserError(damaged_line(Path(newest), why))
+    why = checkpoint_damage(Path(newest)) if newest else None
+    return damaged_line(Path(newest), why) if why else None
 
 
 def guard_loading(trainer, resume: str | None) -> None:

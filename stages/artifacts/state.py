@@ -12,7 +12,8 @@ Every stage calls `require(out, kind, cfg, inputs, force)` before it loads a mod
 
 States (`OutputState.status`): `missing`; `interrupted` (parts or checkpoints but no
 manifest; `rows` so far); `complete`; `conflicting` (finished or not, from another
-kind, config or inputs: `differs` names which).
+kind, config or inputs: `differs` names which). What a stage does with each (skip, run,
+resume, refuse) is `decide`, the rule `require` applies and `rlt run --plan` predicts with.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from stages.artifacts import layout
-from stages.artifacts.checkpoints import checkpoint_dir, last_checkpoint
+from stages.artifacts.checkpoints import checkpoint_dir, last_checkpoint, resume_damage
 from stages.config import _hashable, config_hash
 from stages.errors import UserError
 from stages.progress import with_article
@@ -258,18 +259,61 @@ def already_complete(out: str | Path) -> Path:
     return Path(out)
 
 
+@dataclass(frozen=True)
+class Decision:
+    """What a stage does with its output (`decide`): `action` is skip | run | resume | refuse, `reason` one
+    line saying why (for a refusal, the error it raises)."""
+
+    action: str
+    reason: str
+    state: OutputState
+
+
+def decide(out: str | Path, kind: str | None, cfg: Any, inputs: dict[str, str] | None,
+           force: bool = False) -> Decision:
+    """What a stage writing (kind, cfg, inputs) to `out` does with what is there: the one rule `require` applies
+    when the stage runs and `rlt run --plan` predicts with.
+
+    skip: complete with this config and inputs. run: nothing there, --force (the output starts over), or an
+    interrupted output with nothing to resume (no rows, no complete checkpoint). resume: an interrupted output
+    of this config and inputs with rows or a checkpoint. refuse: an output of another kind, config or inputs
+    without --force; an unfinished output another live process writes; a damaged newest checkpoint.
+    """
+    state = output_state(out, kind, cfg, inputs)
+    if state.status == "missing":
+        return Decision("run", "no output yet", state)
+    if force:  # the writer clears whatever is there
+        return Decision("run", "--force: its output starts over", state)
+    if state.complete:
+        return Decision("skip", "up to date", state)
+    if state.status == "conflicting":
+        return Decision("refuse", f"{out} holds {'a finished' if state.finished else 'an unfinished'} {state.kind} "
+                        f"artifact from another config or inputs ({'; '.join(state.differs)}); use --force to "
+                        "overwrite it or choose another --out", state)
+    if state.writer is not None:
+        return Decision("refuse", f"{out} is being written by process {state.writer}; wait for it or stop it", state)
+    if state.step:
+        if why := resume_damage(out):
+            return Decision("refuse", why, state)
+    elif not state.rows:
+        first = "checkpoint" if (state.kind or kind) == "checkpoint" else "rows"
+        return Decision("run", f"interrupted before its first {first}: nothing to resume, it starts over", state)
+    return Decision("resume", f"resume interrupted run ({state.so_far})", state)
+
+
 def require(out: str | Path, kind: str, cfg: Any, inputs: dict[str, str] | None, force: bool = False) -> OutputState:
-    """`output_state`, refusing a conflicting output unless `force` (then it counts as missing).
+    """`output_state`, refusing what `decide` refuses, but for a live writer (the lock refuses that when the
+    writer is opened: the ranks of one launched run all pass here while rank 0 holds it); with `force` a
+    finished or conflicting output counts as missing.
 
     Call it before loading any model. Raises UserError naming what differs.
     """
-    state = output_state(out, kind, cfg, inputs)
+    decision = decide(out, kind, cfg, inputs, force)
+    state = decision.state
     if force and state.status in ("complete", "conflicting"):
         return OutputState(Path(out), "missing")
-    if state.status == "conflicting":
-        raise UserError(f"{out} holds {'a finished' if state.finished else 'an unfinished'} {state.kind} artifact "
-                        f"from another config or inputs ({'; '.join(state.differs)}); "
-                        "use --force to overwrite it or choose another --out")
+    if decision.action == "refuse" and state.writer is None:
+        raise UserError(decision.reason)
     return state
 
 

@@ -56,7 +56,7 @@ from typing import ClassVar
 
 from stages import interrupt, records, verify
 from stages.artifacts.benchmarks import with_import_hint
-from stages.artifacts.layout import SUMMARY, find_meta, read_manifest, summary_path
+from stages.artifacts.layout import SUMMARY, find_meta, input_record, read_manifest, summary_path
 from stages.artifacts.read import LIMIT_HELP, SHARD_HELP, read_rows, select_rows
 from stages.artifacts.schemas import EVAL_REQUIRED, GROUP_COLUMNS, ROW_KEYS
 from stages.artifacts.state import already_complete, differences, require
@@ -512,6 +512,9 @@ def regrade(out: str | Path, cfg: EvalConfig | None = None) -> Path:
     manifest = read_manifest(out) if out.is_dir() else None
     if manifest is None or manifest.get("kind") != "eval":
         raise UserError(f"{out} is not a finished eval artifact (nothing to re-grade)")
+    inputs = manifest.get("inputs") or {}
+    if cfg is not None:  # an eval from before models were recorded inputs gets the run's (its rows name them)
+        inputs = {**{k: input_record(v) for k, v in inputs_of(cfg).items() if k not in inputs}, **inputs}
     cfg = cfg or _config_of(out, manifest)
     rows = [{**r, "task": r.get("task") or "math"} for r in read_rows(out, "eval")]
     kept, skipped = read_golds(rows, str(out), cfg.skip_bad_golds)
@@ -519,7 +522,7 @@ def regrade(out: str | Path, cfg: EvalConfig | None = None) -> Path:
     counts = Counter()
     new = [grade(r, cfg.check_timeout, counts) for r in kept]
     changed = sum(before[tuple(r[k] for k in ROW_KEYS["eval"])] != r["correct"] for r in new)
-    _replace_artifact(out, cfg, manifest.get("inputs") or {}, new,
+    _replace_artifact(out, cfg, inputs, new,
                       merge_skipped(manifest.get("skipped_golds"), skipped), counts)
     log.info("re-graded %d responses in %s with grader %s: %d verdicts changed",
              len(new), out, verify.GRADER_VERSION, changed)

@@ -29,11 +29,10 @@ from stages.artifacts.state import already_complete, output_state, require_finis
 from stages.commands import call, make_config
 from stages.config import inputs_of, to_dict
 from stages.errors import UserError
-from stages.pipelines.plan import Step, config_for, shard_out
+from stages.pipelines.plan import OUTPUT_KINDS, Step, config_for, job_force, shard_out
 
 log = logging.getLogger(__name__)
 MERGE = "merge"  # the command of a sharded step's merge job (not a CLI command: run_job runs it)
-KINDS = {"generate": "traces", "score": "traces", "eval": "eval"}
 
 
 @dataclass
@@ -91,15 +90,17 @@ def complete(job: Job) -> bool:
     """Is the job's output complete with its config and current inputs (nothing to do)?"""
     if job.command == "report":
         return False
-    return output_state(job.out, cfg=job_config(job), inputs=None).complete
+    cfg = job_config(job)
+    command = job.step_command if job.command == MERGE else job.command
+    return output_state(job.out, OUTPUT_KINDS.get(command), cfg, inputs_of(cfg)).complete
 
 
 def run_job(job: Job, first_attempt: bool = True, cfg=None) -> Any:
     """Run one job in this process (what `rlt run --job SPEC` does); returns what its stage returns."""
     cfg = cfg if cfg is not None else job_config(job)
     if hasattr(cfg, "force"):
-        state = output_state(job.out, cfg=cfg, inputs=None)
-        cfg.force = (job.replace and first_attempt and state.status != "missing") or state.status == "conflicting"
+        command = job.step_command if job.command == MERGE else job.command
+        cfg.force = job_force(job.out, command, cfg, job.replace and first_attempt)
     if job.command == MERGE:
         return merge_shards(job, cfg)
     return call(job.command, cfg)
@@ -115,7 +116,7 @@ def merge_shards(job: Job, cfg) -> Path:
     from stages.artifacts.writer import ArtifactWriter
 
     command, out = job.step_command, Path(job.out)
-    kind = KINDS[command]
+    kind = OUTPUT_KINDS[command]
     inputs = inputs_of(cfg)
     with ArtifactWriter(out, kind, cfg, inputs=inputs, force=getattr(cfg, "force", False)) as w:
         if w.complete:

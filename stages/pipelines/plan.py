@@ -20,9 +20,11 @@ them into the step's output, which is then the artifact one unsharded run writes
 inputs, the rows of every shard once). `resources` are what a cluster executor asks for
 (`RESOURCE_KEYS`); the local executor ignores them.
 
-Every step's config is resolved before anything runs. What a step needs is decided from its
-output's state (`why_run`): complete with the same config and inputs -> skipped; missing or
-interrupted -> run (an interrupted run resumes); another config or inputs -> run, replacing it.
+Every step's config is resolved before anything runs. What a step does is decided by the rule its
+stage applies to its output (`why_run`, `state.decide`): complete with the same kind, config and inputs ->
+skip; missing, or interrupted before its first rows or checkpoint -> run; interrupted with rows or a
+checkpoint -> resume; another kind, config or inputs -> run, replacing it; another process writing it, or a
+damaged newest checkpoint -> refuse.
 """
 
 from __future__ import annotations
@@ -34,9 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from stages.artifacts.layout import read_manifest
-from stages.artifacts.state import output_state
+from stages.artifacts.state import decide, output_state
 from stages.commands import STEPS, make_config
-from stages.config import load_yaml, yaml_value
+from stages.config import inputs_of, load_yaml, yaml_value
 from stages.errors import UserError, did_you_mean
 
 SHIPPED = Path(__file__).with_name("pipelines.yaml")
@@ -381,29 +383,50 @@ def report_current(step: Step, steps: dict[str, Step]) -> bool:
     return all(t <= done.stat().st_mtime for t in times)
 
 
+# The artifact kind each step command writes; data merge and data decontaminate write the kind they read.
+OUTPUT_KINDS = {"generate": "traces", "score": "traces", "eval": "eval", "distill": "checkpoint",
+                "teach": "checkpoint", "model tiny": "checkpoint", "model import": "checkpoint",
+                "data synth": "dataset", "data import": "dataset"}
+
+
+def job_force(out: str | Path, command: str, cfg, replace: bool) -> bool:
+    """Whether a job's stage runs with --force: its output is from another kind, config or inputs (compared as the
+    stage compares them), or `replace` (the plan forced the step: --from, --force) and there is an output."""
+    status = output_state(out, OUTPUT_KINDS.get(command), cfg, inputs_of(cfg)).status
+    return status == "conflicting" or (replace and status != "missing")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a step does: `action` skip | run | resume | refuse (`state.decide`'s actions), why, and whether its
+    output is replaced (the stage runs with --force)."""
+
+    action: str
+    reason: str | None
+    replace: bool = False
+
+
 def why_run(step: Step, cfg, rerun: set[str], forced: dict[str, str] | None = None,
-            steps: dict[str, Step] | None = None) -> tuple[str | None, bool]:
-    """(reason to run or None when up to date, whether an existing output must be replaced).
+            steps: dict[str, Step] | None = None) -> Verdict:
+    """What `step` will do when it runs, decided by the rule its stage applies (`state.decide`, with the stage's
+    kind and inputs and the --force its job gives it, `job_force`).
 
     `rerun`: steps that run before this one (an upstream step that runs may change this step's
     inputs); `forced`: step -> why it is forced (--from, --force).
     """
     if forced and step.name in forced:
-        return forced[step.name], True
-    if step.command == "report":
-        if steps is not None and report_current(step, steps) and not [n for n in step.needs if n in rerun]:
-            return None, False
-        return "the report is older than what it reads", False
-    state = output_state(step.out, cfg=cfg, inputs=None)
-    if state.status == "missing":
-        return "no output yet", False
-    if state.status == "interrupted":  # an interrupted run resumes
-        if state.writer is not None:
-            return f"being written by process {state.writer}", False
-        return f"resume interrupted run ({state.so_far})", False
-    if state.status == "conflicting":
-        return "; ".join(state.differs), True
+        return Verdict("run", forced[step.name], True)
     upstream = [n for n in step.needs if n in rerun]
-    if upstream:
-        return f"upstream step {upstream[0]} runs first (its output is an input here)", False
-    return None, False
+    if step.command == "report":
+        if steps is not None and report_current(step, steps) and not upstream:
+            return Verdict("skip", None)
+        return Verdict("run", "the report is older than what it reads")
+    force = job_force(step.out, step.command, cfg, False)
+    decision = decide(step.out, OUTPUT_KINDS.get(step.command), cfg, inputs_of(cfg), force)
+    if force:  # another config or inputs: the pipeline replaces it
+        return Verdict("run", "; ".join(decision.state.differs), True)
+    if upstream and decision.action in ("skip", "resume"):  # decided again when its turn comes
+        return Verdict("run", f"upstream step {upstream[0]} runs first (its output is an input here)")
+    if decision.action == "skip":
+        return Verdict("skip", None)
+    return Verdict(decision.action, decision.reason)

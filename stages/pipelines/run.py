@@ -41,7 +41,7 @@ from stages import records, secrets
 from stages.config import opt
 from stages.errors import Refused, UserError, did_you_mean
 from stages.pipelines.executors import EXECUTORS, make
-from stages.pipelines.executors.base import Context, record
+from stages.pipelines.executors.base import RUNS, Context, record
 from stages.pipelines.jobs import Job, restart_count, run_job
 from stages.pipelines.plan import (  # noqa: F401  (the pipeline API, re-exported for callers and tests)
     SHIPPED,
@@ -134,6 +134,8 @@ def run(cfg: RunConfig) -> list[dict]:
     planned = plan_of(executor)
     found = executor.preflight(planned)
     if cfg.plan:
+        refuse_replacing(ctx, cfg, planned, found)
+    if cfg.plan:
         numbers = estimates(ctx, cfg, planned, found)  # adds its notes to `found`
         result = Plan(planned, found.to_dict(), numbers)
         if found.problems:
@@ -171,7 +173,7 @@ def estimates(ctx: Context, cfg: RunConfig, planned: list[dict], found: Findings
     from stages.pipelines import estimate as E
 
     table = E.load_table(cfg.throughput)
-    runs = {r["step"] for r in planned if r["action"] in ("run", "submit")}
+    runs = {r["step"] for r in planned if r["action"] in RUNS}
     rows = E.estimate_steps(ctx.steps, table, cfg.gpu, only=runs)
     gpu = table["gpus"][cfg.gpu]
     for r in rows:
@@ -269,22 +271,43 @@ def _vars_of(ctx: Context, cfg: RunConfig) -> dict:
 
 def check_vars(ctx: Context, cfg: RunConfig) -> None:
     """Refuse (unless --force) a run whose variable values differ from those the folder's finished outputs used."""
+    refusal, _ = vars_refusal(ctx, cfg)
+    if refusal:
+        raise UserError(refusal)
+
+
+def vars_refusal(ctx: Context, cfg: RunConfig) -> tuple[str | None, list[str]]:
+    """(why the run is refused, the steps whose finished outputs it would replace) when its variable values differ
+    from those the folder's finished outputs used and there is no --force; (None, []) otherwise."""
     path = ctx.meta / RUN_RECORD
     if cfg.force or not path.is_file():
-        return
+        return None, []
     try:
         before = json.loads(path.read_text()).get("vars") or {}
     except (OSError, ValueError):
-        return
+        return None, []
     now = _vars_of(ctx, cfg)
     changed = {k: (before.get(k), v) for k, v in now.items() if k in before and before[k] != v}
     finished = [s.name for s in ctx.steps if earlier_seconds(s.out) is not None or (s.out / "report.md").exists()]
-    if changed and finished:
-        was = ", ".join(f"{k}={a}" for k, (a, _) in changed.items())
-        new = ", ".join(f"{k}={b}" for k, (_, b) in changed.items())
-        raise UserError(f"{ctx.runs / ctx.name} holds the outputs of {was}; {new} would replace them: give this run a "
-                        f"folder of its own (--runs {Path(ctx.runs) / '-'.join(f'{k}{b}' for k, (_, b) in changed.items())}) "
-                        "or --force to replace them")
+    if not (changed and finished):
+        return None, []
+    was = ", ".join(f"{k}={a}" for k, (a, _) in changed.items())
+    new = ", ".join(f"{k}={b}" for k, (_, b) in changed.items())
+    return (f"{ctx.runs / ctx.name} holds the outputs of {was}; {new} would replace them: give this run a "
+            f"folder of its own (--runs {Path(ctx.runs) / '-'.join(f'{k}{b}' for k, (_, b) in changed.items())}) "
+            "or --force to replace them"), finished
+
+
+def refuse_replacing(ctx: Context, cfg: RunConfig, planned: list[dict], found: Findings) -> None:
+    """--plan: what `check_vars` refuses is shown, as the run would meet it: each step whose finished output the
+    other variable values would replace is refused, and the reason is a problem of the plan."""
+    refusal, finished = vars_refusal(ctx, cfg)
+    if not refusal:
+        return
+    found.problems.append(refusal)
+    for r in planned:
+        if r["step"] in finished and r["action"] != "skip":
+            r["action"], r["reason"] = "refuse", f"{r['reason']}: would replace its output (--force replaces it)"
 
 
 def remember_vars(ctx: Context, cfg: RunConfig) -> None:
@@ -299,7 +322,9 @@ def remember_vars(ctx: Context, cfg: RunConfig) -> None:
 def status(ctx: Context) -> list[dict]:
     """Each step's state from its output and from what every executor recorded of its jobs."""
     from stages.artifacts.state import output_state
+    from stages.config import inputs_of
     from stages.pipelines.executors import executor_class
+    from stages.pipelines.plan import OUTPUT_KINDS
 
     jobs: dict[str, dict] = {}
     for name in EXECUTORS:
@@ -312,7 +337,8 @@ def status(ctx: Context) -> list[dict]:
         cfg = build_config(step)
         seconds = earlier_seconds(step.out)
         info = jobs.get(step.name, {})
-        state = output_state(step.out, cfg=cfg, inputs=None) if step.command != "report" else None
+        state = output_state(step.out, OUTPUT_KINDS.get(step.command), cfg, inputs_of(cfg)) \
+            if step.command != "report" else None
         extra = {k: info.get(k) for k in ("job", "log")}
         if state is not None and state.complete:
             records.append(record(step, "complete", f"{state.rows} rows" if state.kind != "checkpoint" else

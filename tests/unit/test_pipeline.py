@@ -167,14 +167,80 @@ def test_run_with_var_writes_under_another_runs_folder(tmp_path):
     assert manifest["config"]["seed"] == 1
 
 
-def test_an_interrupted_training_step_resumes_from_its_checkpoint_step(tmp_path):
-    from stages.artifacts.writer import ArtifactWriter
+def _whole_checkpoint(out: Path, step: int) -> Path:
+    """A checkpoint a resume can load: trainer state, weights, optimizer state."""
+    import torch
+    from safetensors.torch import save_file
 
-    spec = {"steps": {"t": {"command": "data synth", "options": {"n": 4}}}}
-    (step,) = P.parse("x", spec, tmp_path)
-    cfg = P.build_config(step)
-    with ArtifactWriter(step.out, "checkpoint", cfg):  # left unfinished, as after a kill
-        ckpt = step.out / "checkpoints" / "checkpoint-20"
-        ckpt.mkdir(parents=True)
-        (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": 20}))
-    assert P.why_run(step, cfg, set()) == ("resume interrupted run (at step 20)", False)
+    ckpt = out / "checkpoints" / f"checkpoint-{step}"
+    ckpt.mkdir(parents=True)
+    save_file({"w": torch.zeros(4)}, str(ckpt / "model.safetensors"))
+    torch.save({"state": {}, "param_groups": []}, ckpt / "optimizer.pt")
+    (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    return ckpt
+
+
+def test_the_plan_predicts_what_the_training_step_does(tmp_path):
+    """--plan says resume only where the stage resumes, and refuses what the stage refuses: the plan and the stage
+    apply one rule (state.decide), with the stage's kind, inputs and the --force its job gives it."""
+    import subprocess
+    import sys
+
+    from stages.artifacts.state import process_identity, require
+    from stages.artifacts.writer import ArtifactWriter
+    from stages.config import inputs_of
+    from stages.pipelines.plan import job_force
+
+    for name, text in (("a", "1 + 1"), ("b", "2 + 2")):
+        (tmp_path / f"{name}.jsonl").write_text(json.dumps({"question": text}) + "\n")
+    pipeline = tmp_path / "p.yaml"
+
+    def plan(data="a"):
+        pipeline.write_text(f"t:\n  steps:\n    warm: {{command: distill, options: {{model: {tmp_path / 'm'}, "
+                            f"data: {tmp_path / data}.jsonl}}}}\n")
+        cfg = P.RunConfig(name="t", file=str(pipeline), runs=str(tmp_path / "runs"), plan=True)
+        try:
+            (r,) = P.run(cfg)
+        except UserError as e:  # refused: the plan is still shown
+            (r,) = e.result
+        step = P.parse("t", P.read_file(pipeline)["t"], tmp_path / "runs")[0]
+        stage_cfg = P.build_config(step)
+        try:  # what the stage itself decides when the step's job runs it
+            require(step.out, "checkpoint", stage_cfg, inputs_of(stage_cfg),
+                    job_force(step.out, "distill", stage_cfg, False))
+            stage = "runs"
+        except UserError as e:
+            stage = str(e)
+        return r["action"], r["reason"], stage, step, stage_cfg
+
+    action, _, _, step, cfg = plan()
+    assert action == "run"
+    with ArtifactWriter(step.out, "checkpoint", cfg, inputs_of(cfg)):  # stopped before its first checkpoint
+        pass
+    action, reason, stage, *_ = plan()
+    assert (action, stage) == ("run", "runs") and "nothing to resume" in reason
+    ckpt = _whole_checkpoint(step.out, 20)
+    action, reason, stage, *_ = plan()
+    assert (action, reason, stage) == ("resume", "resume interrupted run (at step 20)", "runs")
+    # other inputs: the stage would refuse to resume it, so the pipeline replaces it (its job gives --force)
+    action, reason, stage, *_ = plan(data="b")
+    assert (action, stage) == ("run", "runs") and reason.startswith("input data (") and "changed" in reason
+    # a damaged checkpoint: refused, in the plan with the stage's own line
+    weights = ckpt / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:20])
+    action, reason, stage, *_ = plan()
+    assert action == "refuse" and reason == stage and "is damaged" in reason
+    # another process writing it: refused (the lock refuses it when the stage opens its writer)
+    weights.unlink()
+    _whole_checkpoint(step.out, 30)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (step.out / ".rlt" / "lock").write_text(json.dumps(process_identity(live.pid)))
+        action, reason, *_ = plan()
+        assert action == "refuse" and f"being written by process {live.pid}" in reason
+    finally:
+        live.kill()
+        live.wait()
+    action, reason, *_ = plan()
+    assert (action, reason) == ("resume", "resume interrupted run (at step 30)")
+

@@ -79,7 +79,11 @@ def test_another_var_value_does_not_replace_a_finished_run(tmp_path):
     P.run(P.RunConfig(name="seeded", file=str(f), runs=runs))
     with pytest.raises(UserError, match=r"holds the outputs of seed=0; seed=1 would replace them: .*--runs .*seed1"):
         P.run(P.RunConfig(name="seeded", file=str(f), runs=runs, vars={"seed": "1"}))
-    P.run(P.RunConfig(name="seeded", file=str(f), runs=runs, vars={"seed": "1"}, plan=True))  # a plan is fine
+    with pytest.raises(UserError, match="seed=1 would replace them") as plan:  # the plan shows the refusal
+        P.run(P.RunConfig(name="seeded", file=str(f), runs=runs, vars={"seed": "1"}, plan=True))
+    assert plan.value.result[0]["action"] == "refuse" and plan.value.result[0]["reason"].startswith("config changed")
+    forced = P.run(P.RunConfig(name="seeded", file=str(f), runs=runs, vars={"seed": "1"}, plan=True, force=True))
+    assert forced[0]["action"] == "run"
     P.run(P.RunConfig(name="seeded", file=str(f), runs=str(tmp_path / "seed1"), vars={"seed": "1"}))
     recs = P.run(P.RunConfig(name="seeded", file=str(f), runs=runs, vars={"seed": "1"}, force=True))
     assert recs[0]["action"] == "run"

@@ -46,6 +46,9 @@ class Context:
         return {s.name: s for s in self.steps}
 
 
+RUNS = ("run", "resume", "submit")  # the actions of a step that runs (or is submitted)
+
+
 def record(step: Step, action: str, reason: str, **extra) -> dict:
     return {"step": step.name, "command": step.command, "out": str(step.out), "action": action, "reason": reason,
             **{k: v for k, v in extra.items() if v is not None}}
@@ -72,7 +75,8 @@ class Executor:
         """Problems (each one line) and notes about the steps the plan `records` would run, found before any
         runs: their inputs (every executor) and their resources (`check_resources`, a cluster executor's)."""
         found = Findings()
-        runs = {r["step"] for r in records if r["action"] in ("run", "submit")}
+        found.problems += [f"step '{r['step']}': {r['reason']}" for r in records if r["action"] == "refuse"]
+        runs = {r["step"] for r in records if r["action"] in RUNS}
         steps = [s for s in self.ctx.steps if s.name in runs]
         for i, step in enumerate(self.ctx.steps):
             if step.name in runs:
@@ -93,13 +97,13 @@ class Executor:
                 records.append(record(step, "running", inflight[step.name]))
                 continue
             cfg = build_config(step)
-            reason, _ = why_run(step, cfg, rerun, self.ctx.forced, self.ctx.by_name)
+            verdict = why_run(step, cfg, rerun, self.ctx.forced, self.ctx.by_name)
             seconds = earlier_seconds(step.out)
             res = describe_resources(step.resources, step.shards) if resources else None
-            if reason is None:
+            if verdict.action == "skip":
                 records.append(record(step, "skip", "up to date", seconds=seconds, resources=res))
                 continue
             rerun.add(step.name)
-            what = f"{reason}; {step.shards} shards, then a merge" if step.shards else reason
-            records.append(record(step, "run", what, seconds=seconds, resources=res))
+            what = f"{verdict.reason}; {step.shards} shards, then a merge" if step.shards else verdict.reason
+            records.append(record(step, verdict.action, what, seconds=seconds, resources=res))
         return records

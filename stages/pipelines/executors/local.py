@@ -31,16 +31,16 @@ class LocalExecutor(Executor):
         for k, step in enumerate(steps, 1):
             interrupt.check("every step before this one is complete")
             cfg = build_config(step)
-            reason, replace = why_run(step, cfg, set(), self.ctx.forced, self.ctx.by_name)
+            verdict = why_run(step, cfg, set(), self.ctx.forced, self.ctx.by_name)
             where = f"[{k}/{len(steps)}] {step.name}"
-            if reason is None:
+            if verdict.action == "skip":
                 log.info("%s: up to date, not run", where)
                 records.append(record(step, "skip", "up to date"))
                 continue
-            log.info("%s: %s (%s)", where, step.command, reason)
-            records.append(record(step, "run", reason))
+            log.info("%s: %s (%s)", where, step.command, verdict.reason)
+            records.append(record(step, verdict.action, verdict.reason))
             t0 = time.time()
-            for job in jobs_of(step, cfg, replace):
+            for job in jobs_of(step, cfg, verdict.replace):  # a refusal: the stage raises it
                 run_job(job, cfg=cfg if job.key == step.name else None)
             records[-1]["seconds"] = round(time.time() - t0, 1)
             log.info("%s: done in %s, %s since the start", where, clock(time.time() - t0), clock(time.time() - start))

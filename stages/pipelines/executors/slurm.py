@@ -40,6 +40,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -157,21 +158,35 @@ def queue_states(ids: list[str]) -> dict[str, tuple[str, str]]:
     return states
 
 
-def last_error_line(path: str | None) -> str | None:
-    """The last line of a job's stderr log worth showing (not submitit's own bookkeeping)."""
+# Lines the scheduler and submitit write into a job's stderr log beside rlt's own (srun's "error: ... CANCELLED").
+SCHEDULER_LINE = re.compile(r"(srun|salloc|slurmstepd(-\S+)?|submitit)\b")
+CANCELLED_LINE = re.compile(r"\*\*\* JOB \S+ ON \S+ CANCELLED AT")
+
+
+def _log_lines(path: str | None) -> list[str]:
+    """The last 16 KiB of a job's log as lines (a progress bar's carriage returns split it too)."""
     if not path or not Path(path).is_file():
-        return None
+        return []
     try:
         with open(path, "rb") as f:
             f.seek(max(0, Path(path).stat().st_size - 16384))
-            lines = f.read().decode("utf-8", "replace").splitlines()
+            return [line.strip() for line in f.read().decode("utf-8", "replace").splitlines() if line.strip()]
     except OSError:
-        return None
-    for line in reversed(lines):
-        text = line.strip()
-        if text and not text.startswith("submitit "):
+        return []
+
+
+def last_error_line(path: str | None) -> str | None:
+    """The last line rlt wrote to a job's stderr log: its `rlt:` error, or its progress line where a stop cut it
+    short; not the scheduler's or submitit's (`SCHEDULER_LINE`)."""
+    for text in reversed(_log_lines(path)):
+        if not SCHEDULER_LINE.match(text):
             return text[:300]
     return None
+
+
+def cancelled_in_log(path: str | None) -> bool:
+    """Does a job's stderr log say Slurm cancelled it (scancel: slurmstepd's `*** JOB N ON host CANCELLED AT`)?"""
+    return any(CANCELLED_LINE.search(text) for text in _log_lines(path))
 
 
 @contextmanager
@@ -254,7 +269,8 @@ class SlurmExecutor(Executor):
         if s and s[1] == "DependencyNeverSatisfied":
             detail = f"job {j.get('id')} cancelled: a step it depends on failed"
         else:
-            ended = f"{s[0].lower()}" if s else "ended (no longer in squeue)"
+            ended = f"{s[0].lower()}" if s else "cancelled" if cancelled_in_log(j.get("log")) else \
+                "ended (no longer in squeue)"
             error = last_error_line(j.get("log"))
             detail = f"job {j.get('id')} {ended}; log {j.get('log')}" + (f": {error}" if error else "")
         return {"live": False, "state": "failed", "detail": detail, "job": j.get("id"), "log": j.get("log")}
@@ -270,7 +286,7 @@ class SlurmExecutor(Executor):
         inflight = {s: f"{i['state']}: {i['detail']}" for s, i in states.items() if i.get("live")}
         records = self.plan(inflight, resources=True)
         for r in records:
-            if r["action"] == "run":
+            if r["action"] in ("run", "resume"):  # the reason says whether its job resumes
                 r["action"] = "submit"
         return records
 
@@ -292,8 +308,9 @@ class SlurmExecutor(Executor):
                                           job=info.get("job"), log=info.get("log")))
                     continue
                 cfg = build_config(step)
-                reason, replace = why_run(step, cfg, set(inflight), self.ctx.forced, self.ctx.by_name)
-                if reason is None:
+                verdict = why_run(step, cfg, set(inflight), self.ctx.forced, self.ctx.by_name)
+                reason, replace = verdict.reason, verdict.replace
+                if verdict.action == "skip":
                     records.append(record(step, "skip", "up to date"))
                     continue
                 upstream = [n for n in step.needs if n in inflight]
