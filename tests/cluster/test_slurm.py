@@ -220,6 +220,8 @@ def test_a_cancelled_step_fails_its_dependants_and_reruns_alone(slurm, tiny_teac
         assert [states[s]["action"] for s in ("data", "test")] == ["complete"] * 2
         assert states["student"]["action"] == "failed" and f"{student}_0_log.err" in states["student"]["reason"]
         assert "cancelled" in states["student"]["reason"]
+        said = states["student"]["reason"].split("_log.err: ", 1)[1]  # rlt's own last line, not srun's
+        assert said == "rlt: error: interrupted; rerun the same command to resume", states["student"]["reason"]
         assert states["eval"]["action"] == "failed" and "depends on failed" in states["eval"]["reason"]
         again = rlt("run", "cancel", "--file", f, "--runs", runs, "--executor", "slurm", "--json")
         assert again.returncode == 0, again.stderr

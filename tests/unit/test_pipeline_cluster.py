@@ -163,3 +163,19 @@ def test_status_of_a_local_run(tmp_path):
     assert states["a"]["action"] == "stale" and "config changed (n)" in states["a"]["reason"]
     with pytest.raises(UserError, match="give one of them"):
         P.run(P.RunConfig(name="good", file=str(f), runs=runs, status=True, plan=True))
+
+
+def test_a_cancelled_jobs_log_gives_rlts_own_last_line_not_the_schedulers(tmp_path):
+    from stages.pipelines.executors.slurm import cancelled_in_log, last_error_line
+
+    log = tmp_path / "84_0_log.err"  # what a job's stderr holds after scancel (the progress bar's \r updates too)
+    log.write_text("rlt job student (distill)\nsrun: got SIGCONT\n"
+                   "submitit WARNING (2026-12-06 22:12:45,663) - Bypassing signal SIGCONT\n"
+                   "slurmstepd-vm: error: *** JOB 84 ON vm CANCELLED AT 2026-12-06T22:12:45 ***\n"
+                   "srun: forcing job termination\nrlt: SIGTERM: stopping at the next boundary\n"
+                   "distill (student): 1/400 steps\rdistill (student): 2/400 steps, stopped after 3 s\n"
+                   "srun: error: vm: task 0: Exited with exit code 130\n")
+    assert last_error_line(str(log)) == "distill (student): 2/400 steps, stopped after 3 s"
+    assert cancelled_in_log(str(log))
+    log.write_text("rlt: error: no such file\nsrun: error: vm: task 0: Exited with exit code 2\n")
+    assert last_error_line(str(log)) == "rlt: error: no such file" and not cancelled_in_log(str(log))
