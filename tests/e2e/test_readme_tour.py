@@ -41,6 +41,9 @@ def test_the_readme_tour_runs(tmp_path):
     assert proc.returncode == 0, proc.stderr[-4000:]
     summary = json.loads((work / "runs/eval/.rlt/summary.json").read_text())
     assert set(summary["models"]) == {"runs/student", "runs/student-solution"}
-    assert (work / "runs/report/report.md").is_file() and (work / "runs/scored/.rlt/manifest.json").is_file()
+    assert (work / "runs/scored/.rlt/manifest.json").is_file()
+    report = (work / "runs/report/report.md").read_text()
+    assert "| student - student-solution |" in report  # RL minus baseline, as the README says
+    assert "student-solution - student" not in report and "student - student-solution" in proc.stdout
     assert "runs/eval: complete eval artifact" in " ".join(proc.stdout.split())
     assert not (work / "runs/teach/checkpoints").exists()  # a finished teach keeps the model, not its checkpoints
