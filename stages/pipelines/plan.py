@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from stages.artifacts.layout import read_manifest
-from stages.artifacts.state import decide, output_state
+from stages.artifacts.state import OutputState, decide, output_state
 from stages.commands import STEPS, make_config
 from stages.config import inputs_of, load_yaml, yaml_value
 from stages.errors import UserError, did_you_mean
@@ -390,10 +390,14 @@ OUTPUT_KINDS = {"generate": "traces", "score": "traces", "eval": "eval", "distil
 
 
 def job_force(out: str | Path, command: str, cfg, replace: bool) -> bool:
-    """Whether a job's stage runs with --force: its output is from another kind, config or inputs (compared as the
-    stage compares them), or `replace` (the plan forced the step: --from, --force) and there is an output."""
-    status = output_state(out, OUTPUT_KINDS.get(command), cfg, inputs_of(cfg)).status
-    return status == "conflicting" or (replace and status != "missing")
+    """Whether a job's stage runs with --force (`replaces`, on the output's state as the stage sees it)."""
+    return replaces(output_state(out, OUTPUT_KINDS.get(command), cfg, inputs_of(cfg)), replace)
+
+
+def replaces(state: OutputState, replace: bool) -> bool:
+    """Whether a job replaces the output in `state`: one from another kind, config or inputs (compared as the stage
+    compares them), or any when `replace` (the plan forced the step: --from, --force)."""
+    return state.status == "conflicting" or (replace and state.status != "missing")
 
 
 @dataclass(frozen=True)
@@ -409,7 +413,7 @@ class Verdict:
 def why_run(step: Step, cfg, rerun: set[str], forced: dict[str, str] | None = None,
             steps: dict[str, Step] | None = None) -> Verdict:
     """What `step` will do when it runs, decided by the rule its stage applies (`state.decide`, with the stage's
-    kind and inputs and the --force its job gives it, `job_force`).
+    kind and inputs and the --force its job gives it, `replaces`).
 
     `rerun`: steps that run before this one (an upstream step that runs may change this step's
     inputs); `forced`: step -> why it is forced (--from, --force).
@@ -421,9 +425,8 @@ def why_run(step: Step, cfg, rerun: set[str], forced: dict[str, str] | None = No
         if steps is not None and report_current(step, steps) and not upstream:
             return Verdict("skip", None)
         return Verdict("run", "the report is older than what it reads")
-    force = job_force(step.out, step.command, cfg, False)
-    decision = decide(step.out, OUTPUT_KINDS.get(step.command), cfg, inputs_of(cfg), force)
-    if force:  # another config or inputs: the pipeline replaces it
+    decision = decide(step.out, OUTPUT_KINDS.get(step.command), cfg, inputs_of(cfg))
+    if replaces(decision.state, False):  # another kind, config or inputs: its job gives --force, the stage runs
         return Verdict("run", "; ".join(decision.state.differs), True)
     if upstream and decision.action in ("skip", "resume"):  # decided again when its turn comes
         return Verdict("run", f"upstream step {upstream[0]} runs first (its output is an input here)")
