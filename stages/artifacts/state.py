@@ -306,7 +306,8 @@ def require(out: str | Path, kind: str, cfg: Any, inputs: dict[str, str] | None,
     writer is opened: the ranks of one launched run all pass here while rank 0 holds it); with `force` a
     finished or conflicting output counts as missing.
 
-    Call it before loading any model. Raises UserError naming what differs.
+    Call it before loading any model. Raises UserError with `decide`'s reason (what differs, the damaged
+    checkpoint).
     """
     decision = decide(out, kind, cfg, inputs, force)
     state = decision.state
