@@ -459,7 +459,8 @@ def train(prep: Prepared, callbacks: tuple = ()) -> Path:
         if main:  # rows after the checkpoint (or of a run killed before its first one) are logged again
             truncate_jsonl(metrics_path(out), step)
         try:
-            run_trainer(trainer, resume)  # SIGTERM: a checkpoint at the next optimizer step, then a stop
+            # SIGTERM: a checkpoint at the next optimizer step, then a stop
+            run_trainer(trainer, resume, save_last=cfg.keep_checkpoints)
         finally:
             close_training_progress(trainer)
         _save_final(trainer, prep, out)

@@ -299,7 +299,7 @@ def train(cfg: TeachConfig, tok, teacher, scorer, rows: list[dict], batch: int) 
     try:
         # a stop request: a checkpoint at the next optimizer step, then a stop; a non-finite reward, loss or
         # gradient norm: Diverged at the end of its step, nothing of it saved
-        run_trainer(trainer, resume, rewards=reward_fn.take_rewards)
+        run_trainer(trainer, resume, rewards=reward_fn.take_rewards, save_last=cfg.keep_checkpoints)
     finally:
         close_training_progress(trainer)
     lora.save(trainer, out, cfg.lora, cfg.teacher, trust_remote_code=cfg.trust_remote_code)

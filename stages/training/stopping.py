@@ -103,9 +103,12 @@ def diverged_line(args, step: int, what: list[str]) -> str:
         f"saving that step ({kept})"
 
 
-def stop_callback(watch: FiniteWatch | None = None):
+def stop_callback(watch: FiniteWatch | None = None, save_last: bool = True):
     """A TrainerCallback: when a stop is asked, save at the end of this optimizer step and end training;
-    when `watch` saw a non-finite value on any rank, raise Diverged before the step is logged or saved."""
+    when `watch` saw a non-finite value on any rank, raise Diverged before the step is logged or saved.
+    With `save_last` False no checkpoint is written at the last step: the stage saves the trained model
+    right after and drops its checkpoints, so that one (weights and optimizer state, 3x the model) would
+    only be written to be deleted; a kill between the two resumes from the checkpoint before."""
     from transformers import TrainerCallback
 
     class StopAtStepBoundary(TrainerCallback):
@@ -119,6 +122,8 @@ def stop_callback(watch: FiniteWatch | None = None):
             if asked and state.global_step < state.max_steps and self.stopped_at is None:
                 control.should_save = control.should_log = control.should_training_stop = True
                 self.stopped_at = state.global_step
+            elif state.global_step >= state.max_steps and not save_last:
+                control.should_save = False
             return control
 
         def on_save(self, args, state, control, **kw):
@@ -129,9 +134,11 @@ def stop_callback(watch: FiniteWatch | None = None):
     return StopAtStepBoundary()
 
 
-def run_trainer(trainer, resume: str | None, rewards: Callable[[], Iterable[float]] | None = None) -> None:
+def run_trainer(trainer, resume: str | None, rewards: Callable[[], Iterable[float]] | None = None,
+                save_last: bool = True) -> None:
     """`trainer.train(resume_from_checkpoint=resume)` that stops gracefully and on divergence (see the
     module docstring). `rewards`: the rewards computed since its last call, checked at each step's end.
+    `save_last`: write the last step's checkpoint (False when the stage drops its checkpoints after).
 
     Raises interrupt.GracefulStop once the checkpoint is saved; in a process started by a launcher it
     exits with 0 instead (the launching process reports the stop, and the launcher stays quiet).
@@ -141,7 +148,7 @@ def run_trainer(trainer, resume: str | None, rewards: Callable[[], Iterable[floa
     guard_loading(trainer, resume)
     watch = FiniteWatch(rewards)
     watch.watch(trainer)
-    callback = stop_callback(watch)
+    callback = stop_callback(watch, save_last)
     trainer.add_callback(callback)
     try:
         with interrupt.graceful():
