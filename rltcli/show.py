@@ -57,7 +57,7 @@ def eval_table(summary: dict, title: str | None = "rlt eval") -> None:
     """The eval summary: per model and benchmark (and per group of a benchmark: level, subject, domain),
     questions, accuracy with its interval, pass@k, the share in the tag format, tokens, truncation; then the
     questions left out for an unreadable gold (--skip-unreadable-golds), counted."""
-    from stages.commands.evaluate import display_names
+    from stages.progress import display_names
 
     models = summary["models"]
     names = display_names(list(models))

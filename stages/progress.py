@@ -216,3 +216,12 @@ def close_training_progress(trainer) -> None:
             callback._bar.stopped = True
         if hasattr(callback, "close_progress"):
             callback.close_progress()
+
+
+def display_names(models: list[str]) -> dict[str, str]:
+    """Short labels of models in tables (eval's, report's, inspect's): the last path component of each
+    when those are unique, else the full names."""
+    from pathlib import Path
+
+    short = {m: Path(m.rstrip("/")).name or m for m in models}
+    return short if len(set(short.values())) == len(short) else {m: m for m in models}

@@ -205,12 +205,6 @@ def summarize(rows: list[dict], skipped: dict | None = None) -> dict:
     return summary
 
 
-def display_names(models: list[str]) -> dict[str, str]:
-    """Short table labels: the last path component when those are unique, else the full names."""
-    short = {m: Path(m.rstrip("/")).name or m for m in models}
-    return short if len(set(short.values())) == len(short) else {m: m for m in models}
-
-
 # ----------------------------------------------------------------------------- inputs
 
 

@@ -87,7 +87,7 @@ def select(table: pa.Table, cfg: InspectConfig, p: Path) -> pa.Table:
     for column, value in map(_condition, cfg.where):
         cells = _column(table, column, p, "--where")
         if column == "model":  # a model is also named as eval's tables name it (its directory's name)
-            from stages.commands.evaluate import display_names
+            from stages.progress import display_names
 
             shown = display_names(sorted({str(c) for c in cells if c is not None}))
             cells = [shown.get(c) if c is not None and value == shown.get(c) else c for c in cells]

@@ -11,6 +11,7 @@ import pytest
 from stages.commands import evaluate
 from stages.commands.evaluate import EvalConfig
 from stages.errors import UserError
+from stages.progress import display_names
 
 # ----------------------------------------------------------------------------- statistics (pure)
 
@@ -63,8 +64,8 @@ def test_summarize_per_model_and_benchmark():
 
 
 def test_display_names():
-    assert evaluate.display_names(["a/x", "b/y/"]) == {"a/x": "x", "b/y/": "y"}
-    assert evaluate.display_names(["a/x", "b/x"]) == {"a/x": "a/x", "b/x": "b/x"}
+    assert display_names(["a/x", "b/y/"]) == {"a/x": "x", "b/y/": "y"}
+    assert display_names(["a/x", "b/x"]) == {"a/x": "a/x", "b/x": "b/x"}
 
 
 # ----------------------------------------------------------------------------- inputs
