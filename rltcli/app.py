@@ -38,6 +38,7 @@ from stages.errors import UserError
 
 HELP = "Reinforcement-Learned Teachers: teach, generate, distill, eval - one artifact at a time."
 CONTEXT = {"help_option_names": ["-h", "--help"]}
+COMPLETE_VAR = "_RLT_COMPLETE"  # shell completion asks through it (typer: _{PROG}_COMPLETE)
 
 
 def _children(prefix: str) -> dict[str, str]:
@@ -267,9 +268,18 @@ def _optional_value(argv: list[str]) -> list[str]:
     return out
 
 
+def _completion_instruction() -> None:
+    """`_RLT_COMPLETE=bash_source rlt` (click's order, which rlt took before typer) as typer spells it
+    (`source_bash`): a completion line already in a shell's startup file keeps working."""
+    shell, _, what = os.environ.get(COMPLETE_VAR, "").partition("_")
+    if what in ("source", "complete") and shell in ("bash", "zsh", "fish"):
+        os.environ[COMPLETE_VAR] = f"{what}_{shell}"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: usage errors become one line and exit code 2."""
     argv = _optional_value(sys.argv[1:] if argv is None else argv)
+    _completion_instruction()
     try:
         code = app.main(args=argv, prog_name="rlt", standalone_mode=False)
     except typer.TyperException as e:  # typer's usage errors

@@ -97,6 +97,8 @@ def test_shell_completion_installs_and_completes(tmp_path):
     assert _complete("rlt distill --role ", tmp_path) == ["student", "teacher"]
     assert _complete("rlt teach --preset ", tmp_path) == ["paper", "tiny"]
     assert "--max-steps" in _complete("rlt teach --max", tmp_path)
+    source = rlt(env={"_RLT_COMPLETE": "bash_source"})  # the README's line for ~/.bashrc
+    assert source.returncode == 0 and "complete -o default -F _rlt_completion rlt" in source.stdout
 
 
 def test_help_keys_takes_an_optional_prefix(capsys):
