@@ -289,4 +289,6 @@ def main(argv: list[str] | None = None) -> None:
     except (typer.Abort, KeyboardInterrupt):
         sys.stderr.write("rlt: interrupted; rerun the same command to resume\n")
         sys.exit(130)
+    if code == 130:  # typer's answer to Ctrl-C while it parses (a running command says so itself)
+        sys.stderr.write("rlt: interrupted; rerun the same command to resume\n")
     sys.exit(code if isinstance(code, int) else 0)
