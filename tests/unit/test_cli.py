@@ -15,8 +15,13 @@ from stages.config import leaf_fields, opt
 
 
 def cli(capsys, *argv: str) -> tuple[int, str, str]:
-    """Run `rlt argv` in-process: (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as e:
+    """Run `rlt argv` in-process: (exit code, stdout, stderr); help as plain text even where the environment
+    asks rich for colours (FORCE_COLOR, GITHUB_ACTIONS)."""
+    from unittest import mock
+
+    from typer import rich_utils
+
+    with pytest.raises(SystemExit) as e, mock.patch.object(rich_utils, "FORCE_TERMINAL", False):
         main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return e.value.code, out, err
