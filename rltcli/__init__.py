@@ -1,1 +1,1 @@
-"""The `rlt` command line, generated from stages/commands/__init__.py and the config dataclasses (click)."""
+"""The `rlt` command line, generated from stages/commands/__init__.py and the config dataclasses (typer)."""

@@ -23,6 +23,7 @@ from typing import Any
 import click
 
 from stages.config import leaf_fields, shown_name
+from stages.errors import UserError
 
 
 def type_name(tp: Any) -> str:
@@ -91,7 +92,7 @@ def _matches(key: str, prefix: str) -> bool:
 
 
 def text(name: str, prefix: str = "") -> str:
-    """The listing of command `name`'s keys matching `prefix`; click.UsageError (one line, exit 2) when
+    """The listing of command `name`'s keys matching `prefix`; UserError (one line, exit 2) when
     none does, with the nearest key."""
     from stages import commands
 
@@ -110,7 +111,7 @@ def text(name: str, prefix: str = "") -> str:
         names = {k.rsplit(".", i)[0] for k, _, _, _ in listed for i in range(k.count(".") + 1)}  # keys and groups
         near = difflib.get_close_matches(prefix, sorted(names), n=1, cutoff=0.6)
         hint = f" (did you mean '{near[0]}'?)" if near else ""
-        raise click.UsageError(f"no config key of 'rlt {name}' matches {prefix!r}{hint}")
+        raise UserError(f"no config key of 'rlt {name}' matches {prefix!r}{hint}")
     formatter = click.HelpFormatter(width=120, max_width=120)
     head = f"Config keys of rlt {name}" + (f" matching {prefix!r}" if prefix else "")
     with formatter.section(head + " (set as KEY=VALUE, nested keys dotted, or in --config FILE.yaml)"):

@@ -2,7 +2,9 @@
 
 The CLI (`rltcli/app.py`) builds its commands, flags and help from this table
 and the config dataclasses; `rlt run` (stages/pipelines/) resolves and runs
-pipeline steps through the same table, so the two cannot disagree.
+pipeline steps through the same table, so the two cannot disagree. `rlt run`
+itself joins the table from its own layer (`add`, in stages/pipelines/__init__.py):
+the table names no module above stages/commands/.
 
     cfg = make_config("data synth", options={"out": "runs/d", "n": 20})
     call("data synth", cfg)   # -> Path of the dataset artifact
@@ -51,9 +53,6 @@ COMMANDS: dict[str, Command] = {
                     "Accuracy of one or more models on a dataset (benchmarks or the synthetic test split)."),
     "score": Command("commands.score", "ScoreConfig", "run",
                      "RLT reward of given explanations: a traces artifact with the reward columns (resumable)."),
-    "run": Command("pipelines.run", "RunConfig", "run",
-                   "Run a named pipeline of stages, here or on Slurm (--executor slurm); complete steps are "
-                   "skipped.", step=False),
     "report": Command("commands.report", "ReportConfig", "run",
                       "Markdown report with plots: teacher reward per step, loss curves, accuracy with intervals."),
     "inspect": Command("commands.inspect", "InspectConfig", "run",
@@ -77,6 +76,13 @@ COMMANDS: dict[str, Command] = {
 }
 
 STEPS = [name for name, c in COMMANDS.items() if c.step]
+
+
+def add(name: str, command: Command) -> None:
+    """Join a command of a layer above this one to the table: `rlt run` (stages/pipelines/__init__.py) runs the
+    table's commands, so the table naming its module would be an import circle. Never a step."""
+    assert not command.step, name
+    COMMANDS[name] = command
 
 
 def module(name: str):

@@ -41,7 +41,7 @@ class PromptsConfig:
 class RewardConfig:
     """The RLT reward (docs/method.md "The reward")."""
 
-    kl_coef: float = opt(3.0, "lambda: weight of the KL term.")
+    kl_coef: float = opt(3.0, "lambda: weight of the KL term.", flag=True)
     alpha: float = opt(0.01, "Weight of the min (solution) / max (KL) reductions.")
     teacher_temperature: float | None = opt(
         None, "Temperature of the teacher log-probs. Unset: the temperature the explanations were sampled at "

@@ -152,8 +152,9 @@ def test_yaml_1_2_booleans_and_strings(tmp_path):
 def test_a_mistyped_key_gets_the_nearest_valid_one():
     with pytest.raises(UserError, match="did you mean 'reward.kl_coef'"):
         resolve(Demo, overrides=["reward.kl_coeff=1"])
-    with pytest.raises(UserError, match="did you mean 'reward.kl_coef'"):
-        resolve(Demo, overrides=["kl_coef=1"])  # a nested key given at the top level
+    with pytest.raises(UserError, match="did you mean 'reward.alpha'"):
+        resolve(Demo, overrides=["alpha=1"])  # a nested key given at the top level
+    assert resolve(Demo, overrides=["kl_coef=1"]).reward.kl_coef == 1  # ... unless its flag names it so (--kl-coef)
     with pytest.raises(UserError, match="did you mean 'seed'"):
         resolve(Demo, overrides=["sede=1"])
 

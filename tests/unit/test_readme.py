@@ -50,3 +50,35 @@ def test_the_tour_uses_options_that_exist(capsys, tmp_path):
         argv = [str(config) if a == "tiny.yaml" else a for a in line.split()[1:]]
         code, _, err = cli(capsys, *argv, "--print-config")
         assert code == 0, (line, err)
+
+
+def _code_lines(text: str) -> list[str]:
+    """The `rlt ...` command lines of a markdown file's code (fenced blocks and indented lines), a command
+    continued with a backslash joined, an optional `[--flag value]` taken as given."""
+    lines, fenced = [], False
+    for line in re.sub(r"\\\n\s*", " ", text).splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif (fenced or line.startswith("    ")) and line.strip().lstrip("$ ").startswith("rlt "):
+            lines.append(re.sub(r"\[(--[^\]]*)\]", r"\1", line.strip().lstrip("$ ").split(" #")[0]))
+    return lines
+
+
+def test_every_command_in_the_readme_and_docs_parses(capsys, tmp_path, monkeypatch):
+    """Each `rlt` line of README.md and docs/ resolves its config (`--print-config`: nothing runs)."""
+    import shlex
+
+    from tests.unit.test_cli import cli
+
+    monkeypatch.chdir(tmp_path)  # the tour's config file, where its commands name it
+    (tmp_path / "tiny.yaml").write_text(re.search(r"<<'EOF'\n(.*?)\nEOF", README, re.DOTALL).group(1))
+    checked = 0
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for line in _code_lines(doc.read_text()):
+            argv = shlex.split(line)[1:]
+            cut = [i for i, t in enumerate(argv) if t in ("|", "&&", ";", ">", "&")]
+            argv = argv[:cut[0]] if cut else argv
+            code, _, err = cli(capsys, *argv, *([] if argv[0].startswith("-") else ["--print-config"]))
+            assert code == 0, (doc.name, line, err)
+            checked += 1
+    assert checked >= 30
