@@ -92,6 +92,15 @@ def rlt(*args, check: bool = False, env: dict | None = None, timeout: int = 600)
     return proc
 
 
+def rlt_on_path(tmp_path: Path) -> dict[str, str]:
+    """An environment whose PATH holds an `rlt` running this checkout (README commands as a user types them)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "rlt").write_text(f"#!/bin/sh\nexec {sys.executable} -m rltcli \"$@\"\n")
+    (bin_dir / "rlt").chmod(0o755)
+    return {**os.environ, **ONE_THREAD, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHONPATH": str(ROOT)}
+
+
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("models")

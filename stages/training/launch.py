@@ -301,7 +301,7 @@ def relaunch(command: str, cfg_dict: dict, preset: str, nproc: int, extra: list[
     """
     path = check_launch(preset, nproc)
     extra = list(extra or []) + slurm_machine_args(extra)
-    if path.stem.removesuffix("-cpu") in DEEPSPEED_PRESETS and path.stem.endswith("-cpu"):
+    if path.stem in {f"{name}-cpu" for name in DEEPSPEED_PRESETS}:  # DeepSpeed on CPU processes
         build_cpu_ops()
     with tempfile.TemporaryDirectory(prefix="rlt-launch-") as tmp:
         cfg_file, stop_file = Path(tmp) / "config.yaml", Path(tmp) / "stop"

@@ -8,13 +8,11 @@ with `rlt` on PATH; only the sizes are made small (each size below must be in th
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import subprocess
-import sys
 
-from tests.conftest import ONE_THREAD, ROOT
+from tests.conftest import ROOT, rlt_on_path
 
 HEADING = "## Bring your own data"
 # (what the section says, what the test runs instead): training steps, token limits
@@ -54,15 +52,10 @@ def write_files(work) -> None:
 
 
 def test_the_readme_own_data_commands_run(tmp_path):
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "rlt").write_text(f"#!/bin/sh\nexec {sys.executable} -m rltcli \"$@\"\n")
-    (bin_dir / "rlt").chmod(0o755)
+    env = {**rlt_on_path(tmp_path), "COLUMNS": "200"}
     work = tmp_path / "work"
     work.mkdir()
     write_files(work)
-    env = {**os.environ, **ONE_THREAD, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHONPATH": str(ROOT),
-           "COLUMNS": "200"}
     proc = subprocess.run(["bash", "-e", "-x", "-c", commands()], cwd=work, env=env, capture_output=True, text=True,
                           timeout=1200, check=False)
     assert proc.returncode == 0, proc.stderr[-4000:]

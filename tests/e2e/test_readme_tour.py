@@ -7,12 +7,10 @@ with `rlt` on PATH; only the sizes are made small (each size below must be in th
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 
-from tests.conftest import ONE_THREAD, ROOT
+from tests.conftest import ROOT, rlt_on_path
 
 # (what the tour says, what the test runs instead): data sizes, training steps, token limits
 SMALL = [(r"--n 4000\b", "--n 40"), (r"--n 400\b", "--n 8"), (r"--max-steps \d+", "--max-steps 2"),
@@ -29,13 +27,9 @@ def tour() -> str:
 
 
 def test_the_readme_tour_runs(tmp_path):
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "rlt").write_text(f"#!/bin/sh\nexec {sys.executable} -m rltcli \"$@\"\n")
-    (bin_dir / "rlt").chmod(0o755)
+    env = rlt_on_path(tmp_path)
     work = tmp_path / "work"
     work.mkdir()
-    env = {**os.environ, **ONE_THREAD, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(["bash", "-e", "-x", "-c", tour()], cwd=work, env=env, capture_output=True, text=True,
                           timeout=1200, check=False)
     assert proc.returncode == 0, proc.stderr[-4000:]
