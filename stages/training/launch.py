@@ -35,6 +35,7 @@ a job, and its default action would kill the launcher mid-step).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import importlib.util
 import logging
@@ -331,10 +332,22 @@ def relaunch(command: str, cfg_dict: dict, preset: str, nproc: int, extra: list[
     return code
 
 
-def die_with_launcher() -> None:
-    """In a launched process: get SIGKILL when the launcher dies (torchrun starts workers in new sessions,
-    so killing the launching command's process group would otherwise leave them training). The launcher
-    itself dies with the rlt command that started it (`run_launcher`): a `kill -9` of that command alone
-    ends the launcher, then every rank. Linux only."""
+def setup_launched_process() -> None:
+    """In a launched process (a no-op elsewhere):
+    - get SIGKILL when the launcher dies (torchrun starts workers in new sessions, so killing the
+      launching command's process group would otherwise leave them training). The launcher itself dies
+      with the rlt command that started it (`run_launcher`): a `kill -9` of that command alone ends the
+      launcher, then every rank. Linux only.
+    - leave the process group before the interpreter tears down, however the command ends: Gloo's worker
+      threads still alive at finalization abort the process (SIGABRT, "terminate called without an active
+      exception"), and the launcher then prints a traceback over the command's one line."""
     if in_launched_process():
         die_with_parent()
+        atexit.register(_leave_process_group)
+
+
+def _leave_process_group() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
