@@ -31,7 +31,10 @@ test: install
 ifeq ($(CLUSTER),up)
 	bash scripts/slurm-cluster.sh up
 endif
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -x -n 2 -rs tests
+	# The fast lane first: tests/unit trains no model (about a minute on 2 cores), so a broken rule fails in a minute,
+	# not after the runs of tests/e2e, faults and cluster.
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -x -n 2 tests/unit
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -x -n 2 -rs tests --ignore=tests/unit
 
 test-cluster: install
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -rs tests/cluster
@@ -43,7 +46,7 @@ cluster-down:
 	bash scripts/slurm-cluster.sh down
 
 test-unit: install
-	$(BIN)/python -m pytest -q tests/unit
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 tests/unit
 
 test-e2e: install
 	$(BIN)/python -m pytest -q tests/e2e

@@ -26,6 +26,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # tiny models are overhead-bound: one thread is as fast and spares busy CPUs
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `slow` (a run of 30 s or more) first: xdist hands tests to its workers in this order, and a
+    long test handed out last ends the suite alone on one worker while the other idles."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: otherwise collection order
+
+
 @pytest.fixture
 def one_thread():
     """One torch thread in this process for the test (see ONE_THREAD)."""

@@ -58,6 +58,7 @@ def losses(out) -> list[float]:
     return [json.loads(line)["loss"] for line in metrics_path(out).read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_slurm_run_equals_a_local_run(slurm, tiny_teacher, tmp_path):
     f = tmp_path / "p.yaml"
     f.write_text(PIPELINE.replace("MODEL", str(tiny_teacher)))
@@ -123,6 +124,7 @@ arr:
 """
 
 
+@pytest.mark.slow
 def test_array_split_merge_and_a_killed_shard_resumes(slurm, tiny_teacher, tmp_path, monkeypatch, one_thread_env):
     f, runs = tmp_path / "p.yaml", tmp_path / "runs"
     f.write_text(ARRAY.replace("MODEL", str(tiny_teacher)))

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
+
 from stages.artifacts.layout import manifest_path
 from tests.cluster.conftest import rlt, wait_done, wait_for
 
@@ -54,6 +56,7 @@ def test_resources_the_partition_cannot_give_are_refused_before_submitting(slurm
 
 
 
+@pytest.mark.slow
 def test_the_paper_smoke_run_on_slurm(slurm, tmp_path):
     """`rlt run paper --smoke` through Slurm on CPU nodes: every step a job, the ZeRO-3 steps on 2 processes."""
     from stages.pipelines import run as P

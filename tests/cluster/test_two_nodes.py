@@ -54,6 +54,7 @@ def two_nodes(slurm):
     return sorted(n for n, _ in nodes)
 
 
+@pytest.mark.slow
 def test_a_two_node_step_is_one_job_on_both_nodes_and_trains_as_on_one(two_nodes, tiny_teacher, synth_train,
                                                                        tmp_path):
     f, runs = tmp_path / "p.yaml", tmp_path / "runs"

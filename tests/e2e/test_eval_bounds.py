@@ -13,6 +13,7 @@ import sys
 import time
 
 import pyarrow.parquet as pq
+import pytest
 
 from stages.artifacts.layout import read_manifest
 from stages.artifacts.read import read_rows
@@ -61,6 +62,7 @@ def test_unbounded_answers_are_wrong_and_counted(tiny_student, tmp_path):
     assert "2 answers were not graded" in proc.stderr
 
 
+@pytest.mark.slow
 def test_sigterm_during_grading_stops_at_once_and_resumes(tiny_student, tmp_path):
     rows = [r for r in ROWS if r[0] != "c"]  # one answer that takes its whole bound (12 s)
     out, data = tmp_path / "eval", _data(tmp_path, rows)

@@ -12,6 +12,8 @@ import random
 import re
 import subprocess
 
+import pytest
+
 from tests.conftest import ROOT, rlt_on_path
 
 HEADING = "## Bring your own data"
@@ -51,6 +53,7 @@ def write_files(work) -> None:
         (work / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
+@pytest.mark.slow
 def test_the_readme_own_data_commands_run(tmp_path):
     env = {**rlt_on_path(tmp_path), "COLUMNS": "200"}
     work = tmp_path / "work"

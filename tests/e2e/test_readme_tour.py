@@ -10,6 +10,8 @@ import json
 import re
 import subprocess
 
+import pytest
+
 from tests.conftest import ROOT, rlt_on_path
 
 # (what the tour says, what the test runs instead): data sizes, training steps, token limits
@@ -26,6 +28,7 @@ def tour() -> str:
     return block
 
 
+@pytest.mark.slow
 def test_the_readme_tour_runs(tmp_path):
     env = rlt_on_path(tmp_path)
     work = tmp_path / "work"

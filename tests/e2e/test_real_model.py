@@ -150,6 +150,7 @@ def _run(*args):
     return rlt(*map(str, args), *PROMPTS, check=True, env=ONE_THREAD, timeout=900)
 
 
+@pytest.mark.slow
 def test_the_method_on_smollm2(smollm2, tmp_path, record_property):
     from transformers import AutoTokenizer
 

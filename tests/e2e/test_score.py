@@ -141,6 +141,7 @@ def test_score_refuses_bad_input(explanations, tiny_teacher, tiny_plain, tiny_st
 
 
 
+@pytest.mark.slow
 def test_kl_estimator_follows_provenance_and_can_be_forced(tiny_teacher, tiny_student, synth_train, tmp_path):
     """Sampled estimate only for rows this teacher sampled at the reward's temperature; else full KL."""
     from stages.method.reward import load_reward

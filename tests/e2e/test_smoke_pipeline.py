@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from stages.artifacts.layout import manifest_path
 from stages.pipelines import plan as PL
 from tests.conftest import rlt
 
 
+@pytest.mark.slow
 def test_the_paper_pipeline_runs_end_to_end_at_toy_sizes(tmp_path):
     runs = tmp_path / "runs"
     proc = rlt("run", "paper", "--smoke", "--runs", runs, "--json", timeout=1500)

@@ -83,6 +83,7 @@ def test_distill_under_zero_trains_as_ddp(preset, ddp_run, tiny_teacher, synth_t
     assert max_diff(out, ddp_run) < 1e-5  # and trained as data parallel does
 
 
+@pytest.mark.slow
 def test_lora_merged_save_under_zero3_is_lora_under_ddp(tiny_teacher, synth_train, tmp_path):
     # The merge reloads the base on rank 0 alone: under ZeRO-3 that load must not enter a collective
     runs = {p: _distill(tiny_teacher, synth_train, tmp_path / p, "--launch", p, "--nproc", 2, "lora.r=8")
@@ -92,6 +93,7 @@ def test_lora_merged_save_under_zero3_is_lora_under_ddp(tiny_teacher, synth_trai
     assert not (runs["zero3"] / "adapter_config.json").exists()  # a merged model, not an adapter
 
 
+@pytest.mark.slow
 def test_teach_under_zero3_with_uneven_reward_work_equals_ddp(tiny_teacher, tiny_student, synth_train, tmp_path):
     # One token per head call (reward.chunk_tokens=1): ranks score explanations of different lengths, so
     # a reward that ran the partitioned policy's head per chunk would make different numbers of gathers.

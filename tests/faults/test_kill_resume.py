@@ -74,6 +74,7 @@ def test_score_survives_kills(tiny_teacher, tiny_student, gen_ref, tmp_path, rng
     assert len(_assert_complete(out, "traces", ("id", "sample"), ref)) == 24
 
 
+@pytest.mark.slow
 def test_eval_survives_kills(tiny_teacher, synth_test, tmp_path, rng):
     args = ["eval", "--model", tiny_teacher, "--data", synth_test, *EVAL]
     ref = tmp_path / "ref"
@@ -93,6 +94,7 @@ def _assert_training_resumed(out: Path, steps: int, metrics_step: str = "step") 
     return m
 
 
+@pytest.mark.slow
 def test_distill_survives_kills(tiny_student, gen_ref, tmp_path, rng):
     out = tmp_path / "student"
     args = ["distill", "--model", tiny_student, "--data", gen_ref, "--out", out, "--preset", "tiny",

@@ -51,6 +51,7 @@ def _kill_group_after_checkpoint(args: list, out: Path, step: int) -> int:
     return holder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["distill", "teach"])
 def test_killed_process_group_resumes_from_its_last_checkpoint(command, tiny_teacher, tiny_student, synth_train,
                                                                tmp_path):
@@ -104,6 +105,7 @@ def _running(pid: int) -> bool:
         return False
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["ddp", "zero3"])
 def test_kill_9_of_the_rlt_process_alone_ends_the_run_and_the_rerun_ends_where_one_run_ends(
         preset, tiny_teacher, synth_train, tmp_path):

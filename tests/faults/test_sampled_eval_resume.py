@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from stages.artifacts.read import read_rows
 from stages.artifacts.layout import summary_path
+from stages.artifacts.read import read_rows
 from tests.conftest import rlt
 from tests.faults.conftest import ONE_THREAD, comparable, kill_loop, parts
 

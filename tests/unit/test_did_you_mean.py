@@ -19,7 +19,7 @@ def cli(capsys, *argv) -> tuple[int, str, str]:
 
 
 def one_line(capsys, *argv) -> str:
-    code, out, err = cli(capsys, *argv)
+    code, _out, err = cli(capsys, *argv)
     assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith("rlt: error: "), (code, err)
     return err.strip()
 
@@ -49,8 +49,8 @@ PIPE = """p:
 
 
 @pytest.mark.parametrize("step,fragment", [
-    ('dedup: {command: data merge, options: {inputs: ["${trian}"]}}', "${trian} is not an earlier step or a "
-                                                                       "variable (did you mean 'train'?)"),
+    ('dedup: {command: data merge, options: {inputs: ["${trian}"]}}', ("${trian} is not an earlier step or a "
+                                                                       "variable (did you mean 'train'?)")),
     ('dedup: {command: data merge, options: {inputs: ["${sed}"]}}', "(did you mean 'seed'?)"),
     ('dedup: {command: data merge, options: {inputs: ["${dedup}"]}}', "(a step reads only the steps above it)"),
     ("dedup: {command: data synt}", "(did you mean 'data synth'?)"),

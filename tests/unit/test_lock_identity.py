@@ -20,6 +20,7 @@ from stages.artifacts.writer import ArtifactWriter, acquire_lock
 from stages.errors import UserError
 from tests.conftest import ROOT
 
+
 @dataclass
 class Cfg:
     n: int = 1

@@ -27,10 +27,9 @@ def cli(capsys, *argv) -> tuple[int, str, str]:
 def test_progress_ended_early_says_stopped_not_took(capsys):
     from stages.progress import progress
 
-    with pytest.raises(KeyboardInterrupt):
-        with progress(total=10, desc="eval", unit="rows") as bar:
-            bar.advance(rows=3)
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), progress(total=10, desc="eval", unit="rows") as bar:
+        bar.advance(rows=3)
+        raise KeyboardInterrupt
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("eval: 3/10 rows (30 %)") and "stopped after " in line and "took" not in line
     with progress(total=2, desc="eval", unit="rows") as bar:
@@ -85,8 +84,8 @@ def test_no_flag_reads_no_no():
 
 def test_rows_lacking_id_read_alike_in_import_and_eval(tmp_path):
     from stages.artifacts.read import read_rows
-    from stages.commands.data import ImportConfig, import_
     from stages.artifacts.schemas import EVAL_REQUIRED
+    from stages.commands.data import ImportConfig, import_
 
     src = tmp_path / "mine.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in [

@@ -33,11 +33,11 @@ def _open_everywhere(out):
 
 @pytest.mark.parametrize("kind,first,later", [
     # a grouping column, the benchmark name and a column of the user's: empty in the first part, text later
-    ("eval", dict(level=None, subject=None, source=None, notes=None),
-     dict(level="3", subject="Algebra", source="math500", notes="hard")),
-    ("eval", dict(level=1, source=None), dict(level=2, source="aime")),  # a level given as a number: text
-    ("traces", dict(format_ok=None, student_tokens=None, reward=None), dict(format_ok=True, student_tokens=7,
-                                                                             reward=0.5)),
+    ("eval", {"level": None, "subject": None, "source": None, "notes": None},
+     {"level": "3", "subject": "Algebra", "source": "math500", "notes": "hard"}),
+    ("eval", {"level": 1, "source": None}, {"level": 2, "source": "aime"}),  # a level given as a number: text
+    ("traces", {"format_ok": None, "student_tokens": None, "reward": None}, {"format_ok": True, "student_tokens": 7,
+                                                                             "reward": 0.5}),
 ])
 def test_an_artifact_being_written_opens_in_pandas_and_pyarrow(tmp_path, kind, first, later):
     out = tmp_path / "a"
