@@ -158,7 +158,7 @@ def reward_bench(s: dict, device: str, dtype) -> dict:
     student, tok = model_at_shape(s, device, dtype, seed=0)
     teacher, _ = model_at_shape(s, device, dtype, seed=1, tok=tok)
     student.eval(), teacher.eval()
-    rows, cfg, clock = make_rows(s["reward_rows"], s["reward_tokens"]), RewardConfig(), Clock(device)
+    rows, cfg, clock = make_rows(s["reward_rows"], s["reward_tokens"]), RewardConfig(teacher_temperature=0.7), Clock(device)
     scorer = RLTReward(student, tok, cfg, PromptsConfig(), teacher=teacher, reward_batch_size=s["reward_batch"])
     scorer.score(rows[:2])  # warm-up
     views = sorted(scorer.render_rows(rows), key=lambda v: len(v.s_ids))

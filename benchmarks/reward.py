@@ -126,7 +126,7 @@ def speed(args) -> None:
 
     teacher, student, tok = build_pair(args.hidden)
     rows = make_rows(args.rows, args.tokens)
-    cfg = RewardConfig()
+    cfg = RewardConfig(teacher_temperature=0.7)
     batched = RLTReward(student, tok, cfg, PromptsConfig(), teacher=teacher, reward_batch_size=args.rows)
     one = RLTReward(student, tok, cfg, PromptsConfig(), teacher=teacher, reward_batch_size=1)
     res = batched.score(rows)  # warm-up
@@ -157,7 +157,7 @@ def memory_worker(kind: str, args) -> None:
     teacher, student, tok = build_pair(64, vocab=args.vocab)
     rows = make_rows(args.long_rows, args.long_tokens, vary=False)
     base = _rss_mib()
-    cfg = RewardConfig()
+    cfg = RewardConfig(teacher_temperature=0.7)
     t0 = time.perf_counter()
     if kind == "reward":
         RLTReward(student, tok, cfg, PromptsConfig(), teacher=teacher, reward_batch_size=args.long_rows).score(rows)

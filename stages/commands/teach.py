@@ -44,7 +44,13 @@ from stages.artifacts.state import already_complete, require
 from stages.config import above, at_least, between, check_config, inputs_of, opt, to_dict
 from stages.errors import UserError
 from stages.method.grpo import RLTRewardFunc
-from stages.method.settings import PromptsConfig, RewardConfig, check_reward, with_teacher_temperature
+from stages.method.settings import (
+    PromptsConfig,
+    RewardConfig,
+    check_reward,
+    resolved_teacher_temperature,
+    with_teacher_temperature,
+)
 from stages.method.views import check_template, teacher_view
 from stages.models.loading import DEVICE_HELP, check_device
 from stages.progress import close_training_progress, plural, training_progress
@@ -190,7 +196,7 @@ def finalize_config(cfg: TeachConfig) -> TeachConfig:
 
 def temperatures(cfg: TeachConfig) -> dict:
     """Sampling and reward temperatures of the teacher; a deliberate mismatch is logged (and kept in the manifest)."""
-    reward_tau = finalize_config(cfg).reward.teacher_temperature
+    reward_tau = resolved_teacher_temperature(cfg.reward)  # finalized once, by run
     apart = reward_tau != cfg.temperature
     if apart:
         log.warning("reward.teacher_temperature=%s is set apart from the sampling temperature %s: the sampled-token "
@@ -221,7 +227,7 @@ def load(cfg: TeachConfig):
                          trust_remote_code=cfg.trust_remote_code)
     student.requires_grad_(False)
     student.eval()
-    scorer = RLTReward(student, student_tok, finalize_config(cfg).reward, cfg.prompts, teacher=None,
+    scorer = RLTReward(student, student_tok, cfg.reward, cfg.prompts, teacher=None,
                        reward_batch_size=cfg.reward_batch_size,
                        teacher_tokenizer=tok if tok.chat_template != student_tok.chat_template else None)
     return tok, teacher, scorer

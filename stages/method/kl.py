@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from stages.method.settings import RewardConfig, with_teacher_temperature
+from stages.method.settings import RewardConfig, resolved_teacher_temperature
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def kl_estimator(row: dict, teacher: str, reward: RewardConfig, default: dict | 
     """
     if reward.full_kl is not None:
         return "full" if reward.full_kl else "sampled"
-    tau = with_teacher_temperature(reward, None).teacher_temperature  # a number already in a finalized config
+    tau = resolved_teacher_temperature(reward)  # resolved when the command's config was finalized
     return "sampled" if sampled_by(row, teacher, tau, default) else "full"
 
 

@@ -8,7 +8,7 @@ stages/reward_record.py), plus `explanation`, `text` (the student view), `kl_est
 and `unscorable` (None, or why the row could not be scored). Used by `rlt teach` (GRPO reward), `rlt generate` (best-of-k) and
 `rlt score --teacher M --student M --data A --out D` (stages/commands/score.py).
 
-    scorer = load_reward("models/student", "models/teacher", RewardConfig(), PromptsConfig())
+    scorer = load_reward("models/student", "models/teacher", RewardConfig(teacher_temperature=0.7), PromptsConfig())
     scores = scorer.score([{"question": q, "solution": s, "explanation": e}])
 
 How it is computed, per padded batch:
@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from stages.errors import UserError
-from stages.method.settings import PromptsConfig, RewardConfig, check_reward, with_teacher_temperature
+from stages.method.settings import PromptsConfig, RewardConfig, check_reward, resolved_teacher_temperature
 from stages.method.views import (
     BEGIN_SOLUTION,
     BEGIN_THOUGHT,
@@ -429,13 +429,15 @@ class RLTReward:
 
     `teacher` may be reassigned at any time (rlt teach points it at the current policy).
     `teacher_tokenizer` renders the teacher view when its chat template differs from the student's.
+    Raises ValueError when `reward.teacher_temperature` is unset (settings.resolved_teacher_temperature),
+    UserError for a bad batch size, reward setting or slow tokenizer.
     """
 
     def __init__(self, student, tokenizer, reward: RewardConfig, prompts: PromptsConfig, teacher=None,
                  reward_batch_size: int = 8, teacher_tokenizer=None):
         if reward_batch_size < 1:
             raise UserError(f"reward_batch_size must be >= 1, got {reward_batch_size}")
-        reward = with_teacher_temperature(reward, None)  # a config a command finalized holds the number already
+        resolved_teacher_temperature(reward)  # ValueError when unset: no fallback that could disagree
         check_reward(reward)
         if not getattr(tokenizer, "is_fast", False):
             raise UserError("the reward needs a fast tokenizer (character offsets); this one is slow")
@@ -549,6 +551,7 @@ def load_reward(student_path: str, teacher_path: str | None, reward: RewardConfi
     different vocabularies and chat templates that cannot render the views exactly."""
     from stages.models.loading import check_same_vocab, load_model, load_tokenizer
 
+    resolved_teacher_temperature(reward)
     check_reward(reward)
     tok = load_tokenizer(student_path, trust_remote_code=trust_remote_code)
     check_template(tok, student_path)

@@ -70,12 +70,23 @@ def with_teacher_temperature(reward: RewardConfig, sampling: float | None) -> Re
 
     docs/method.md "Temperatures": the teacher's log-probs use the temperature it sampled at. Each
     command applies it once, when its config is finalized (`finalize_config` of teach, generate and
-    score); the reward and the KL-estimator choice read the number (an unfinalized config: 0.7).
+    score); the reward and the KL-estimator choice read the number (`resolved_teacher_temperature`).
     """
     tau = reward.teacher_temperature
     if tau is None:
         tau = sampling if sampling else SAMPLING_TEMPERATURE
     return dataclasses.replace(reward, teacher_temperature=tau)
+
+
+def resolved_teacher_temperature(reward: RewardConfig) -> float:
+    """The teacher temperature of a resolved `reward`, for the code that scores (the reward, the KL-estimator
+    choice). Raises ValueError when it is unset: unset means "the temperature the explanations were sampled
+    at", which only the caller knows, so a fallback here could disagree with it (resolve it once with
+    `with_teacher_temperature`, as each command's finalize_config does)."""
+    if reward.teacher_temperature is None:
+        raise ValueError("reward.teacher_temperature is unresolved: resolve it once with "
+                         "with_teacher_temperature(reward, the temperature the explanations were sampled at)")
+    return reward.teacher_temperature
 
 
 def check_reward(reward: RewardConfig) -> None:

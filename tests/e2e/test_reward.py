@@ -62,7 +62,7 @@ def _reference_row(row, teacher, student, tok, cfg: RewardConfig, prompts: Promp
     sol0 = s_text.rindex(BS) + len(BS)
     te0 = t_text.rindex(BE) + len(BE) + 2
     s_per, s_off, s_full, _ = _token_logps(student, tok, s_text, cfg.student_temperature)
-    t_tau = 0.7 if cfg.teacher_temperature is None else cfg.teacher_temperature  # unset: the sampling default
+    t_tau = cfg.teacher_temperature  # resolved by the caller, as a command resolves it
     t_per, t_off, t_full, _ = _token_logps(teacher, tok, t_text, t_tau)
     s_sol = [s_per[k] for k in _inside(s_off, sol0, sol0 + len(sol))]
     sk, tk = _inside(s_off, se0 - back, se0 + len(expl)), _inside(t_off, te0 - back, te0 + len(expl))
@@ -138,7 +138,7 @@ def _scorer(teacher_path, student_path, cfg, side="right", batch_size=4):
 @pytest.mark.parametrize("swap", [False, True])
 def test_batched_matches_reference(rows, tiny_teacher, tiny_student, side, swap):
     teacher, student = (tiny_student, tiny_teacher) if swap else (tiny_teacher, tiny_student)
-    cfg = RewardConfig()
+    cfg = RewardConfig(teacher_temperature=0.7)
     got = _scorer(teacher, student, cfg, side).score(rows)
     _check(got, reference(rows, teacher, student, cfg, PromptsConfig()))
     assert [g["format_ok"] for g in got][-3:] == [False, False, True]
@@ -156,22 +156,22 @@ def test_tags_as_multi_token_text(rows, tiny_plain):
 
 
 def test_full_kl_and_prefill_options(rows, tiny_teacher, tiny_student):
-    cfg = RewardConfig(full_kl=True, kl_include_prefill=True, chunk_tokens=7)
+    cfg = RewardConfig(teacher_temperature=0.7, full_kl=True, kl_include_prefill=True, chunk_tokens=7)
     got = _scorer(tiny_teacher, tiny_student, cfg, "left").score(rows)
     _check(got, reference(rows, tiny_teacher, tiny_student, cfg, PromptsConfig()))
     assert all(r["kl_max"] >= r["kl_mean"] >= 0 for r in got)  # a true KL is never negative
     few = rows[:3]
-    plain = _scorer(tiny_teacher, tiny_student, RewardConfig()).score(few)
-    prefill = _scorer(tiny_teacher, tiny_student, RewardConfig(kl_include_prefill=True)).score(few)
-    _check(prefill, reference(few, tiny_teacher, tiny_student, RewardConfig(kl_include_prefill=True), PromptsConfig()))
+    plain = _scorer(tiny_teacher, tiny_student, RewardConfig(teacher_temperature=0.7)).score(few)
+    prefill = _scorer(tiny_teacher, tiny_student, RewardConfig(teacher_temperature=0.7, kl_include_prefill=True)).score(few)
+    _check(prefill, reference(few, tiny_teacher, tiny_student, RewardConfig(teacher_temperature=0.7, kl_include_prefill=True), PromptsConfig()))
     assert all(b["explanation_tokens"] == a["explanation_tokens"] for a, b in zip(plain, prefill))
     assert all(abs(a["kl_mean"] - b["kl_mean"]) > 1e-4 for a, b in zip(plain, prefill))
 
 
 def test_batch_size_and_order_do_not_change_scores(rows, tiny_teacher, tiny_student):
     few = rows[:3] + rows[-3:]
-    one = _scorer(tiny_teacher, tiny_student, RewardConfig(chunk_tokens=5), batch_size=1).score(few)
-    many = _scorer(tiny_teacher, tiny_student, RewardConfig(), batch_size=16).score(few[::-1])[::-1]
+    one = _scorer(tiny_teacher, tiny_student, RewardConfig(teacher_temperature=0.7, chunk_tokens=5), batch_size=1).score(few)
+    many = _scorer(tiny_teacher, tiny_student, RewardConfig(teacher_temperature=0.7), batch_size=16).score(few[::-1])[::-1]
     for a, b in zip(one, many):
         assert a["reward"] == pytest.approx(b["reward"], abs=TOL)
         assert a["student_tokens"] == b["student_tokens"] and a["text"] == b["text"]
@@ -181,7 +181,7 @@ def test_batch_size_and_order_do_not_change_scores(rows, tiny_teacher, tiny_stud
 
 
 def test_edge_cases(rows, tiny_teacher, tiny_student):
-    scorer = _scorer(tiny_teacher, tiny_student, RewardConfig(format_penalty=-2.0))
+    scorer = _scorer(tiny_teacher, tiny_student, RewardConfig(teacher_temperature=0.7, format_penalty=-2.0))
     q, s = rows[0]["question"], rows[0]["solution"]
     empty, missing, contains = scorer.score([
         {"question": q, "solution": s, "explanation": ""},
@@ -193,7 +193,7 @@ def test_edge_cases(rows, tiny_teacher, tiny_student):
     assert empty["reward"] == pytest.approx(min(missing["reward"], contains["reward"]) - 2.0)
     # the reference's rule (reward.empty_explanation=reference): the solution measured as usual, each KL
     # reduction reads -format_penalty (+2)
-    ref = _scorer(tiny_teacher, tiny_student, RewardConfig(format_penalty=-2.0, empty_explanation="reference"))
+    ref = _scorer(tiny_teacher, tiny_student, RewardConfig(teacher_temperature=0.7, format_penalty=-2.0, empty_explanation="reference"))
     empty = ref.score([{"question": q, "solution": s, "explanation": ""}])[0]
     assert empty["unscorable"] is None and empty["kl_mean"] == empty["kl_max"] == 2.0
     assert empty["solution_tokens"] > 0 and empty["sol_logp_mean"] < 0
@@ -212,7 +212,7 @@ def test_misaligned_rows_are_penalised_not_fatal(rows, tiny_teacher, tiny_studen
 
     # Render the teacher view with a tokenizer where tags are plain text: an explanation that
     # quotes a tag then tokenizes differently in the two views.
-    scorer = RLTReward(load_model(str(tiny_student), "cpu"), load_tokenizer(str(tiny_student)), RewardConfig(),
+    scorer = RLTReward(load_model(str(tiny_student), "cpu"), load_tokenizer(str(tiny_student)), RewardConfig(teacher_temperature=0.7),
                        PromptsConfig(), teacher=load_model(str(tiny_plain), "cpu"),
                        teacher_tokenizer=load_tokenizer(str(tiny_plain)))
     q, s = rows[0]["question"], rows[0]["solution"]
@@ -231,7 +231,7 @@ def test_misaligned_rows_are_penalised_not_fatal(rows, tiny_teacher, tiny_studen
 def test_teacher_can_be_reassigned_and_is_required(rows, tiny_teacher, tiny_student):
     from stages.models.loading import load_model
 
-    scorer = _scorer(tiny_teacher, tiny_student, RewardConfig())
+    scorer = _scorer(tiny_teacher, tiny_student, RewardConfig(teacher_temperature=0.7))
     a = scorer.score(rows[:2])
     scorer.teacher = load_model(str(tiny_student), "cpu")
     b = scorer.score(rows[:2])
@@ -248,13 +248,13 @@ def test_teacher_can_be_reassigned_and_is_required(rows, tiny_teacher, tiny_stud
 
 def test_different_vocabularies_refused(tiny_teacher, tiny_plain):
     with pytest.raises(UserError, match="tokenizers differ"):
-        load_reward(str(tiny_teacher), str(tiny_plain), RewardConfig(), PromptsConfig(), device="cpu")
+        load_reward(str(tiny_teacher), str(tiny_plain), RewardConfig(teacher_temperature=0.7), PromptsConfig(), device="cpu")
 
 
 def test_prefetched_rows_score_the_same(rows, tiny_teacher, tiny_student):
     chunks = [rows[:3], rows[3:4], rows[4:]]
-    plain = _scorer(tiny_teacher, tiny_student, RewardConfig(overlap_render=False), batch_size=2)
-    scorer = _scorer(tiny_teacher, tiny_student, RewardConfig(), batch_size=2)
+    plain = _scorer(tiny_teacher, tiny_student, RewardConfig(teacher_temperature=0.7, overlap_render=False), batch_size=2)
+    scorer = _scorer(tiny_teacher, tiny_student, RewardConfig(teacher_temperature=0.7), batch_size=2)
     got = []
     for chunk, after in zip(chunks, chunks[1:] + [None]):
         if after:

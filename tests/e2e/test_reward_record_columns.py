@@ -29,7 +29,7 @@ def _rows(synth_train) -> list[dict]:
 def test_score_returns_every_record_field_with_its_type(synth_train, tiny_teacher, tiny_student):
     from stages.method.reward import load_reward
 
-    scorer = load_reward(str(tiny_student), str(tiny_teacher), RewardConfig(full_kl=True), PromptsConfig(), "cpu")
+    scorer = load_reward(str(tiny_student), str(tiny_teacher), RewardConfig(teacher_temperature=0.7, full_kl=True), PromptsConfig(), "cpu")
     types = typing.get_type_hints(R.RewardRecord)
     for scored in scorer.score(_rows(synth_train)):
         assert set(R.COLUMNS) <= set(scored)

@@ -61,7 +61,7 @@ def test_score_writes_traces_matching_the_library(explanations, tiny_teacher, ti
 
     # imported explanations (no generation provenance) are scored with the full-distribution KL
     assert {r["kl_estimator"] for r in rows} == {"full"} and manifest["kl_estimator"] == {"full": 6}
-    scorer = load_reward(str(tiny_student), str(tiny_teacher), RewardConfig(kl_coef=2.0, full_kl=True),
+    scorer = load_reward(str(tiny_student), str(tiny_teacher), RewardConfig(teacher_temperature=0.7, kl_coef=2.0, full_kl=True),
                          PromptsConfig(), "cpu")
     lib = scorer.score(rows)
     for r, s in zip(rows, lib):
@@ -162,7 +162,7 @@ def test_kl_estimator_follows_provenance_and_can_be_forced(tiny_teacher, tiny_st
             "--device", "cpu", *extra, check=True)
         rows = read_rows(out, "traces")
         assert {r["kl_estimator"] for r in rows} == {want}, (k, want)
-        scorer = load_reward(str(tiny_student), str(teacher), RewardConfig(full_kl=want == "full"),
+        scorer = load_reward(str(tiny_student), str(teacher), RewardConfig(teacher_temperature=0.7, full_kl=want == "full"),
                              PromptsConfig(), "cpu")
         for r, s in zip(rows, scorer.score(rows)):
             assert r["reward"] == pytest.approx(s["reward"], abs=1e-5) and r["kl_mean"] == pytest.approx(s["kl_mean"], abs=1e-5)

@@ -80,7 +80,7 @@ def _reward_fn(model_dir, student_dir):
 
     tok = load_tokenizer(str(model_dir))
     teacher, student = load_model(str(model_dir), device="cpu"), load_model(str(student_dir), device="cpu")
-    scorer = RLTReward(student, tok, RewardConfig(), PromptsConfig(), reward_batch_size=4)
+    scorer = RLTReward(student, tok, RewardConfig(teacher_temperature=0.7), PromptsConfig(), reward_batch_size=4)
     return tok, teacher, scorer, RLTRewardFunc(scorer, tok, samples_per_log=8).bind_model(teacher)
 
 
@@ -109,10 +109,10 @@ def test_reward_adapter_keeps_the_end_tag(which, tiny_teacher, tiny_student, tin
 
 @pytest.mark.parametrize("overrides,expected", [([], 1.1), (["reward.teacher_temperature=0.5"], 0.5)])
 def test_the_reward_scores_at_the_sampling_temperature(overrides, expected, tiny_teacher, tiny_student, synth_train):
-    from stages.commands import teach
-    from stages.config import resolve
+    from stages.commands import make_config, teach
 
-    cfg = resolve(teach.TeachConfig, overrides=["temperature=1.1", *overrides], options={
-        "teacher": str(tiny_teacher), "student": str(tiny_student), "data": str(synth_train), "device": "cpu"})
+    cfg = make_config("teach", overrides=["temperature=1.1", *overrides], options={  # resolved and finalized once
+        "teacher": str(tiny_teacher), "student": str(tiny_student), "data": str(synth_train), "device": "cpu",
+        "out": "unused"})
     _, _, scorer = teach.load(cfg)
     assert scorer.reward.teacher_temperature == expected

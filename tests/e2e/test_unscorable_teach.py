@@ -20,7 +20,7 @@ def reward_fn(tiny_teacher, tiny_student, tiny_plain):
     from stages.models.loading import load_model, load_tokenizer
 
     tok = load_tokenizer(str(tiny_student))
-    scorer = RLTReward(load_model(str(tiny_student), "cpu"), tok, RewardConfig(kl_coef=10.0), PromptsConfig(),
+    scorer = RLTReward(load_model(str(tiny_student), "cpu"), tok, RewardConfig(teacher_temperature=0.7, kl_coef=10.0), PromptsConfig(),
                        reward_batch_size=3, teacher_tokenizer=load_tokenizer(str(tiny_plain)))
     return tok, RLTRewardFunc(scorer, tok, samples_per_log=0).bind_model(load_model(str(tiny_teacher), "cpu"))
 

@@ -17,11 +17,11 @@ from stages.method.settings import RewardConfig
     ({}, None, "full"),                                                       # imported traces
 ])
 def test_by_provenance(row, default, want):
-    assert kl_estimator(row, "t", RewardConfig(), default) == want
+    assert kl_estimator(row, "t", RewardConfig(teacher_temperature=0.7), default) == want
 
 
 def test_teacher_temperature_and_forcing():
     row = {"teacher": "t", "temperature": 1.0, "top_p": 1.0}
     assert kl_estimator(row, "t", RewardConfig(teacher_temperature=1.0)) == "sampled"
     assert kl_estimator(row, "t", RewardConfig(teacher_temperature=1.0, full_kl=True)) == "full"
-    assert kl_estimator({}, "t", RewardConfig(full_kl=False)) == "sampled"
+    assert kl_estimator({}, "t", RewardConfig(teacher_temperature=0.7, full_kl=False)) == "sampled"
