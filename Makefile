@@ -54,8 +54,11 @@ test-e2e: install
 test-gpu: install
 	$(BIN)/python -m pytest -q -m gpu tests/gpu
 
+# glibc hands freed memory back to the system and faults it in again at every training step (millions of
+# page faults in a demo); keeping it in the process runs the demo faster and computes the same numbers
+# (docs/demo.md, "Wall time"). It also keeps the peak resident memory (about 1 GB here) in use.
 demo: install
-	$(BIN)/rlt run demo
+	MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=4294967296 $(BIN)/rlt run demo
 	$(BIN)/rlt report runs/demo --out runs/demo/report
 
 bench: install
