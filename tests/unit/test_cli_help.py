@@ -3,6 +3,7 @@ key=value form said once; `rlt --help` imports no stage; shell completion instal
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -88,8 +89,12 @@ def _complete(words: str, tmp_path) -> list[str]:
 def test_shell_completion_installs_and_completes(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
-    proc = rlt("--install-completion", env={"HOME": str(home), "SHELL": "/bin/bash"})
-    assert proc.returncode == 0, proc.stderr
+    # Typed in bash, as a user does: typer finds the shell by walking the process tree, so the command runs as
+    # bash's child (`; exit` keeps bash from exec'ing it), not as a child of whatever started the tests (make: sh).
+    proc = subprocess.run(["bash", "-c", f'"{sys.executable}" -m rltcli --install-completion; exit $?'],
+                          capture_output=True, text=True, check=False, cwd=ROOT, env={**os.environ, "HOME": str(home)},
+                          timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
     script = (home / ".bash_completions" / "rlt.sh").read_text()
     assert "_RLT_COMPLETE=complete_bash" in script and "rlt.sh" in (home / ".bashrc").read_text()
     assert _complete("rlt dis", tmp_path) == ["distill"]
