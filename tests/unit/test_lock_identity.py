@@ -50,12 +50,18 @@ def _lock(out, record: dict):
     layout.meta_path(out, layout.LOCK).write_text(json.dumps(record))
 
 
-def _dead_identity() -> dict:
-    """The identity a writer recorded before it died (a real process, now gone)."""
+def _dead_identity(later_than: subprocess.Popen) -> dict:
+    """The identity a writer recorded before it died (a real process, now gone), from another clock tick than
+    `later_than`'s start: a process reusing a PID was never started in the same tick as the one that held it,
+    while two processes this test starts within 10 ms would share their start time."""
+    before = process_identity(later_than.pid)["start"]
     code = "import json; from stages.artifacts.state import process_identity; print(json.dumps(process_identity()))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
-    time.sleep(0.05)  # a process started later has another start time (clock ticks of 10 ms)
-    return json.loads(out.stdout)
+    while True:
+        out = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                        cwd=ROOT).stdout)
+        if out["start"] != before:
+            return out
+        time.sleep(0.02)
 
 
 def test_identity_is_pid_host_boot_and_start():
@@ -67,7 +73,7 @@ def test_identity_is_pid_host_boot_and_start():
 
 def test_a_dead_writers_lock_whose_pid_was_reused_is_taken_over(tmp_path, live, caplog):
     out = _interrupted(tmp_path / "a")
-    reused = {**_dead_identity(), "pid": live.pid}  # the dead writer's record; its PID now runs another program
+    reused = {**_dead_identity(later_than=live), "pid": live.pid}  # a dead writer's record; its PID now runs another
     _lock(out, reused)
     assert holder_running(reused) is False and lock_holder(out) is None
     assert output_state(out).status == "interrupted" and output_state(out).writer is None
