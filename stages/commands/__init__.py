@@ -10,7 +10,9 @@ the table names no module above stages/commands/.
     call("data synth", cfg)   # -> Path of the dataset artifact
 
 Adding a command = one `Command` entry here (plus its config dataclass and
-function in its module under stages/commands/). Adding an option = one field in the config
+function in its module under stages/commands/); the entry's traits (the artifact
+kind it writes, whether it shards or launches) are what `rlt run` and its
+executors read, never the command's name. Adding an option = one field in the config
 dataclass: `opt(default, help)` makes it a dotted `key=value` override,
 `flag=True` also shows it as `--key` (see stages/config.py `opt`).
 """
@@ -35,6 +37,10 @@ class Command:
     func: str  # function taking the resolved config
     help: str  # one-line summary (`rlt --help`); fields carry their own help
     step: bool = True  # usable as a step of a pipeline in `rlt run`
+    kind: str | None = None  # the artifact kind it writes; None: the kind it reads (data merge, decontaminate)
+    done_file: str | None = None  # writes plain files, not an artifact: the one that says it ran (rerun when older)
+    shards: bool = False  # takes --shard i/n; its module's `finish_merged(w, rows, manifests, extra)` merges shards
+    launches: bool = False  # takes --launch: one launcher per node on several machines
 
 
 GROUPS: dict[str, str] = {
@@ -44,23 +50,31 @@ GROUPS: dict[str, str] = {
 
 COMMANDS: dict[str, Command] = {
     "teach": Command("commands.teach", "TeachConfig", "run",
-                     "GRPO on the teacher: explanations rewarded by how well the student then understands the solution."),
+                     "GRPO on the teacher: explanations rewarded by how well the student then understands the solution.",
+                     kind="checkpoint", launches=True),
     "generate": Command("commands.generate", "GenerateConfig", "run",
-                        "Teacher explanations for every (question, solution) -> traces in the student format."),
+                        "Teacher explanations for every (question, solution) -> traces in the student format.",
+                        kind="traces", shards=True),
     "distill": Command("commands.distill", "DistillConfig", "run",
-                       "SFT a student on traces, or warm up a teacher (--role teacher)."),
+                       "SFT a student on traces, or warm up a teacher (--role teacher).", kind="checkpoint",
+                       launches=True),
     "eval": Command("commands.evaluate", "EvalConfig", "run",
-                    "Accuracy of one or more models on a dataset (benchmarks or the synthetic test split)."),
+                    "Accuracy of one or more models on a dataset (benchmarks or the synthetic test split).",
+                    kind="eval", shards=True),
     "score": Command("commands.score", "ScoreConfig", "run",
-                     "RLT reward of given explanations: a traces artifact with the reward columns (resumable)."),
+                     "RLT reward of given explanations: a traces artifact with the reward columns (resumable).",
+                     kind="traces", shards=True),
     "report": Command("commands.report", "ReportConfig", "run",
-                      "Markdown report with plots: teacher reward per step, loss curves, accuracy with intervals."),
+                      "Markdown report with plots: teacher reward per step, loss curves, accuracy with intervals.",
+                      done_file="report.md"),
     "inspect": Command("commands.inspect", "InspectConfig", "run",
                        "Show an artifact's state (complete, interrupted, inputs changed), schema and first rows.",
                        step=False),
-    "data synth": Command("commands.data", "SynthConfig", "synth", "Synthetic addition task with gold column-carry traces."),
+    "data synth": Command("commands.data", "SynthConfig", "synth", "Synthetic addition task with gold column-carry traces.",
+                          kind="dataset"),
     "data import": Command("commands.data", "ImportConfig", "import_",
-                           "Import a dataset in a known layout (Bespoke-Stratos, MATH-500, AIME, GPQA, plain columns)."),
+                           "Import a dataset in a known layout (Bespoke-Stratos, MATH-500, AIME, GPQA, plain columns).",
+                           kind="dataset"),
     "data decontaminate": Command("commands.decontaminate", "DecontaminateConfig", "run",
                                   "Drop training rows whose question shares a word n-gram with a benchmark question."),
     "data merge": Command("commands.data", "MergeConfig", "merge",
@@ -69,13 +83,18 @@ COMMANDS: dict[str, Command] = {
                             "Merge an artifact's parts into few files in part order; converts the older layout in place.",
                             step=False),
     "model tiny": Command("commands.tinymodel", "TinyModelConfig", "run",
-                          "A tiny Qwen2-style model with a locally trained BPE tokenizer (no network)."),
+                          "A tiny Qwen2-style model with a locally trained BPE tokenizer (no network).", kind="checkpoint"),
     "model import": Command("commands.modelimport", "ModelImportConfig", "run",
                             "A GGUF file (llama.cpp) -> a model directory: safetensors, float32, its tokenizer "
-                            "and chat template."),
+                            "and chat template.", kind="checkpoint"),
 }
 
 STEPS = [name for name, c in COMMANDS.items() if c.step]
+
+
+def with_trait(trait: str) -> list[str]:
+    """The commands whose `Command.<trait>` is true (`shards`, `launches`), in table order."""
+    return [name for name, c in COMMANDS.items() if getattr(c, trait)]
 
 
 def add(name: str, command: Command) -> None:

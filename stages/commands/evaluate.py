@@ -408,17 +408,18 @@ def read_summary(out: str | Path) -> dict:
     return json.loads(p.read_text())
 
 
-def _finish(w: ArtifactWriter, rows: list[dict], skipped: dict | None = None, counts: Counter | None = None) -> dict:
+def _finish(w: ArtifactWriter, rows: list[dict], skipped: dict | None = None, counts: Counter | None = None,
+            extra: dict | None = None) -> dict:
     """summary.json, then the manifest (with the grader's version, any rows skipped for their gold, and
     of this run the answers not graded within the grader's bounds, `ungraded`, and the responses whose
-    text the engine gave as invalid Unicode, `damaged_text`) last.
+    text the engine gave as invalid Unicode, `damaged_text`, plus `extra`) last.
     The summary lists the models in `--models` order: rlt report's default differences read that order."""
     order = {m: i for i, m in enumerate(w.cfg.models)}
     summary = write_summary(w.out, sorted(rows, key=lambda r: order.get(r["model"], len(order))), skipped)
     w.finish({"summary": {m: s["overall"] for m, s in summary["models"].items()},
               "grader_version": verify.GRADER_VERSION, "generation_hash": config_hash(w.cfg, extra=False),
               "ungraded": (counts or Counter())["ungraded"], "damaged_text": (counts or Counter())["damaged_text"],
-              **({"skipped_golds": skipped} if skipped else {})})
+              **({"skipped_golds": skipped} if skipped else {}), **(extra or {})})
     warn_damaged((counts or Counter())["damaged_text"], w.out, log)
     if counts and counts["ungraded"]:
         log.warning("%s: %d answers were not graded within the grader's bounds (check_timeout=%s s) and count "
@@ -521,6 +522,12 @@ def regrade(out: str | Path, cfg: EvalConfig | None = None) -> Path:
     log.info("re-graded %d responses in %s with grader %s: %d verdicts changed",
              len(new), out, verify.GRADER_VERSION, changed)
     return out
+
+
+def finish_merged(w: ArtifactWriter, rows: list[dict], manifests: list[dict], extra: dict) -> dict:
+    """Finish an eval merged from its shards (`rlt run`'s merge job): the summary and manifest one unsharded
+    eval writes, the shards' skipped golds together, and `extra` (the shards)."""
+    return _finish(w, rows, merge_skipped(*(m.get("skipped_golds") for m in manifests)), extra=extra)
 
 
 def merge_skipped(*records: dict | None) -> dict | None:

@@ -263,6 +263,20 @@ def summary_line(rows: int, out, stats: dict, written_now: int) -> str:
     return line + (f"; {earlier:,} from the earlier run" if earlier > 0 else "")
 
 
+def finish_merged(w: ArtifactWriter, rows: list[dict], manifests: list[dict], extra: dict) -> dict:
+    """Finish traces merged from their shards (`rlt run`'s merge job): the generation counts of the shards
+    summed (other settings as the shards recorded them), the degenerate explanations of the merged rows,
+    and `extra` (the shards)."""
+    generation: dict = {}
+    for m in manifests:
+        for k, v in (m.get("generation") or {}).items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                generation[k] = generation.get(k, 0) + v
+            else:
+                generation.setdefault(k, v)
+    return w.finish({**extra, "generation": generation, "degenerate": degenerate.record(degenerate.counts(rows))})
+
+
 def run(cfg: GenerateConfig) -> Path:
     """validate -> load data, teacher (and student) -> generate batch by batch -> manifest."""
     finalize_config(cfg)  # a config built in Python, not by commands.make_config

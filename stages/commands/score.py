@@ -169,6 +169,12 @@ def _summary(rows: list[dict]) -> dict:
             "degenerate": degenerate.record(degenerate.counts(rows))}
 
 
+def finish_merged(w, rows: list[dict], manifests: list[dict], extra: dict) -> dict:
+    """Finish a score artifact merged from its shards (`rlt run`'s merge job): the summary one unsharded run
+    records, from the merged rows, and `extra` (the shards)."""
+    return w.finish({**extra, **_summary(rows)})
+
+
 def run(cfg: ScoreConfig) -> Path:
     """Validate -> load rows and models -> score in batches -> write the traces artifact."""
     import torch

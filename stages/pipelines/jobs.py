@@ -26,10 +26,10 @@ from typing import Any
 from stages import records
 from stages.artifacts.read import read_table
 from stages.artifacts.state import already_complete, output_state, require_finished
-from stages.commands import call, make_config
+from stages.commands import COMMANDS, call, make_config, module
 from stages.config import inputs_of, to_dict
 from stages.errors import UserError
-from stages.pipelines.plan import OUTPUT_KINDS, Step, config_for, job_force, shard_out
+from stages.pipelines.plan import Step, config_for, job_force, shard_out
 
 log = logging.getLogger(__name__)
 MERGE = "merge"  # the command of a sharded step's merge job (not a CLI command: run_job runs it)
@@ -88,11 +88,11 @@ def job_config(job: Job):
 
 def complete(job: Job) -> bool:
     """Is the job's output complete with its config and current inputs (nothing to do)?"""
-    if job.command == "report":
+    command = job.step_command if job.command == MERGE else job.command
+    if COMMANDS[command].done_file:  # plain files (report): always written again
         return False
     cfg = job_config(job)
-    command = job.step_command if job.command == MERGE else job.command
-    return output_state(job.out, OUTPUT_KINDS.get(command), cfg, inputs_of(cfg)).complete
+    return output_state(job.out, COMMANDS[command].kind, cfg, inputs_of(cfg)).complete
 
 
 def run_job(job: Job, first_attempt: bool = True, cfg=None) -> Any:
@@ -111,12 +111,13 @@ def run_job(job: Job, first_attempt: bool = True, cfg=None) -> Any:
 
 def merge_shards(job: Job, cfg) -> Path:
     """Write a sharded step's output from its shards: the artifact one unsharded run writes (the step's config
-    and inputs), every row once in shard order, with the stage's own summary (eval: summary.json)."""
+    and inputs), every row once in shard order; the stage's `finish_merged` writes its own summary (eval:
+    summary.json) and the manifest."""
     from stages.artifacts.layout import read_manifest
     from stages.artifacts.writer import ArtifactWriter
 
     command, out = job.step_command, Path(job.out)
-    kind = OUTPUT_KINDS[command]
+    kind = COMMANDS[command].kind
     inputs = inputs_of(cfg)
     with ArtifactWriter(out, kind, cfg, inputs=inputs, force=getattr(cfg, "force", False)) as w:
         if w.complete:
@@ -130,42 +131,9 @@ def merge_shards(job: Job, cfg) -> Path:
         rows = w.all_rows()
         shards = [{"path": p, "rows": m.get("rows"), "seconds": (m.get("timings") or {}).get("seconds")}
                   for p, m in zip(job.shards, manifests)]
-        extra = {"shards": shards}
-        if command == "eval":
-            from stages.commands import evaluate
-
-            skipped = evaluate.merge_skipped(*(m.get("skipped_golds") for m in manifests))
-            w.finish = _with_extra(w.finish, extra)  # eval's own finish writes summary.json, then the manifest
-            evaluate._finish(w, rows, skipped)
-        else:
-            extra.update(_traces_extra(command, rows, manifests))
-            w.finish(extra)
+        module(command).finish_merged(w, rows, manifests, {"shards": shards})
     log.info("merged %d shards (%d rows) into %s", len(job.shards), len(rows), out)
     return out
-
-
-def _with_extra(finish, extra: dict):
-    def wrapped(more: dict | None = None, rows: int | None = None):
-        return finish({**extra, **(more or {})}, rows)
-    return wrapped
-
-
-def _traces_extra(command: str, rows: list[dict], manifests: list[dict]) -> dict:
-    """The manifest record a generate or score run writes, from the merged rows (and the shards' counts)."""
-    from stages.method import degenerate
-
-    if command == "score":
-        from stages.commands import score
-
-        return score._summary(rows)
-    generation: dict = {}
-    for m in manifests:
-        for k, v in (m.get("generation") or {}).items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                generation[k] = generation.get(k, 0) + v
-            else:
-                generation.setdefault(k, v)
-    return {"generation": generation, "degenerate": degenerate.record(degenerate.counts(rows))}
 
 
 def restart_count() -> int:

@@ -37,7 +37,7 @@ from typing import Any
 
 from stages.artifacts.layout import read_manifest
 from stages.artifacts.state import OutputState, decide, output_state
-from stages.commands import STEPS, make_config
+from stages.commands import COMMANDS, STEPS, make_config, with_trait
 from stages.config import inputs_of, load_yaml, yaml_value
 from stages.errors import UserError, did_you_mean
 
@@ -47,8 +47,6 @@ PIPELINE_KEYS = ("description", "vars", "resources", "steps")
 STEP_KEYS = ("command", "options", "resources", "shards")
 RESOURCE_KEYS = ("nodes", "gpus_per_node", "cpus_per_task", "mem", "time", "partition", "account", "qos",
                  "constraint")
-SHARDABLE = ("generate", "score", "eval")  # commands with --shard i/n
-LAUNCHABLE = ("distill", "teach")  # commands with --launch (one launcher per node)
 OWN_DIR = "pipeline"  # ${pipeline}: the pipeline's folder
 META = ".pipeline"  # <runs>/<pipeline>/.pipeline/: shards, job specs and records, logs, the run's variables
 
@@ -193,8 +191,9 @@ def parse(name: str, spec: Any, runs: Path, source: str = "pipelines", overrides
 def _shards(value: Any, step: Step, here: str) -> int | None:
     if value is None:
         return None
-    if step.command not in SHARDABLE:
-        raise UserError(f"{here}: 'shards' needs a command that shards ({', '.join(SHARDABLE)}), not {step.command}")
+    if not COMMANDS[step.command].shards:
+        raise UserError(f"{here}: 'shards' needs a command that shards ({', '.join(with_trait('shards'))}), "
+                        f"not {step.command}")
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise UserError(f"{here}: 'shards' must be a whole number of at least 1, got {value!r}")
     if step.options.get("shard") is not None:
@@ -206,9 +205,9 @@ def _check_nodes(step: Step, here: str) -> None:
     nodes = step.resources.get("nodes", 1)
     if nodes <= 1:
         return
-    if step.command not in LAUNCHABLE:
+    if not COMMANDS[step.command].launches:
         raise UserError(f"{here}: resources.nodes {nodes} needs a command that launches one process per node "
-                        f"({', '.join(LAUNCHABLE)}), not {step.command}")
+                        f"({', '.join(with_trait('launches'))}), not {step.command}")
     if not step.options.get("launch"):
         raise UserError(f"{here}: resources.nodes {nodes} needs the 'launch' option (ddp, zero2, zero3, ...): "
                         "a plain run uses one process on one node")
@@ -371,9 +370,10 @@ def earlier_seconds(out: Path) -> float | None:
     return round(float(seconds), 1) if seconds is not None else None
 
 
-def report_current(step: Step, steps: dict[str, Step]) -> bool:
-    """A report step is up to date when its report.md is newer than every manifest it reads."""
-    done = step.out / "report.md"
+def files_current(step: Step, steps: dict[str, Step]) -> bool:
+    """A step writing plain files (report) is up to date when its done file (report.md) is newer than every
+    manifest it reads."""
+    done = step.out / COMMANDS[step.command].done_file
     if not done.is_file():
         return False
     from stages.artifacts.layout import manifest_path
@@ -383,15 +383,9 @@ def report_current(step: Step, steps: dict[str, Step]) -> bool:
     return all(t <= done.stat().st_mtime for t in times)
 
 
-# The artifact kind each step command writes; data merge and data decontaminate write the kind they read.
-OUTPUT_KINDS = {"generate": "traces", "score": "traces", "eval": "eval", "distill": "checkpoint",
-                "teach": "checkpoint", "model tiny": "checkpoint", "model import": "checkpoint",
-                "data synth": "dataset", "data import": "dataset"}
-
-
 def job_force(out: str | Path, command: str, cfg, replace: bool) -> bool:
     """Whether a job's stage runs with --force (`replaces`, on the output's state as the stage sees it)."""
-    return replaces(output_state(out, OUTPUT_KINDS.get(command), cfg, inputs_of(cfg)), replace)
+    return replaces(output_state(out, COMMANDS[command].kind, cfg, inputs_of(cfg)), replace)
 
 
 def replaces(state: OutputState, replace: bool) -> bool:
@@ -421,11 +415,11 @@ def why_run(step: Step, cfg, rerun: set[str], forced: dict[str, str] | None = No
     if forced and step.name in forced:
         return Verdict("run", forced[step.name], True)
     upstream = [n for n in step.needs if n in rerun]
-    if step.command == "report":
-        if steps is not None and report_current(step, steps) and not upstream:
+    if COMMANDS[step.command].done_file:  # files without a manifest (report): rerun when older than its inputs
+        if steps is not None and files_current(step, steps) and not upstream:
             return Verdict("skip", None)
         return Verdict("run", "the report is older than what it reads")
-    decision = decide(step.out, OUTPUT_KINDS.get(step.command), cfg, inputs_of(cfg))
+    decision = decide(step.out, COMMANDS[step.command].kind, cfg, inputs_of(cfg))
     if replaces(decision.state, False):  # another kind, config or inputs: its job gives --force, the stage runs
         return Verdict("run", "; ".join(decision.state.differs), True)
     if upstream and decision.action in ("skip", "resume"):  # decided again when its turn comes

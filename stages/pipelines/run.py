@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stages import records, secrets
+from stages.commands import COMMANDS
 from stages.config import opt
 from stages.errors import Refused, UserError, did_you_mean
 from stages.pipelines.executors import EXECUTORS, make
@@ -288,7 +289,8 @@ def vars_refusal(ctx: Context, cfg: RunConfig) -> tuple[str | None, list[str]]:
         return None, []
     now = _vars_of(ctx, cfg)
     changed = {k: (before.get(k), v) for k, v in now.items() if k in before and before[k] != v}
-    finished = [s.name for s in ctx.steps if earlier_seconds(s.out) is not None or (s.out / "report.md").exists()]
+    finished = [s.name for s in ctx.steps if earlier_seconds(s.out) is not None
+                or (COMMANDS[s.command].done_file and (s.out / COMMANDS[s.command].done_file).exists())]
     if not (changed and finished):
         return None, []
     was = ", ".join(f"{k}={a}" for k, (a, _) in changed.items())
@@ -324,7 +326,6 @@ def status(ctx: Context) -> list[dict]:
     from stages.artifacts.state import output_state
     from stages.config import inputs_of
     from stages.pipelines.executors import executor_class
-    from stages.pipelines.plan import OUTPUT_KINDS
 
     jobs: dict[str, dict] = {}
     for name in EXECUTORS:
@@ -337,8 +338,8 @@ def status(ctx: Context) -> list[dict]:
         cfg = build_config(step)
         seconds = earlier_seconds(step.out)
         info = jobs.get(step.name, {})
-        state = output_state(step.out, OUTPUT_KINDS.get(step.command), cfg, inputs_of(cfg)) \
-            if step.command != "report" else None
+        done_file = COMMANDS[step.command].done_file  # report: plain files, no artifact state
+        state = None if done_file else output_state(step.out, COMMANDS[step.command].kind, cfg, inputs_of(cfg))
         extra = {k: info.get(k) for k in ("job", "log")}
         if state is not None and state.complete:
             records.append(record(step, "complete", f"{state.rows} rows" if state.kind != "checkpoint" else
@@ -350,9 +351,9 @@ def status(ctx: Context) -> list[dict]:
         elif info:
             detail = info.get("detail") or "its job ended without a complete output"
             records.append(record(step, "failed", detail, **extra))
-        elif step.command == "report":
-            done = (step.out / "report.md").is_file()
-            records.append(record(step, "complete" if done else "not run", str(step.out / "report.md")))
+        elif done_file:
+            done = (step.out / done_file).is_file()
+            records.append(record(step, "complete" if done else "not run", str(step.out / done_file)))
         elif state.status == "interrupted":
             records.append(record(step, "running" if state.writer else "interrupted", state.describe()))
         else:
