@@ -208,7 +208,8 @@ def temperatures(cfg: TeachConfig) -> dict:
 
 
 def load(cfg: TeachConfig):
-    """(tokenizer, teacher policy, RLTReward holding the frozen student)."""
+    """(tokenizer, teacher policy, RLTReward holding the frozen student) for a finalized `cfg` (run finalizes it;
+    the reward refuses an unresolved teacher temperature with ValueError)."""
     from stages.method.reward import RLTReward
     from stages.models.loading import check_same_vocab, load_model, load_tokenizer, resolve_device
 

@@ -156,10 +156,11 @@ def test_teach_reward_uses_the_adapted_policy_and_grpo_the_base(tiny_teacher, ti
     from stages.config import resolve
     from stages.method.views import END_EXPLANATION
 
-    cfg = resolve(teach.TeachConfig, options={"teacher": str(tiny_teacher), "student": str(tiny_student),
-                                              "data": str(synth_train), "out": str(tmp_path / "t"),
-                                              "device": "cpu", "max_steps": 1},
-                  overrides=[*TEACH_FAST, "lora.r=4", "sync_ref_model=true"])
+    cfg = teach.finalize_config(resolve(  # finalized as teach.run finalizes it: the reward's teacher temperature
+        teach.TeachConfig, options={"teacher": str(tiny_teacher), "student": str(tiny_student),
+                                    "data": str(synth_train), "out": str(tmp_path / "t"), "device": "cpu",
+                                    "max_steps": 1},
+        overrides=[*TEACH_FAST, "lora.r=4", "sync_ref_model=true"]))
     batch = teach.validate(cfg)
     tok, teacher, scorer = teach.load(cfg)
     rows = read_rows(str(synth_train), "dataset")[:2]
