@@ -35,7 +35,6 @@ a job, and its default action would kill the launcher mid-step).
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import importlib.util
 import logging
@@ -46,8 +45,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import yaml
 
@@ -333,21 +335,34 @@ def relaunch(command: str, cfg_dict: dict, preset: str, nproc: int, extra: list[
 
 
 def setup_launched_process() -> None:
-    """In a launched process (a no-op elsewhere):
-    - get SIGKILL when the launcher dies (torchrun starts workers in new sessions, so killing the
-      launching command's process group would otherwise leave them training). The launcher itself dies
-      with the rlt command that started it (`run_launcher`): a `kill -9` of that command alone ends the
-      launcher, then every rank. Linux only.
-    - leave the process group before the interpreter tears down, however the command ends: Gloo's worker
-      threads still alive at finalization abort the process (SIGABRT, "terminate called without an active
-      exception"), and the launcher then prints a traceback over the command's one line."""
+    """In a launched process: get SIGKILL when the launcher dies (torchrun starts workers in new sessions,
+    so killing the launching command's process group would otherwise leave them training). The launcher
+    itself dies with the rlt command that started it (`run_launcher`): a `kill -9` of that command alone
+    ends the launcher, then every rank. Linux only."""
     if in_launched_process():
         die_with_parent()
-        atexit.register(_leave_process_group)
 
 
-def _leave_process_group() -> None:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+def run_rank(main: Callable[[], object]) -> NoReturn:
+    """Run a launched rank's command (`python -m rltcli ...` under accelerate), then end the process at once
+    with its exit code, logs and output flushed, without the interpreter's teardown: that teardown destroys
+    torch's, Gloo's and DeepSpeed's C++ objects while their worker threads may still run, and now and then
+    aborts a rank whose work is done and written (SIGABRT, "terminate called without an active exception");
+    the launcher then reports a failed run and prints a traceback over the command's one line."""
+    code = 0
+    try:
+        main()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
+        if not isinstance(e.code, (int, type(None))):
+            sys.stderr.write(f"{e.code}\n")
+    except KeyboardInterrupt:
+        code = 130
+    except BaseException:  # noqa: BLE001 - printed as Python would, then the same exit code
+        traceback.print_exc()
+        code = 1
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
