@@ -486,7 +486,7 @@ def run(cfg: DistillConfig, callbacks: tuple = ()) -> Path:
         child = dataclasses.replace(cfg, launch=None)
         launch.relaunch("distill", to_dict(child), cfg.launch, launch.processes(cfg.nproc, cfg.gpus), cfg.launch_args)
         return Path(cfg.out)
-    launch.setup_launched_process()
+    launch.die_with_launcher()
     inputs = inputs_of(cfg)
     if require(cfg.out, "checkpoint", apply_role_preset(cfg), inputs, cfg.force).complete:
         return already_complete(cfg.out)

@@ -334,7 +334,7 @@ def relaunch(command: str, cfg_dict: dict, preset: str, nproc: int, extra: list[
     return code
 
 
-def setup_launched_process() -> None:
+def die_with_launcher() -> None:
     """In a launched process: get SIGKILL when the launcher dies (torchrun starts workers in new sessions,
     so killing the launching command's process group would otherwise leave them training). The launcher
     itself dies with the rlt command that started it (`run_launcher`): a `kill -9` of that command alone
