@@ -4,7 +4,7 @@ A stage that reads datasets (`rlt eval`, `rlt data decontaminate --against`) nam
 the import command when it is given a benchmark file as released instead of an
 imported dataset (MATH-500's `problem`, GPQA's `Question`, a Stratos
 `conversations` file), so the user is told what to run, not only which column is
-missing. The layouts are those `stages/commands/data.py` imports.
+missing. The layouts are those of stages/sources/layouts.py.
 
     import_hint("MATH-500/test.jsonl", ["problem", "solution", "answer", "subject", "level", "unique_id"])
     # -> "it is a raw MATH-500 file: import it first with `rlt data import MATH-500/test.jsonl

@@ -20,11 +20,12 @@ from stages.artifacts.benchmarks import import_hint, raw_format
 from stages.artifacts.layout import read_manifest
 from stages.artifacts.read import read_rows, read_table
 from stages.artifacts.schemas import EVAL_REQUIRED
-from stages.commands.data import ImportConfig, hidden, import_, load_source
+from stages.commands.data import ImportConfig, import_
 from stages.commands.decontaminate import DecontaminateConfig
 from stages.commands.decontaminate import run as decontaminate
 from stages.commands.evaluate import EvalConfig, load_items
 from stages.errors import UserError
+from stages.sources.files import hidden, load_source
 from tests.conftest import rlt
 
 

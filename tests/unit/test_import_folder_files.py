@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from stages.commands.data import folder_files, load_source
+from stages.sources.files import folder_files, load_source
 from tests.conftest import rlt
 
 

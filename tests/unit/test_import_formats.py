@@ -11,8 +11,9 @@ import pytest
 from stages import verify
 from stages.artifacts.layout import read_manifest
 from stages.artifacts.read import read_rows
-from stages.commands.data import ImportConfig, RowError, convert_row, import_
+from stages.commands.data import ImportConfig, import_
 from stages.errors import UserError
+from stages.sources.layouts import RowError, convert_row
 
 MATH500 = [
     {"problem": "Convert the point $(0,3)$ in rectangular coordinates to polar coordinates.",

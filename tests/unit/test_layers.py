@@ -20,6 +20,7 @@ LAYERS = [
     ("models", {"stages.models"}),
     ("method", {"stages.method"}),
     ("verify", {"stages.verify"}),
+    ("sources", {"stages.sources"}),
     ("training", {"stages.training"}),
     ("engines", {"stages.engines"}),
     ("commands", {"stages.commands"}),
