@@ -32,9 +32,8 @@ from stages.artifacts.benchmarks import raw_format
 from stages.artifacts.layout import read_manifest
 from stages.artifacts.read import parse_shard, read_table
 from stages.artifacts.schemas import EVAL_REQUIRED, ROW_KEYS, distinct_ids, row_id, validate
-from stages.artifacts.state import already_complete
-from stages.artifacts.writer import ArtifactWriter
-from stages.config import at_least, between, check_config, inputs_of, opt
+from stages.artifacts.stage import run_stage
+from stages.config import at_least, between, check_config, opt
 from stages.errors import UserError
 from stages.method import tasks
 from stages.progress import plural
@@ -98,17 +97,16 @@ def synth(cfg: SynthConfig) -> Path:
                                 unhelpful=cfg.unhelpful, style=cfg.style)
     except ValueError as e:
         raise UserError(str(e)) from None
-    return _write_dataset(cfg, rows, {})
+    return _write_dataset(cfg, rows)
 
 
-def _write_dataset(cfg, rows: list[dict], inputs: dict, extra: dict | None = None) -> Path:
-    with ArtifactWriter(cfg.out, "dataset", cfg, inputs=inputs, force=cfg.force) as w:
-        if w.complete:
-            return already_complete(w.out)
+def _write_dataset(cfg, rows: list[dict], extra: dict | None = None) -> Path:
+    def write(w) -> None:
         w.write(rows)
         w.finish(extra)
         log.info("wrote %s to %s", plural(len(w.done), "row"), w.out)
-    return w.out
+
+    return run_stage(cfg, "dataset", write)
 
 
 # ----------------------------------------------------------------------------- import
@@ -184,8 +182,7 @@ def import_(cfg: ImportConfig) -> Path:
     table = pa.Table.from_pylist(out)
     validate(table, "dataset", cfg.src, required=EVAL_REQUIRED)
     counts = _report_golds(cfg, out)
-    inputs = inputs_of(cfg)
-    return _write_dataset(cfg, out, inputs, {"skipped_rows": len(bad), "repeated_ids": repeated, **counts,
+    return _write_dataset(cfg, out, {"skipped_rows": len(bad), "repeated_ids": repeated, **counts,
                                              "skipped_examples": [{"row": i, "reason": why} for i, why in bad[:20]]})
 
 
@@ -282,10 +279,10 @@ def merge(cfg: MergeConfig) -> Path:
             if k in merged and merged[k] != r:
                 raise UserError(f"conflicting rows for {dict(zip(key, k))} in {p}")
             merged[k] = r
-    inputs = inputs_of(cfg)
-    with ArtifactWriter(cfg.out, kind, cfg, inputs=inputs, force=cfg.force, key=key) as w:
-        if not w.complete:
-            w.write(list(merged.values()))
-            w.finish()
+
+    def write(w) -> None:
+        w.write(list(merged.values()))
+        w.finish()
         log.info("merged %s from %s into %s", plural(len(merged), "row"), plural(len(cfg.inputs), "artifact"), w.out)
-    return w.out
+
+    return run_stage(cfg, kind, write, key=key)

@@ -50,9 +50,8 @@ from stages.artifacts.benchmarks import with_import_hint
 from stages.artifacts.layout import read_manifest
 from stages.artifacts.read import read_rows
 from stages.artifacts.schemas import EVAL_REQUIRED, ROW_KEYS
-from stages.artifacts.state import already_complete
-from stages.artifacts.writer import ArtifactWriter
-from stages.config import at_least, check_config, inputs_of, opt
+from stages.artifacts.stage import run_stage
+from stages.config import at_least, check_config, opt
 from stages.errors import UserError
 from stages.progress import with_article
 
@@ -187,19 +186,17 @@ def run(cfg: DecontaminateConfig) -> Path:
     set_aside = {"frequent": cfg.frequent, "ngrams": sum(a["ngrams"] for a in index.set_aside.values()),
                  "short_questions": sum(a["short_questions"] for a in index.set_aside.values()),
                  "benchmarks": index.set_aside}
-    inputs = inputs_of(cfg)
-    key = ROW_KEYS[kind]
-    with ArtifactWriter(cfg.out, kind, cfg, inputs=inputs, force=cfg.force, key=key) as w:
-        if w.complete:
-            return already_complete(w.out)
+
+    def write(w) -> None:
         w.write(kept)
         w.finish({"decontamination": {"ngram": cfg.ngram, "rows_in": len(rows), "rows_kept": len(kept),
                                       "rows_dropped": len(rows) - len(kept), "benchmarks": per_benchmark,
                                       "set_aside": set_aside}})
-    for p, d in per_benchmark.items():
-        a = index.set_aside[p]
-        log.info("%s: dropped %d rows overlapping %s (set aside as template phrases: %d n-grams and %d short "
-                 "questions shared by %d+ of its questions)", cfg.src, d["dropped"], p, a["ngrams"],
-                 a["short_questions"], cfg.frequent)
-    log.info("kept %d of %d rows in %s", len(kept), len(rows), w.out)
-    return w.out
+        for p, d in per_benchmark.items():
+            a = index.set_aside[p]
+            log.info("%s: dropped %d rows overlapping %s (set aside as template phrases: %d n-grams and %d short "
+                     "questions shared by %d+ of its questions)", cfg.src, d["dropped"], p, a["ngrams"],
+                     a["short_questions"], cfg.frequent)
+        log.info("kept %d of %d rows in %s", len(kept), len(rows), w.out)
+
+    return run_stage(cfg, kind, write, key=ROW_KEYS[kind])

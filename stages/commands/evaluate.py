@@ -59,7 +59,8 @@ from stages.artifacts.benchmarks import with_import_hint
 from stages.artifacts.layout import SUMMARY, find_meta, input_record, read_manifest, summary_path
 from stages.artifacts.read import LIMIT_HELP, SHARD_HELP, read_rows, select_rows
 from stages.artifacts.schemas import EVAL_REQUIRED, GROUP_COLUMNS, ROW_KEYS
-from stages.artifacts.state import already_complete, differences, require
+from stages.artifacts.stage import run_stage
+from stages.artifacts.state import differences
 from stages.artifacts.writer import ArtifactWriter, acquire_lock
 from stages.config import at_least, between, check_config, config_hash, opt, resolve
 from stages.config import inputs_of as config_inputs
@@ -453,11 +454,8 @@ def run(cfg: EvalConfig) -> Path:
     if _graded_by_older_grader(cfg):
         log.info("%s was graded by an older grader: re-grading its responses", cfg.out)
         return regrade(cfg.out, cfg)
-    if require(cfg.out, "eval", cfg, inputs_of(cfg), cfg.force).complete:
-        return already_complete(cfg.out)
-    with ArtifactWriter(cfg.out, "eval", cfg, inputs=inputs_of(cfg), force=cfg.force) as w:
-        if w.complete:
-            return already_complete(w.out)
+
+    def write(w: ArtifactWriter) -> None:
         total = len(items) * len(cfg.models) * cfg.num_generations  # responses: questions x models x generations
         done = sum((m, it["id"], k) in w.done for m in cfg.models for it in items for k in range(cfg.num_generations))
         desc = f"eval ({plural(len(items), 'question')} x {plural(len(cfg.models), 'model')})"
@@ -466,7 +464,8 @@ def run(cfg: EvalConfig) -> Path:
             for model in cfg.models:
                 eval_model(cfg, model, items, w, bar, counts)
         _finish(w, [r for r in w.all_rows() if r["model"] in cfg.models], skipped, counts)
-    return w.out
+
+    return run_stage(cfg, "eval", write)
 
 
 # ----------------------------------------------------------------------------- re-grading

@@ -20,15 +20,16 @@ writes only rows not yet on disk. Finished batches are flushed as parts.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from stages import interrupt, reward_record
 from stages.artifacts.read import LIMIT_HELP, SHARD_HELP, parse_shard, read_rows, select_rows
-from stages.artifacts.state import already_complete, require
+from stages.artifacts.stage import run_stage
 from stages.artifacts.writer import ArtifactWriter, check_output
-from stages.config import at_least, between, check_config, inputs_of, opt
+from stages.config import at_least, between, check_config, opt
 from stages.engines import make_engine
 from stages.engines.base import EngineConfig, check_generations, derive_seed, warn_damaged
 from stages.errors import UserError
@@ -277,31 +278,33 @@ def finish_merged(w: ArtifactWriter, rows: list[dict], manifests: list[dict], ex
     return w.finish({**extra, "generation": generation, "degenerate": degenerate.record(degenerate.counts(rows))})
 
 
+@contextlib.contextmanager
+def loaded(cfg: GenerateConfig):
+    """(engine, scorer or None) of a run: templates checked first; the engine closed however the run ends."""
+    check_templates(cfg)
+    engine = make_engine(cfg.engine, cfg.teacher)
+    try:
+        yield engine, load_scorer(cfg, engine) if cfg.student else None
+    finally:
+        engine.close()
+
+
 def run(cfg: GenerateConfig) -> Path:
     """validate -> load data, teacher (and student) -> generate batch by batch -> manifest."""
     finalize_config(cfg)  # a config built in Python, not by commands.make_config
     validate(cfg)
     rows = load_rows(cfg)
-    inputs = inputs_of(cfg)
-    if require(cfg.out, "traces", cfg, inputs, cfg.force).complete:
-        return already_complete(cfg.out)
-    check_templates(cfg)
-    engine = make_engine(cfg.engine, cfg.teacher)
-    try:
-        scorer = load_scorer(cfg, engine) if cfg.student else None
-        with ArtifactWriter(cfg.out, "traces", cfg, inputs=inputs, force=cfg.force) as w:
-            if w.complete:
-                return already_complete(w.out)
-            stats = _loop(cfg, engine, scorer, rows, w)
-            bad = degenerate.counts(w.all_rows())  # the artifact's rows: the same whether the run resumed or not
-            manifest = w.finish({"generation": {**stats, "engine": cfg.engine.name, "rows_in": len(rows)},
-                                 "degenerate": degenerate.record(bad)})
+
+    def write(w: ArtifactWriter, models) -> None:
+        stats = _loop(cfg, *models, rows, w)
+        bad = degenerate.counts(w.all_rows())  # the artifact's rows: the same whether the run resumed or not
+        manifest = w.finish({"generation": {**stats, "engine": cfg.engine.name, "rows_in": len(rows)},
+                             "degenerate": degenerate.record(bad)})
         degenerate.warn(bad, str(w.out), log, hint="; rlt distill drop=empty,truncated,untagged leaves them out")
         warn_damaged(stats["damaged_text"], w.out, log)
         if stats["dropped_ids"]:
             log.warning("%d questions had no sample within --max-student-tokens %s and were left out",
                         stats["dropped_ids"], cfg.max_student_tokens)
         log.info("%s", summary_line(manifest["rows"], w.out, stats, w.rows_written))
-        return w.out
-    finally:
-        engine.close()
+
+    return run_stage(cfg, "traces", write, load=lambda: loaded(cfg))

@@ -21,15 +21,15 @@ architecture transformers cannot read is one `UserError` line and nothing is wri
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from stages.artifacts.state import already_complete, require
-from stages.artifacts.writer import ArtifactWriter
-from stages.config import check_config, inputs_of, opt
+from stages.artifacts.stage import run_stage
+from stages.config import check_config, opt
 from stages.errors import UserError
 from stages.models.loading import not_found
 
@@ -123,13 +123,8 @@ def run(cfg: ModelImportConfig) -> Path:
     check_config(cfg)
     p = check_gguf_file(cfg.file)
     meta = gguf_metadata(p)
-    inputs = inputs_of(cfg)
-    if require(cfg.out, "checkpoint", cfg, inputs, cfg.force).complete:
-        return already_complete(cfg.out)
-    check_architecture(p)
-    with ArtifactWriter(cfg.out, "checkpoint", cfg, inputs=inputs, force=cfg.force) as w:
-        if w.complete:
-            return already_complete(cfg.out)
+
+    def write(w) -> None:
         model, tok = load_gguf(p)
         model.save_pretrained(w.out, safe_serialization=True)
         tok.save_pretrained(w.out)
@@ -139,4 +134,10 @@ def run(cfg: ModelImportConfig) -> Path:
                   "weights": {"dtype": "float32", "dequantized": True}}, rows=0)
         log.info("imported %s (%s, %d parameters, vocabulary %d, de-quantized to float32) -> %s",
                  p.name, meta["architecture"], n, len(tok), w.out)
-    return w.out
+
+    @contextlib.contextmanager
+    def architecture_checked():
+        check_architecture(p)  # after `require`: a finished output is said without reading the file again
+        yield
+
+    return run_stage(cfg, "checkpoint", lambda w, _: write(w), load=architecture_checked)

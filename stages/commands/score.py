@@ -24,6 +24,7 @@ score a negative KL. Each row records its estimator in `kl_estimator`
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 from collections import Counter
@@ -33,9 +34,9 @@ from pathlib import Path
 from stages import interrupt, reward_record
 from stages.artifacts.read import SHARD_HELP, read_table, select_shard
 from stages.artifacts.schemas import row_id, validate
-from stages.artifacts.state import already_complete, require
+from stages.artifacts.stage import run_stage
 from stages.artifacts.writer import ArtifactWriter
-from stages.config import at_least, check_config, inputs_of, opt
+from stages.config import at_least, check_config, opt
 from stages.errors import UserError
 from stages.method import degenerate
 from stages.method.kl import kl_estimators
@@ -186,23 +187,23 @@ def run(cfg: ScoreConfig) -> Path:
     rows = select_shard(load_rows(cfg.data), cfg.shard)
     if not rows:
         raise UserError(f"shard {cfg.shard} of {cfg.data} holds no rows")
-    inputs = inputs_of(cfg)
-    if require(cfg.out, "traces", cfg, inputs, cfg.force).complete:
-        return already_complete(cfg.out)
-    torch.manual_seed(cfg.seed)
-    scorer = load_reward(cfg.student, cfg.teacher, cfg.reward, cfg.prompts, device=cfg.device,
-                         reward_batch_size=cfg.reward_batch_size, trust_remote_code=cfg.trust_remote_code)
-    with ArtifactWriter(cfg.out, "traces", cfg, inputs=inputs, force=cfg.force) as w:
-        if w.complete:
-            return already_complete(w.out)
+
+    @contextlib.contextmanager
+    def scorer():
+        torch.manual_seed(cfg.seed)
+        yield load_reward(cfg.student, cfg.teacher, cfg.reward, cfg.prompts, device=cfg.device,
+                          reward_batch_size=cfg.reward_batch_size, trust_remote_code=cfg.trust_remote_code)
+
+    def write(w: ArtifactWriter, reward) -> None:
         todo = [r for r in rows if w.key(r) not in w.done]
         if len(todo) < len(rows):
             log.info("resuming: %d of %d rows already scored", len(rows) - len(todo), len(rows))
-        _score_all(scorer, w, todo, cfg)
+        _score_all(reward, w, todo, cfg)
         summary = _summary(w.all_rows())
         w.finish(summary)
         means = summary["means"]
         log.info("scored %d rows -> %s (mean reward %.4f, end tag in %.0f %%, aligned %.0f %%)", len(rows),
                  w.out, means["reward"], 100 * means["format_ok"], 100 * means["aligned"])
-    degenerate.warn(summary["degenerate"], str(w.out), log)
-    return w.out
+        degenerate.warn(summary["degenerate"], str(w.out), log)
+
+    return run_stage(cfg, "traces", write, load=scorer)

@@ -24,9 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stages.artifacts.read import read_table
-from stages.artifacts.state import already_complete
-from stages.artifacts.writer import ArtifactWriter
-from stages.config import at_least, check_config, inputs_of, opt
+from stages.artifacts.stage import run_stage
+from stages.config import at_least, check_config, opt
 from stages.errors import UserError
 from stages.method import tasks
 from stages.method.settings import STUDENT_SYSTEM, TEACHER_SYSTEM
@@ -147,10 +146,8 @@ def run(cfg: TinyModelConfig) -> Path:
         raise UserError("--corpus trains a tokenizer and --tokenizer reuses one: give one of them")
     if cfg.corpus and not Path(cfg.corpus).exists():
         raise UserError(f"--corpus {cfg.corpus}: input not found")
-    inputs = inputs_of(cfg)
-    with ArtifactWriter(cfg.out, "checkpoint", cfg, inputs=inputs, force=cfg.force) as w:
-        if w.complete:
-            return already_complete(cfg.out)
+
+    def write(w) -> None:
         model, tok = build(cfg)
         model.save_pretrained(w.out, safe_serialization=True)
         tok.save_pretrained(w.out)
@@ -158,4 +155,5 @@ def run(cfg: TinyModelConfig) -> Path:
         w.finish({"parameters": n, "vocab": len(tok),
                   "tokenizer_from": cfg.tokenizer or ("corpus" if cfg.corpus else "synthetic task")}, rows=0)
         log.info("tiny model: %d parameters, vocabulary %d -> %s", n, len(tok), w.out)
-    return w.out
+
+    return run_stage(cfg, "checkpoint", write)
