@@ -43,29 +43,23 @@ from typing import Any
 
 from stages import records
 from stages.artifacts.checkpoints import (
-    check_resumable,
     checkpoint_dir,
-    drop_checkpoints,
     keep_checkpoints_opt,
-    last_checkpoint,
     save_total_limit_opt,
-    truncate_jsonl,
 )
 from stages.artifacts.layout import metrics_path, read_manifest
 from stages.artifacts.read import read_rows, read_table
-from stages.artifacts.state import already_complete, require
-from stages.config import above, at_least, between, check_config, inputs_of, opt, to_dict
+from stages.config import above, at_least, between, check_config, inputs_of, opt
 from stages.errors import UserError
 from stages.method import degenerate
 from stages.method import views as formats
 from stages.method.settings import PromptsConfig
 from stages.models import attention
 from stages.models.loading import DEVICE_HELP, check_device, load_model, load_tokenizer, resolve_device
-from stages.progress import close_training_progress, plural, training_progress, with_article
-from stages.training import launch, lora, trl_options
+from stages.progress import training_progress, with_article
+from stages.training import frame, launch, lora, trl_options
 from stages.training.metrics import log_at_saves, mean_loss, read_metrics
 from stages.training.rankzero import RankZeroWriter
-from stages.training.stopping import run_trainer
 
 log = logging.getLogger(__name__)
 ROLES = ("student", "teacher")
@@ -438,31 +432,17 @@ def _save_final(trainer, prep: Prepared, out: Path) -> None:
     def finalize(model):
         _fix_generation_config(model, prep.tok)
         attention.restore(model, prep.attn_before)  # the saved model loads without rlt's kernels
-    lora.save(trainer, out, prep.cfg.lora, prep.cfg.model, finalize, prep.cfg.trust_remote_code)
-    if trainer.is_world_process_zero():
-        prep.tok.save_pretrained(str(out))
-        (out / "training_args.bin").unlink(missing_ok=True)  # a pickle; the manifest has the config
+    frame.save(trainer, out, prep.tok, prep.cfg.lora, prep.cfg.model, finalize, prep.cfg.trust_remote_code)
 
 
 def train(prep: Prepared, callbacks: tuple = ()) -> Path:
     """Train (resuming from the last intermediate checkpoint), save, write the manifest."""
     cfg, out = prep.cfg, Path(prep.cfg.out)
-    inputs = inputs_of(cfg)
-    main = launch.rank() == 0
-    with RankZeroWriter(out, "checkpoint", cfg, inputs=inputs, force=cfg.force) as writer:
-        resume, step = last_checkpoint(checkpoint_dir(out))
+    with RankZeroWriter(out, "checkpoint", cfg, inputs=inputs_of(cfg), force=cfg.force) as writer:
         shown = training_progress(f"distill ({cfg.role})", metric="loss")
         # log_at_saves: the metrics rows (and the train_loss computed from them) do not depend on a resume
         trainer = make_trainer(prep, (log_at_saves(), metrics_callback(metrics_path(out)), shown, *callbacks))
-        if resume:
-            log.info("resuming from %s (step %d)", resume, step)
-        if main:  # rows after the checkpoint (or of a run killed before its first one) are logged again
-            truncate_jsonl(metrics_path(out), step)
-        try:
-            # SIGTERM: a checkpoint at the next optimizer step, then a stop
-            run_trainer(trainer, resume, save_last=cfg.keep_checkpoints)
-        finally:
-            close_training_progress(trainer)
+        resume = frame.fit(trainer, out, logs=(metrics_path(out),), save_last=cfg.keep_checkpoints)
         _save_final(trainer, prep, out)
         extra = {"role": cfg.role, "global_step": trainer.state.global_step, "processes": launch.world_size(),
                  "rows_per_step": launch.per_step(cfg.batch_size, prep.args.gradient_accumulation_steps),
@@ -471,23 +451,13 @@ def train(prep: Prepared, callbacks: tuple = ()) -> Path:
                  "tokens_seen": trainer.state.num_input_tokens_seen,
                  "resumed_from": Path(resume).name if resume else None,
                  "lora": lora.describe(cfg.lora, cfg.model), "degenerate": prep.degenerate}
-        writer.finish(extra, rows=len(prep.train))  # rank 0 writes; every rank waits for the manifest
-        if main and not cfg.keep_checkpoints:  # only once the manifest is written: a kill before it can still resume
-            drop_checkpoints(out)
-    log.info("trained %s -> %s", plural(trainer.state.global_step, "step"), out)
+        frame.finish(writer, trainer, out, extra, rows=len(prep.train), keep_checkpoints=cfg.keep_checkpoints)
     return out
 
 
 def run(cfg: DistillConfig, callbacks: tuple = ()) -> Path:
     """validate -> (relaunch under accelerate) -> load -> train -> write the checkpoint artifact."""
     validate(cfg)
-    check_resumable(cfg.out, cfg.force)  # a damaged checkpoint is said before any model loads
-    if cfg.launch and not launch.in_launched_process():
-        child = dataclasses.replace(cfg, launch=None)
-        launch.relaunch("distill", to_dict(child), cfg.launch, launch.processes(cfg.nproc, cfg.gpus), cfg.launch_args)
+    if not frame.start("distill", cfg, hashed=apply_role_preset(cfg)):
         return Path(cfg.out)
-    launch.die_with_launcher()
-    inputs = inputs_of(cfg)
-    if require(cfg.out, "checkpoint", apply_role_preset(cfg), inputs, cfg.force).complete:
-        return already_complete(cfg.out)
     return train(prepare(cfg), callbacks)

@@ -21,7 +21,6 @@ checkpoint; a finished output is left alone unless `--force`.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import logging
 import os
@@ -30,18 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stages.artifacts.checkpoints import (
-    check_resumable,
     checkpoint_dir,
-    drop_checkpoints,
     keep_checkpoints_opt,
-    last_checkpoint,
     save_total_limit_opt,
-    truncate_jsonl,
 )
 from stages.artifacts.layout import SAMPLES, meta_path, metrics_path
 from stages.artifacts.read import read_rows
-from stages.artifacts.state import already_complete, require
-from stages.config import above, at_least, between, check_config, inputs_of, opt, to_dict
+from stages.artifacts.state import already_complete
+from stages.config import above, at_least, between, check_config, inputs_of, opt
 from stages.errors import UserError
 from stages.method.grpo import RLTRewardFunc
 from stages.method.settings import (
@@ -53,12 +48,11 @@ from stages.method.settings import (
 )
 from stages.method.views import check_template, teacher_view
 from stages.models.loading import DEVICE_HELP, check_device
-from stages.progress import close_training_progress, plural, training_progress
-from stages.training import launch, lora, trl_options
+from stages.progress import training_progress
+from stages.training import frame, launch, lora, trl_options
 from stages.training.lora import LoraConfig
 from stages.training.metrics import log_at_saves, mean_loss, metrics_callback, read_metrics, summarize
 from stages.training.rankzero import RankZeroWriter
-from stages.training.stopping import run_trainer
 
 log = logging.getLogger(__name__)
 
@@ -292,28 +286,16 @@ def make_trainer(cfg: TeachConfig, tok, teacher, scorer, rows: list[dict], batch
     return trainer, reward_fn
 
 
-def train(cfg: TeachConfig, tok, teacher, scorer, rows: list[dict], batch: int) -> dict:
-    """Build the GRPOTrainer, train (resuming when a checkpoint exists), save the teacher."""
+def train(cfg: TeachConfig, tok, teacher, scorer, rows: list[dict], batch: int) -> tuple[object, dict]:
+    """Build the GRPOTrainer, train (resuming when a checkpoint exists), save the teacher: (trainer, the
+    manifest's training figures)."""
     out = Path(cfg.out)
     trainer, reward_fn = make_trainer(cfg, tok, teacher, scorer, rows, batch)
-    resume, step = (None, 0) if cfg.force else last_checkpoint(checkpoint_dir(out))
-    if trainer.is_world_process_zero():
-        for path in (metrics_path(out), meta_path(out, SAMPLES)):
-            truncate_jsonl(path, step)
-    if resume:
-        log.info("resuming from %s (step %d)", resume, step)
     t0 = time.time()
-    try:
-        # a stop request: a checkpoint at the next optimizer step, then a stop; a non-finite reward, loss or
-        # gradient norm: Diverged at the end of its step, nothing of it saved
-        run_trainer(trainer, resume, rewards=reward_fn.take_rewards, save_last=cfg.keep_checkpoints)
-    finally:
-        close_training_progress(trainer)
-    lora.save(trainer, out, cfg.lora, cfg.teacher, trust_remote_code=cfg.trust_remote_code)
-    if trainer.is_world_process_zero():
-        tok.save_pretrained(str(out))
-        (out / "training_args.bin").unlink(missing_ok=True)  # a pickle; the manifest holds the config
-    return {"global_step": trainer.state.global_step, "resumed_from": resume,
+    resume = frame.fit(trainer, out, logs=(metrics_path(out), meta_path(out, SAMPLES)), rewards=reward_fn.take_rewards,
+                       save_last=cfg.keep_checkpoints)
+    frame.save(trainer, out, tok, cfg.lora, cfg.teacher, trust_remote_code=cfg.trust_remote_code)
+    return trainer, {"global_step": trainer.state.global_step, "resumed_from": resume,
             "train_seconds": round(time.time() - t0, 2), "train_loss": mean_loss(read_metrics(out)),
             "processes": launch.world_size(), "per_device_batch": batch,
             "completions_per_step": launch.per_step(batch, cfg.grad_accum)}
@@ -327,27 +309,18 @@ def run(cfg: TeachConfig) -> Path:
     finalize_config(cfg)  # a config built in Python, not by commands.make_config
     batch = validate(cfg)
     tau = temperatures(cfg)
-    check_resumable(cfg.out, cfg.force)  # a damaged checkpoint is said before any model loads
-    if cfg.launch and not launch.in_launched_process():
-        child = dataclasses.replace(cfg, launch=None)
-        launch.relaunch("teach", to_dict(child), cfg.launch, launch.processes(cfg.nproc, cfg.gpus), cfg.launch_args)
+    if not frame.start("teach", cfg):
         return Path(cfg.out)
-    launch.die_with_launcher()
-    inputs = inputs_of(cfg)
-    if require(cfg.out, "checkpoint", cfg, inputs, cfg.force).complete:
-        return already_complete(cfg.out)
     rows = read_rows(cfg.data, "dataset")
     if len(rows) < cfg.prompts_per_step:
         raise UserError(f"{cfg.data} has {len(rows)} rows, fewer than prompts_per_step={cfg.prompts_per_step}")
     tok, teacher, scorer = load(cfg)
-    with RankZeroWriter(cfg.out, "checkpoint", cfg, inputs=inputs, force=cfg.force) as w:
+    with RankZeroWriter(cfg.out, "checkpoint", cfg, inputs=inputs_of(cfg), force=cfg.force) as w:
         if w.complete:
             return already_complete(cfg.out)
-        info = train(cfg, tok, teacher, scorer, rows, batch)
+        trainer, info = train(cfg, tok, teacher, scorer, rows, batch)
         info.update(summarize(Path(cfg.out)))
-        w.finish(extra={"training": info, "teacher": cfg.teacher, "student": cfg.student, "temperatures": tau,
-                        "lora": lora.describe(cfg.lora, cfg.teacher)}, rows=len(rows))  # rank 0 writes; all wait
-        log.info("trained %s -> %s", plural(info["global_step"], "step"), cfg.out)  # distill's line
-    if launch.rank() == 0 and not cfg.keep_checkpoints:  # after the manifest: a kill before it can still resume
-        drop_checkpoints(cfg.out)
+        frame.finish(w, trainer, cfg.out, {"training": info, "teacher": cfg.teacher, "student": cfg.student,
+                                           "temperatures": tau, "lora": lora.describe(cfg.lora, cfg.teacher)},
+                     rows=len(rows), keep_checkpoints=cfg.keep_checkpoints)
     return Path(cfg.out)
