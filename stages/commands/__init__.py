@@ -24,7 +24,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
-from stages.config import check_config, check_required, load_yaml, resolve
+from stages.config import check_required, load_yaml, resolve
 from stages.errors import UserError
 
 
@@ -160,12 +160,11 @@ def make_config(name: str, preset: str | None = None, file=None, overrides: list
 def call(name: str, cfg) -> Any:
     """Run command `name` on its resolved config; returns what the stage returns.
 
-    Raises UserError when a required option is missing or a value is invalid (a config built
-    in Python, not resolved, is checked here). While it runs, SIGTERM and the scheduler's warning
+    Raises UserError when a required option is missing or a value is invalid: each stage checks
+    its config first thing (`config.check_config`), once, whoever calls it. While it runs, SIGTERM and the scheduler's warning
     signal stop it gracefully (stages/interrupt.py: interrupt.GracefulStop, exit 130 in the CLI).
     """
     from stages import interrupt
 
-    check_config(cfg)
     with interrupt.handled():
         return getattr(module(name), COMMANDS[name].func)(cfg)

@@ -13,7 +13,7 @@ import pyarrow as pa
 from stages import records
 from stages.artifacts import layout
 from stages.artifacts.compaction import MAX_FILE_MB, compact
-from stages.config import opt
+from stages.config import check_config, opt
 from stages.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,8 @@ def run(cfg: CompactConfig) -> dict:
     """
     from stages.artifacts.state import require_finished
     from stages.artifacts.writer import acquire_lock
+
+    check_config(cfg)
 
     out = Path(cfg.path)
     if cfg.max_file_mb <= 0:

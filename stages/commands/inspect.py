@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from stages.artifacts.layout import META_DIR, METRICS, SUMMARY, data_files, find_meta, is_artifact_dir
 from stages.artifacts.read import read_table
 from stages.artifacts.state import output_state
-from stages.config import at_least, opt
+from stages.config import at_least, check_config, opt
 from stages.errors import UserError, did_you_mean
 
 FOLDER_DEPTH = 3  # how deep `rlt inspect FOLDER` looks for artifacts (runs/<pipeline>/<step>)
@@ -181,4 +181,5 @@ def summary(cfg: InspectConfig) -> dict:
 
 def run(cfg: InspectConfig) -> dict:
     """The summary of `cfg.path` (see `summary`); `rlt inspect` displays it (rltcli/show.py)."""
+    check_config(cfg)
     return summary(cfg)
