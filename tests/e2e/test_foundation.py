@@ -1,6 +1,6 @@
 """End-to-end: `rlt model tiny` and the views on its tokenizer; bad inputs of the model-free commands.
 
-The model-free data commands are tested in tests/unit/test_data_commands.py."""
+The model-free data commands are tested in tests/unit/commands/test_data_commands.py."""
 
 import json
 

@@ -78,7 +78,7 @@ def _shards(w: Path, teacher: Path) -> None:
     """Two traces shards that are not parts of one run: sampled at different temperatures."""
     from stages.artifacts.writer import ArtifactWriter
     from stages.commands.generate import GenerateConfig
-    from tests.unit.test_layout import kind_rows
+    from tests.unit.artifacts.test_layout import kind_rows
 
     rows = kind_rows("traces", 4)
     for name, temperature, shard, part in (("shard0", 0.7, "0/2", rows[:2]), ("shard1-hot", 1.3, "1/2", rows[2:])):

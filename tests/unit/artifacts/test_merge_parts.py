@@ -11,7 +11,7 @@ from stages.artifacts.writer import ArtifactWriter
 from stages.commands.data import MergeConfig, merge
 from stages.config import opt
 from stages.errors import UserError
-from tests.unit.test_layout import kind_rows
+from tests.unit.artifacts.test_layout import kind_rows
 
 
 @dataclass

@@ -13,7 +13,7 @@ from rltcli.show import inspect as display
 from stages.artifacts import layout as L
 from stages.commands import inspect as I
 from stages.errors import UserError
-from tests.unit.test_layout import legacy, make
+from tests.unit.artifacts.test_layout import legacy, make
 
 
 @pytest.fixture(autouse=True)

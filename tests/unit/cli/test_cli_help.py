@@ -14,7 +14,7 @@ from rltcli.flags import ORDER, flag_decls, panel_of
 from stages import commands
 from stages.config import leaf_fields
 from tests.conftest import ROOT, rlt
-from tests.unit.test_cli import cli
+from tests.unit.cli.test_cli import cli
 
 
 def panels(out: str) -> dict[str, str]:

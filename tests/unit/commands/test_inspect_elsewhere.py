@@ -10,7 +10,7 @@ import pytest
 
 from stages.artifacts import layout as L
 from stages.artifacts.state import output_state
-from tests.unit.test_layout import make
+from tests.unit.artifacts.test_layout import make
 
 
 @pytest.fixture

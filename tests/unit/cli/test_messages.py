@@ -63,7 +63,7 @@ def test_articles():
 
 
 def test_an_artifact_of_the_wrong_kind_reads_with_its_article(tmp_path, capsys):
-    from tests.unit.test_did_you_mean import _eval_run
+    from tests.unit.cli.test_did_you_mean import _eval_run
 
     _eval_run(tmp_path / "ev", ["m"])
     code, _, err = cli(capsys, "data", "decontaminate", tmp_path / "ev", "--against", tmp_path / "ev", "--out",

@@ -12,7 +12,7 @@ from stages.commands import STEPS
 from stages.errors import UserError
 from stages.pipelines import run as P
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 MINI = """
 mini:

@@ -8,7 +8,7 @@ import pytest
 
 from stages import reward_record
 from stages.commands import report
-from tests.unit.test_report import PNG, _eval_step, _train_step
+from tests.unit.commands.test_report import PNG, _eval_step, _train_step
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 from stages import artifacts as A
 from stages.commands import inspect as I
 from tests.conftest import rlt
-from tests.unit.test_layout import Cfg
+from tests.unit.artifacts.test_layout import Cfg
 
 LONG = "step one\n" + "x" * 300 + "\nso the answer is 12"
 

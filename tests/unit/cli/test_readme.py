@@ -39,7 +39,7 @@ def test_the_step_commands_listed_are_the_tables():
 
 def test_the_tour_uses_options_that_exist(capsys, tmp_path):
     """Every tour command resolves (flags, keys, --config of the tour's own file) without running."""
-    from tests.unit.test_cli import cli
+    from tests.unit.cli.test_cli import cli
 
     block = fenced("## A tour", "sh")
     config = tmp_path / "tiny.yaml"
@@ -68,7 +68,7 @@ def test_every_command_in_the_readme_and_docs_parses(capsys, tmp_path, monkeypat
     """Each `rlt` line of README.md and docs/ resolves its config (`--print-config`: nothing runs)."""
     import shlex
 
-    from tests.unit.test_cli import cli
+    from tests.unit.cli.test_cli import cli
 
     monkeypatch.chdir(tmp_path)  # the tour's config file, where its commands name it
     (tmp_path / "tiny.yaml").write_text(re.search(r"<<'EOF'\n(.*?)\nEOF", README, re.DOTALL).group(1))

@@ -32,7 +32,7 @@ def test_auto_map_is_refused_unless_trusted(tiny_plain, tmp_path, name):
 
 
 def test_eval_refuses_it_in_one_line_before_generating(tiny_plain, synth_test, tmp_path, capsys):
-    from tests.unit.test_did_you_mean import one_line
+    from tests.unit.cli.test_did_you_mean import one_line
 
     model = _with_auto_map(tiny_plain, tmp_path / "mine")
     err = one_line(capsys, "eval", "--model", model, "--data", synth_test, "--out", tmp_path / "ev",

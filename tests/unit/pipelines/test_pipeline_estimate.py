@@ -12,7 +12,7 @@ import pytest
 from stages.pipelines import estimate as E
 from stages.pipelines import plan as PL
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _paper(**teach_options):

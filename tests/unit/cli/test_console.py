@@ -95,7 +95,7 @@ def test_off_a_terminal_progress_prints_a_plain_line_at_a_steady_interval(capsys
 
 
 def test_a_bad_progress_interval_is_one_line(clean_logging, capsys, monkeypatch):
-    from tests.unit.test_cli import cli
+    from tests.unit.cli.test_cli import cli
 
     monkeypatch.setenv("RLT_PROGRESS_SECONDS", "soon")
     code, _, err = cli(capsys, "data", "synth", "--out", "x", "--print-config")
