@@ -7,8 +7,9 @@
 
 Input: a local Parquet/JSONL/JSON/CSV file, a `datasets.save_to_disk` folder, a
 folder of Parquet (or JSONL) files, or a hub id (where a network exists): read by
-stages/sources/files.py; its layout converted by stages/sources/layouts.py. Output: a dataset artifact (`id, question, solution,
-reasoning_trace, answer, task, source`, plus the benchmark's grouping columns
+stages/sources/files.py; its layout converted by stages/sources/layouts.py.
+Output: a dataset artifact (`id, question, solution, reasoning_trace, answer,
+task, source`, plus the benchmark's grouping columns
 `schemas.GROUP_COLUMNS` - MATH-500's `level`, `subject` (and `unique_id`), GPQA's
 `domain`, `subdomain` (and `record_id`) - as text). A training set needs a
 solution; an eval set needs an answer: a row with a question and an answer but

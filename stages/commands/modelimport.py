@@ -124,7 +124,7 @@ def run(cfg: ModelImportConfig) -> Path:
     p = check_gguf_file(cfg.file)
     meta = gguf_metadata(p)
 
-    def write(w) -> None:
+    def write(w, _checked=None) -> None:
         model, tok = load_gguf(p)
         model.save_pretrained(w.out, safe_serialization=True)
         tok.save_pretrained(w.out)
@@ -140,4 +140,4 @@ def run(cfg: ModelImportConfig) -> Path:
         check_architecture(p)  # after `require`: a finished output is said without reading the file again
         yield
 
-    return run_stage(cfg, "checkpoint", lambda w, _: write(w), load=architecture_checked)
+    return run_stage(cfg, "checkpoint", write, load=architecture_checked)
