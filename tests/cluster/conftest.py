@@ -78,9 +78,18 @@ def wait_done(name: str, file: Path, runs: Path, timeout: float = 420) -> dict[s
         failed = {k: r for k, r in recs.items() if r["action"] == "failed"}
         # A requeued task reads as failed (its killed attempt's exit) until Slurm starts it again:
         # a failure is final only once the queue holds nothing that could still run.
-        assert not failed or _queue_busy(), failed
+        assert not failed or _queue_busy(), "\n".join(f"{k}: {r['reason']}\n{_tail(r.get('log'))}"
+                                                  for k, r in failed.items())
         return recs if not failed and all(r["action"] == "complete" for r in recs.values()) else None
     return wait_for(done, timeout, f"pipeline {name} to complete", every=2)
+
+
+def _tail(log: str | None, lines: int = 30) -> str:
+    """The last lines of a job's log, for a failure's message."""
+    try:
+        return "\n".join(Path(log).read_text(errors="replace").splitlines()[-lines:]) if log else ""
+    except OSError as e:
+        return f"(log unreadable: {e})"
 
 
 def _queue_busy() -> bool:
@@ -102,8 +111,12 @@ def queue(job: str) -> tuple[str, str] | None:
 
 
 def start_now(job: str) -> None:
-    """A requeued job waits ~2 minutes (Slurm's begin time); the tests let it start at once."""
+    """A requeued job waits ~2 minutes (Slurm's begin time); the tests let it start at once - in a later
+    second than its requeue: slurmd refuses a job started within the second its earlier run's credential
+    was revoked ("Killing non-startable batch job: Job credential revoked", exit 1, and its dependants
+    cancelled), which Slurm's own begin-time delay avoids."""
     wait_for(lambda: (queue(job) or ("",))[0] == "PENDING", 60, f"job {job} to be pending again")
+    time.sleep(2)
     subprocess.run(["scontrol", "update", f"jobid={job}", "starttime=now"], check=True, capture_output=True)
 
 
