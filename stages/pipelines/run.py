@@ -331,8 +331,8 @@ def status(ctx: Context) -> list[dict]:
     for name in EXECUTORS:
         try:
             jobs.update(executor_class(name)(ctx).job_states())
-        except UserError as e:  # an executor that cannot look here (no squeue) says so in the states
-            log.debug("%s: %s", name, e)
+        except UserError as e:  # the scheduler did not answer: the states say what the outputs say
+            log.warning("%s", e)
     records = []
     for step in ctx.steps:
         cfg = build_config(step)

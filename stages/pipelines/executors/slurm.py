@@ -142,14 +142,23 @@ def _gres_gpus(gres: str) -> int:
 
 
 def queue_states(ids: list[str]) -> dict[str, tuple[str, str]]:
-    """job id -> (state, reason) for the jobs squeue still knows (finished ones for MinJobAge); arrays by task."""
+    """job id -> (state, reason) for the jobs squeue still knows (finished ones for MinJobAge); arrays by task.
+
+    Raises UserError when squeue does not answer (a busy controller's "Socket timed out", a timeout): read
+    as "no job left", every recorded job would count as ended and a rerun would submit steps whose jobs
+    still run. squeue's refusal of ids it no longer knows ("Invalid job id specified") is an answer: none left.
+    """
     base = sorted({i.split("_")[0] for i in ids if i})
     if not base or _which("squeue") is None:
         return {}
     try:
         proc = _run(["squeue", "-h", "-r", "--states=all", "-o", "%i|%T|%r", "-j", ",".join(base)])
-    except (OSError, subprocess.TimeoutExpired):
-        return {}
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise UserError(f"squeue did not answer ({type(e).__name__}): cannot tell which submitted jobs still "
+                        "run; try again") from None
+    if proc.returncode != 0 and "Invalid job id" not in proc.stderr:
+        said = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+        raise UserError(f"squeue failed ({said}): cannot tell which submitted jobs still run; try again")
     states = {}
     for line in proc.stdout.splitlines():
         parts = line.strip().split("|")

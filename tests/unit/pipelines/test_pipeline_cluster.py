@@ -179,3 +179,24 @@ def test_a_cancelled_jobs_log_gives_rlts_own_last_line_not_the_schedulers(tmp_pa
     assert cancelled_in_log(str(log))
     log.write_text("rlt: error: no such file\nsrun: error: vm: task 0: Exited with exit code 2\n")
     assert last_error_line(str(log)) == "rlt: error: no such file" and not cancelled_in_log(str(log))
+
+
+def _squeue(tmp_path, monkeypatch, stderr: str, code: int) -> None:
+    """A `squeue` on PATH that answers as a busy or forgetful controller does (exit code and stderr)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "squeue").write_text(f"#!/bin/sh\necho '{stderr}' >&2\nexit {code}\n")
+    (bin_dir / "squeue").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+
+
+def test_a_controller_that_does_not_answer_is_no_empty_queue(tmp_path, monkeypatch):
+    # read as "no job left", every submitted job would count as ended and a rerun would submit them again
+    _squeue(tmp_path, monkeypatch, "slurm_load_jobs error: Socket timed out on send/recv operation", 1)
+    with pytest.raises(UserError, match=r"squeue failed \(slurm_load_jobs error: Socket timed out.*try again"):
+        S.queue_states(["12_0", "13"])
+
+
+def test_jobs_squeue_no_longer_knows_are_none_left(tmp_path, monkeypatch):
+    _squeue(tmp_path, monkeypatch, "slurm_load_jobs error: Invalid job id specified", 1)
+    assert S.queue_states(["12_0", "13"]) == {}
