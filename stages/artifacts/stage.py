@@ -20,6 +20,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+from stages.artifacts.layout import PROGRESS, meta_path
 from stages.artifacts.state import already_complete, require
 from stages.artifacts.writer import ArtifactWriter
 from stages.config import inputs_of
@@ -36,6 +37,7 @@ def run_stage(cfg: Any, kind: str, write: Callable[..., object],
     """
     inputs = inputs_of(cfg)
     if require(cfg.out, kind, cfg, inputs, cfg.force).complete:
+        meta_path(cfg.out, PROGRESS).unlink(missing_ok=True)  # left by a kill just after the manifest
         return already_complete(cfg.out)
     with load() if load else contextlib.nullcontext() as loaded, \
             ArtifactWriter(cfg.out, kind, cfg, inputs=inputs, force=cfg.force, key=key) as w:

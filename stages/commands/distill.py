@@ -458,6 +458,7 @@ def train(prep: Prepared, callbacks: tuple = ()) -> Path:
 def run(cfg: DistillConfig, callbacks: tuple = ()) -> Path:
     """validate -> (relaunch under accelerate) -> load -> train -> write the checkpoint artifact."""
     validate(cfg)
-    if not frame.start("distill", cfg, hashed=apply_role_preset(cfg)):
+    apply_role_preset(cfg)  # idempotent: the recipe a teacher warm-up records (and is hashed with)
+    if not frame.start("distill", cfg):
         return Path(cfg.out)
     return train(prepare(cfg), callbacks)

@@ -62,8 +62,7 @@ from stages.artifacts.schemas import EVAL_REQUIRED, GROUP_COLUMNS, ROW_KEYS
 from stages.artifacts.stage import run_stage
 from stages.artifacts.state import differences
 from stages.artifacts.writer import ArtifactWriter, acquire_lock
-from stages.config import at_least, between, check_config, config_hash, opt, resolve
-from stages.config import inputs_of as config_inputs
+from stages.config import at_least, between, check_config, config_hash, inputs_of, opt, resolve
 from stages.engines.base import EngineConfig, check_generations, derive_seed, warn_damaged
 from stages.errors import UserError
 from stages.method.settings import PromptsConfig
@@ -433,11 +432,6 @@ def _finish(w: ArtifactWriter, rows: list[dict], skipped: dict | None = None, co
     return summary
 
 
-def inputs_of(cfg: EvalConfig) -> dict[str, str]:
-    """The eval's recorded inputs: the data and every model (a model retrained in place is a new input)."""
-    return config_inputs(cfg)
-
-
 def run(cfg: EvalConfig) -> Path:
     """validate -> load rows (golds parsed) -> generate and check per model -> summary.json -> manifest.
 
@@ -446,6 +440,7 @@ def run(cfg: EvalConfig) -> Path:
     """
     from stages.progress import progress
 
+    check_config(cfg)
     if cfg.regrade:
         return regrade(cfg.regrade)
     validate_config(cfg)

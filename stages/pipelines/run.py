@@ -39,7 +39,7 @@ from pathlib import Path
 
 from stages import records, secrets
 from stages.commands import COMMANDS
-from stages.config import opt
+from stages.config import check_config, opt
 from stages.errors import Refused, UserError, did_you_mean
 from stages.pipelines.executors import EXECUTORS, make
 from stages.pipelines.executors.base import RUNS, Context, record
@@ -117,6 +117,7 @@ class RunConfig:
 
 def run(cfg: RunConfig) -> list[dict]:
     """List, plan, run or report the status of a pipeline; returns one record per pipeline or step."""
+    check_config(cfg)
     if cfg.job:
         return run_one_job(cfg.job)
     if cfg.list_pipelines:

@@ -6,7 +6,7 @@ AIME, GPQA (released CSV or formatted with options) and plain named columns (`--
     # -> {"question": "1+1?", "solution": ..., "answer": "2", "task": "math", ...}
 
 A row that does not parse raises RowError with the reason; the importer counts and reports those.
-GPQA's options are shuffled with a seed per row (`seed`, the row's index), so an import is repeatable.
+GPQA's options are shuffled by (`seed`, the question), so a row always gets the same letters.
 """
 
 from __future__ import annotations

@@ -41,12 +41,11 @@ from stages.training.stopping import run_trainer
 log = logging.getLogger(__name__)
 
 
-def start(command: str, cfg: Any, hashed: Any = None) -> bool:
+def start(command: str, cfg: Any) -> bool:
     """Whether this process trains: False once the run was relaunched under accelerate (`cfg.launch`, this
     process not launched: the launched ranks trained) or the output is already complete.
 
-    `hashed` is the config the output's hash is taken of when it differs from `cfg` (distill's role
-    preset applied). Raises UserError for a damaged checkpoint or a conflicting output, before any model
+    Raises UserError for a damaged checkpoint or a conflicting output, before any model
     loads, and what `launch.relaunch` raises.
     """
     check_resumable(cfg.out, cfg.force)
@@ -55,7 +54,7 @@ def start(command: str, cfg: Any, hashed: Any = None) -> bool:
         launch.relaunch(command, to_dict(child), cfg.launch, launch.processes(cfg.nproc, cfg.gpus), cfg.launch_args)
         return False
     launch.die_with_launcher()
-    if require(cfg.out, "checkpoint", hashed if hashed is not None else cfg, inputs_of(cfg), cfg.force).complete:
+    if require(cfg.out, "checkpoint", cfg, inputs_of(cfg), cfg.force).complete:
         already_complete(cfg.out)
         return False
     return True

@@ -291,7 +291,11 @@ class SlurmExecutor(Executor):
             return self._submit_all()
 
     def _plan(self) -> list[dict]:
-        states = self.job_states() if _which("squeue") else {}
+        try:
+            states = self.job_states() if _which("squeue") else {}
+        except UserError as e:  # the plan is still shown; a submission would refuse
+            log.warning("%s; the plan below does not know which steps' jobs still run", e)
+            states = {}
         inflight = {s: f"{i['state']}: {i['detail']}" for s, i in states.items() if i.get("live")}
         records = self.plan(inflight, resources=True)
         for r in records:
