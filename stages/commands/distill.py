@@ -36,12 +36,10 @@ import dataclasses
 import hashlib
 import importlib.util
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stages import records
 from stages.artifacts.checkpoints import (
     checkpoint_dir,
     keep_checkpoints_opt,
@@ -58,7 +56,7 @@ from stages.models import attention
 from stages.models.loading import DEVICE_HELP, check_device, load_model, load_tokenizer, resolve_device
 from stages.progress import training_progress, with_article
 from stages.training import frame, launch, lora, trl_options
-from stages.training.metrics import log_at_saves, mean_loss, read_metrics
+from stages.training.metrics import log_at_saves, mean_loss, read_metrics, sft_metrics_callback
 from stages.training.rankzero import RankZeroWriter
 
 log = logging.getLogger(__name__)
@@ -331,35 +329,6 @@ def sft_args(cfg: DistillConfig, device: str, has_eval: bool):
         raise UserError(f"invalid training options: {str(e).splitlines()[0][:300]}") from None
 
 
-def metrics_callback(path: Path):
-    """A TrainerCallback appending {step, loss, lr, tokens_per_s, ...} to metrics.jsonl (main process)."""
-    from transformers import TrainerCallback
-
-    class MetricsCallback(TrainerCallback):
-        def on_train_begin(self, args, state, control, **kw):
-            self._t, self._tokens = time.time(), state.num_input_tokens_seen
-
-        def on_log(self, args, state, control, logs=None, **kw):
-            if not state.is_world_process_zero or not logs or not ({"loss", "eval_loss"} & set(logs)):
-                return
-            now, tokens = time.time(), state.num_input_tokens_seen
-            rec = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4)}
-            # TRL's `num_tokens` is a count kept in memory that restarts at a resume: num_input_tokens_seen,
-            # restored from the checkpoint, is the record (the rows must not depend on a resume)
-            rec.update({k: v for k, v in logs.items()
-                        if isinstance(v, (int, float)) and k not in ("learning_rate", "num_tokens")})
-            rec["lr"] = logs.get("learning_rate")
-            if "loss" in logs:
-                rec["tokens_per_s"] = round((tokens - self._tokens) / max(now - self._t, 1e-9), 1)
-                self._t, self._tokens = now, tokens
-            with open(path, "a") as f:
-                f.write(records.dumps(rec) + "\n")
-            log.debug("step %d %s", state.global_step, " ".join(
-                f"{k}={v:.4g}" for k, v in rec.items() if k in ("loss", "eval_loss", "lr", "tokens_per_s") and v))
-
-    return MetricsCallback()
-
-
 @dataclass
 class Prepared:
     """Everything training needs, loaded and validated before the output is touched."""
@@ -441,7 +410,7 @@ def train(prep: Prepared, callbacks: tuple = ()) -> Path:
     with RankZeroWriter(out, "checkpoint", cfg, inputs=inputs_of(cfg), force=cfg.force) as writer:
         shown = training_progress(f"distill ({cfg.role})", metric="loss")
         # log_at_saves: the metrics rows (and the train_loss computed from them) do not depend on a resume
-        trainer = make_trainer(prep, (log_at_saves(), metrics_callback(metrics_path(out)), shown, *callbacks))
+        trainer = make_trainer(prep, (log_at_saves(), sft_metrics_callback(out), shown, *callbacks))
         resume = frame.fit(trainer, out, logs=(metrics_path(out),), save_last=cfg.keep_checkpoints)
         _save_final(trainer, prep, out)
         extra = {"role": cfg.role, "global_step": trainer.state.global_step, "processes": launch.world_size(),

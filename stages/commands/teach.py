@@ -51,7 +51,7 @@ from stages.models.loading import DEVICE_HELP, check_device
 from stages.progress import training_progress
 from stages.training import frame, launch, lora, trl_options
 from stages.training.lora import LoraConfig
-from stages.training.metrics import log_at_saves, mean_loss, metrics_callback, read_metrics, summarize
+from stages.training.metrics import grpo_metrics_callback, log_at_saves, mean_loss, read_metrics, summarize
 from stages.training.rankzero import RankZeroWriter
 
 log = logging.getLogger(__name__)
@@ -281,7 +281,7 @@ def make_trainer(cfg: TeachConfig, tok, teacher, scorer, rows: list[dict], batch
     reward_fn.bind(trainer)
     trainer.remove_callback(PrinterCallback)  # metrics go to metrics.jsonl and one log line per step
     trainer.add_callback(log_at_saves())  # the metrics rows of a resumed run are those of an uninterrupted one
-    trainer.add_callback(metrics_callback(Path(cfg.out), reward_fn))
+    trainer.add_callback(grpo_metrics_callback(Path(cfg.out), reward_fn))
     trainer.add_callback(training_progress("teach", metric="reward"))
     return trainer, reward_fn
 

@@ -1,5 +1,6 @@
-"""Training metrics: `rlt teach`'s `.rlt/metrics.jsonl` and `.rlt/samples.jsonl` rows, and the figures a
-manifest records from `metrics.jsonl` (teach and distill) so they do not depend on a resume.
+"""Training metrics, one writer and one reader for both trainers: the `.rlt/metrics.jsonl` rows of `rlt teach`
+(`grpo_metrics_callback`, with `.rlt/samples.jsonl`) and `rlt distill` (`sft_metrics_callback`), and the figures
+a manifest records from `metrics.jsonl` (`mean_loss`, `summarize`) so they do not depend on a resume.
 
 One row per logging step, written by the main process only (teach's keys are METRIC_KEYS).
 `log_at_saves()` makes every checkpoint step (and the last step) a logging step: each row's loss
@@ -21,7 +22,7 @@ from stages import records, reward_record
 from stages.artifacts.layout import SAMPLES, meta_path, metrics_path
 from stages.method.grpo import SHARES
 
-log = logging.getLogger("stages.commands.teach")
+log = logging.getLogger(__name__)
 
 
 # metrics.jsonl key -> trainer log key: the reward record's fields (logged as rlt/<field> by the reward
@@ -39,8 +40,8 @@ def _append_jsonl(path: Path, rows: list[dict]) -> None:
         f.writelines(records.dumps(r, default=str) + "\n" for r in rows)
 
 
-def metrics_callback(out: Path, reward_fn):
-    """A TrainerCallback writing metrics.jsonl and samples.jsonl on the main process."""
+def grpo_metrics_callback(out: Path, reward_fn):
+    """teach's TrainerCallback writing metrics.jsonl (METRIC_KEYS) and samples.jsonl on the main process."""
     from transformers import TrainerCallback
 
     class MetricsLog(TrainerCallback):
@@ -68,6 +69,35 @@ def metrics_callback(out: Path, reward_fn):
             _append_jsonl(meta_path(out, SAMPLES), [{"step": state.global_step, **s} for s in reward_fn.take_samples()])
 
     return MetricsLog()
+
+
+def sft_metrics_callback(out: Path):
+    """distill's TrainerCallback appending {step, epoch, loss, lr, tokens_per_s, ...} to metrics.jsonl (main
+    process)."""
+    from transformers import TrainerCallback
+
+    class MetricsCallback(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kw):
+            self._t, self._tokens = time.time(), state.num_input_tokens_seen
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            if not state.is_world_process_zero or not logs or not ({"loss", "eval_loss"} & set(logs)):
+                return
+            now, tokens = time.time(), state.num_input_tokens_seen
+            rec = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4)}
+            # TRL's `num_tokens` is a count kept in memory that restarts at a resume: num_input_tokens_seen,
+            # restored from the checkpoint, is the record (the rows must not depend on a resume)
+            rec.update({k: v for k, v in logs.items()
+                        if isinstance(v, (int, float)) and k not in ("learning_rate", "num_tokens")})
+            rec["lr"] = logs.get("learning_rate")
+            if "loss" in logs:
+                rec["tokens_per_s"] = round((tokens - self._tokens) / max(now - self._t, 1e-9), 1)
+                self._t, self._tokens = now, tokens
+            _append_jsonl(metrics_path(out), [rec])
+            log.debug("step %d %s", state.global_step, " ".join(
+                f"{k}={v:.4g}" for k, v in rec.items() if k in ("loss", "eval_loss", "lr", "tokens_per_s") and v))
+
+    return MetricsCallback()
 
 
 def log_at_saves():

@@ -93,10 +93,10 @@ def _tail(log: str | None, lines: int = 30) -> str:
 
 
 def _queue_busy() -> bool:
-    """Whether Slurm still holds a pending or running job."""
-    out = subprocess.run(["squeue", "-h", "-t", "PENDING,RUNNING,CONFIGURING,COMPLETING,REQUEUED", "-o", "%i"],
-                         check=False, capture_output=True, text=True).stdout
-    return bool(out.strip())
+    """Whether Slurm still holds a pending or running job (a squeue that does not answer: it may)."""
+    got = subprocess.run(["squeue", "-h", "-t", "PENDING,RUNNING,CONFIGURING,COMPLETING,REQUEUED", "-o", "%i"],
+                         check=False, capture_output=True, text=True)
+    return got.returncode != 0 or bool(got.stdout.strip())
 
 
 def queue(job: str) -> tuple[str, str] | None:
