@@ -25,7 +25,7 @@ from typing import Any
 
 from stages import records
 from stages.artifacts.read import read_table
-from stages.artifacts.state import already_complete, output_state, require_finished
+from stages.artifacts.state import output_state, require_finished
 from stages.commands import COMMANDS, call, make_config, module
 from stages.config import inputs_of, to_dict
 from stages.errors import UserError
@@ -49,6 +49,11 @@ class Job:
     @property
     def out(self) -> str:
         return self.config["out"]
+
+    @property
+    def stage(self) -> str:
+        """The command whose config, kind and output this job has: its own, or a merge's sharded step's."""
+        return self.step_command if self.command == MERGE else self.command
 
     def to_json(self) -> str:
         return records.dumps(asdict(self), indent=1, default=str)
@@ -82,25 +87,22 @@ def jobs_of(step: Step, cfg, replace: bool) -> list[Job]:
 
 def job_config(job: Job):
     """The stage config of a job, resolved again from its recorded values (the same config hash)."""
-    command = job.step_command if job.command == MERGE else job.command
-    return make_config(command, options=dict(job.config))
+    return make_config(job.stage, options=dict(job.config))
 
 
 def complete(job: Job) -> bool:
     """Is the job's output complete with its config and current inputs (nothing to do)?"""
-    command = job.step_command if job.command == MERGE else job.command
-    if COMMANDS[command].done_file:  # plain files (report): always written again
+    if COMMANDS[job.stage].done_file:  # plain files (report): always written again
         return False
     cfg = job_config(job)
-    return output_state(job.out, COMMANDS[command].kind, cfg, inputs_of(cfg)).complete
+    return output_state(job.out, COMMANDS[job.stage].kind, cfg, inputs_of(cfg)).complete
 
 
 def run_job(job: Job, first_attempt: bool = True, cfg=None) -> Any:
     """Run one job in this process (what `rlt run --job SPEC` does); returns what its stage returns."""
     cfg = cfg if cfg is not None else job_config(job)
     if hasattr(cfg, "force"):
-        command = job.step_command if job.command == MERGE else job.command
-        cfg.force = job_force(job.out, command, cfg, job.replace and first_attempt)
+        cfg.force = job_force(job.out, job.stage, cfg, job.replace and first_attempt)
     if job.command == MERGE:
         return merge_shards(job, cfg)
     return call(job.command, cfg)
@@ -112,16 +114,11 @@ def run_job(job: Job, first_attempt: bool = True, cfg=None) -> Any:
 def merge_shards(job: Job, cfg) -> Path:
     """Write a sharded step's output from its shards: the artifact one unsharded run writes (the step's config
     and inputs), every row once in shard order; the stage's `finish_merged` writes its own summary (eval:
-    summary.json) and the manifest."""
+    summary.json) and the manifest. `cfg.out` is the step's output (`job.out`)."""
     from stages.artifacts.layout import read_manifest
-    from stages.artifacts.writer import ArtifactWriter
+    from stages.artifacts.stage import run_stage
 
-    command, out = job.step_command, Path(job.out)
-    kind = COMMANDS[command].kind
-    inputs = inputs_of(cfg)
-    with ArtifactWriter(out, kind, cfg, inputs=inputs, force=getattr(cfg, "force", False)) as w:
-        if w.complete:
-            return already_complete(out)
+    def write(w) -> None:
         manifests = []
         for path in job.shards:
             require_finished(path)  # UserError naming an unfinished shard
@@ -131,9 +128,10 @@ def merge_shards(job: Job, cfg) -> Path:
         rows = w.all_rows()
         shards = [{"path": p, "rows": m.get("rows"), "seconds": (m.get("timings") or {}).get("seconds")}
                   for p, m in zip(job.shards, manifests)]
-        module(command).finish_merged(w, rows, manifests, {"shards": shards})
-    log.info("merged %d shards (%d rows) into %s", len(job.shards), len(rows), out)
-    return out
+        module(job.stage).finish_merged(w, rows, manifests, {"shards": shards})
+        log.info("merged %d shards (%d rows) into %s", len(job.shards), len(rows), w.out)
+
+    return run_stage(cfg, COMMANDS[job.stage].kind, write)
 
 
 def restart_count() -> int:

@@ -370,11 +370,18 @@ def earlier_seconds(out: Path) -> float | None:
     return round(float(seconds), 1) if seconds is not None else None
 
 
+def done_path(step: Step) -> Path | None:
+    """The file that says a step writing plain files (report: report.md) ran; None for a step writing an
+    artifact (its manifest says it)."""
+    name = COMMANDS[step.command].done_file
+    return step.out / name if name else None
+
+
 def files_current(step: Step, steps: dict[str, Step]) -> bool:
     """A step writing plain files (report) is up to date when its done file (report.md) is newer than every
     manifest it reads."""
-    done = step.out / COMMANDS[step.command].done_file
-    if not done.is_file():
+    done = done_path(step)
+    if done is None or not done.is_file():
         return False
     from stages.artifacts.layout import manifest_path
 
@@ -415,7 +422,7 @@ def why_run(step: Step, cfg, rerun: set[str], forced: dict[str, str] | None = No
     if forced and step.name in forced:
         return Verdict("run", forced[step.name], True)
     upstream = [n for n in step.needs if n in rerun]
-    if COMMANDS[step.command].done_file:  # files without a manifest (report): rerun when older than its inputs
+    if done_path(step) is not None:  # files without a manifest (report): rerun when older than its inputs
         if steps is not None and files_current(step, steps) and not upstream:
             return Verdict("skip", None)
         return Verdict("run", "the report is older than what it reads")

@@ -50,6 +50,7 @@ from stages.pipelines.plan import (  # noqa: F401  (the pipeline API, re-exporte
     available,
     build_config,
     describe_resources,
+    done_path,
     earlier_seconds,
     first_sentence,
     load_pipelines,
@@ -291,7 +292,7 @@ def vars_refusal(ctx: Context, cfg: RunConfig) -> tuple[str | None, list[str]]:
     now = _vars_of(ctx, cfg)
     changed = {k: (before.get(k), v) for k, v in now.items() if k in before and before[k] != v}
     finished = [s.name for s in ctx.steps if earlier_seconds(s.out) is not None
-                or (COMMANDS[s.command].done_file and (s.out / COMMANDS[s.command].done_file).exists())]
+                or (done_path(s) is not None and done_path(s).exists())]
     if not (changed and finished):
         return None, []
     was = ", ".join(f"{k}={a}" for k, (a, _) in changed.items())
@@ -339,8 +340,8 @@ def status(ctx: Context) -> list[dict]:
         cfg = build_config(step)
         seconds = earlier_seconds(step.out)
         info = jobs.get(step.name, {})
-        done_file = COMMANDS[step.command].done_file  # report: plain files, no artifact state
-        state = None if done_file else output_state(step.out, COMMANDS[step.command].kind, cfg, inputs_of(cfg))
+        done = done_path(step)  # report: plain files, no artifact state
+        state = None if done else output_state(step.out, COMMANDS[step.command].kind, cfg, inputs_of(cfg))
         extra = {k: info.get(k) for k in ("job", "log")}
         if state is not None and state.complete:
             records.append(record(step, "complete", f"{state.rows} rows" if state.kind != "checkpoint" else
@@ -352,9 +353,8 @@ def status(ctx: Context) -> list[dict]:
         elif info:
             detail = info.get("detail") or "its job ended without a complete output"
             records.append(record(step, "failed", detail, **extra))
-        elif done_file:
-            done = (step.out / done_file).is_file()
-            records.append(record(step, "complete" if done else "not run", str(step.out / done_file)))
+        elif done:
+            records.append(record(step, "complete" if done.is_file() else "not run", str(done)))
         elif state.status == "interrupted":
             records.append(record(step, "running" if state.writer else "interrupted", state.describe()))
         else:
